@@ -1,0 +1,150 @@
+"""Matching v1: which customers an activity belongs to, and which activities are not logged.
+
+Pure functions over a ``CustomerIndex`` snapshot and a ``MatchPolicy``; no store, no
+protocol. Rules, strongest first, each recorded on the link:
+
+* ``email``: a participant's address is a customer's identity (confidence 1.0);
+* ``person-company``: the company of a person matched by ``email`` (0.95);
+* ``domain``: the address's domain, or a parent of it, is a company's domain (0.9).
+  Free-mail and disposable domains never identify a company; nor do our own domains.
+
+Mail whose every participant is internal is not logged (``internal-only``), nor, when the
+policy says so, mail from automated senders (``automated``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mapping.normalize import email_domain, parent_domains
+from syncd.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
+
+RULE_CONFIDENCE = {"manual": 1.0, "email": 1.0, "person-company": 0.95, "domain": 0.9}
+
+_ROLE_LOCAL = re.compile(
+    r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|bounces?|notifications?|"
+    r"alerts?|newsletter|news|marketing|automated|auto[-_.]?confirm)([-+_.].*)?$"
+)
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    internal_domains: frozenset[str] = frozenset()
+    own_addresses: frozenset[str] = frozenset()
+    free_mail_domains: frozenset[str] = frozenset()
+    exclude_automated: bool = True
+
+    def is_internal(self, email: str) -> bool:
+        if email in self.own_addresses:
+            return True
+        return any(d in self.internal_domains for d in parent_domains(email_domain(email)))
+
+    def is_free_mail(self, domain: str) -> bool:
+        return domain in self.free_mail_domains
+
+
+@dataclass(frozen=True)
+class CustomerIndex:
+    """Lookup tables built once per pass from the store's identities."""
+
+    email_owner: dict[str, int] = field(default_factory=dict)
+    domain_company: dict[str, int] = field(default_factory=dict)
+    company_of: dict[int, int] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        identities: Iterable[tuple[int, str, str]],
+        customers: Iterable[tuple[int, str, str, int | None]],
+        policy: MatchPolicy,
+    ) -> "CustomerIndex":
+        """``identities``: (customer id, kind, value); ``customers``: (id, kind, name, company id).
+
+        A company's domains are its explicit ones plus the business domains its people's
+        addresses use; a derived domain that points at two companies is dropped, since a
+        guess there would show one customer another's mail.
+        """
+        customers = list(customers)
+        names = {cid: name for cid, _kind, name, _company in customers}
+        kinds = {cid: kind for cid, kind, _name, _company in customers}
+        company_of = {cid: company for cid, _kind, _name, company in customers if company is not None}
+        email_owner: dict[str, int] = {}
+        domain_company: dict[str, int] = {}
+        derived: dict[str, set[int]] = defaultdict(set)
+        for cid, kind, value in identities:
+            if kind == "email":
+                email_owner[value] = cid
+                domain = email_domain(value)
+                company = cid if kinds.get(cid) == "company" else company_of.get(cid)
+                if company is not None and not policy.is_free_mail(domain) and not policy.is_internal(value):
+                    derived[domain].add(company)
+            elif kind == "domain" and not policy.is_free_mail(value):
+                domain_company[value] = cid
+        for domain, companies in derived.items():
+            if len(companies) == 1 and domain not in domain_company:
+                domain_company[domain] = next(iter(companies))
+        return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names)
+
+
+def is_automated(record: ActivityRecord) -> bool:
+    """Bulk, auto-replies, bounces and role senders: not conversations with a person."""
+    auto_submitted = (record.hint("auto-submitted") or "").strip().lower()
+    if auto_submitted and auto_submitted != "no":
+        return True
+    if (record.hint("precedence") or "").strip().lower() in {"bulk", "list", "junk", "auto_reply"}:
+        return True
+    if record.hint("list-id") or record.hint("list-unsubscribe"):
+        return True
+    if (record.hint("content-type") or "").lower().startswith("multipart/report"):
+        return True
+    senders = [p for p in record.participants if p.role == Role.FROM]
+    return any(_ROLE_LOCAL.match(p.email.split("@", 1)[0]) for p in senders)
+
+
+def skip_reason(record: ActivityRecord, policy: MatchPolicy) -> str | None:
+    """Why this record is not logged at all, or None to log it."""
+    if record.kind == ActivityKind.EMAIL:
+        if record.participants and all(policy.is_internal(p.email) for p in record.participants):
+            return "internal-only"
+        if policy.exclude_automated and record.direction != Direction.OUTBOUND and is_automated(record):
+            return "automated"
+    return None
+
+
+def link_participants(
+    participants: Iterable[Participant], index: CustomerIndex, policy: MatchPolicy
+) -> list[LinkSpec]:
+    """The customers these participants belong to; the strongest rule per customer wins."""
+    best: dict[int, LinkSpec] = {}
+
+    def offer(customer_id: int, rule: str, evidence: str) -> None:
+        spec = LinkSpec(customer_id, rule, RULE_CONFIDENCE[rule], evidence)
+        current = best.get(customer_id)
+        if current is None or spec.confidence > current.confidence:
+            best[customer_id] = spec
+
+    for participant in participants:
+        email = participant.email
+        if policy.is_internal(email):
+            continue
+        owner = index.email_owner.get(email)
+        if owner is not None:
+            offer(owner, "email", f"{participant.role.value} {email} is an address of {index.names.get(owner, owner)}")
+            company = index.company_of.get(owner)
+            if company is not None:
+                offer(company, "person-company", f"{email} is a contact of {index.names.get(company, company)}")
+            continue
+        domain = email_domain(email)
+        if policy.is_free_mail(domain):
+            continue
+        for candidate in parent_domains(domain):
+            company = index.domain_company.get(candidate)
+            if company is not None:
+                offer(company, "domain", f"{participant.role.value} {email} is at {candidate}, "
+                      f"the domain of {index.names.get(company, company)}")
+                break
+    return sorted(best.values(), key=lambda s: s.customer_id)

@@ -1,0 +1,234 @@
+"""The `syncd` command line. ``main()`` returns the exit code; nothing runs at import.
+
+Exit codes:
+  0  success
+  1  a source failed (the others were still synced), or status found a failing source
+  2  the config is invalid, or the command line is wrong
+  3  the store cannot be opened
+  4  nothing found (timeline: no such customer)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from syncd.config import DEFAULT_CONFIG_PATH, Config, ConfigError, check_references, load_config
+
+EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG, EXIT_STORE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+
+log = logging.getLogger("syncd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="A CRM without a CRM login: mail and workbooks matched to customers, "
+        "written back as a timeline workbook.",
+        epilog=__doc__.split("\n", 2)[2] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="debug logging; re-raise unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("-c", "--config", type=Path, default=Path(os.environ.get("SYNCD_CONFIG", DEFAULT_CONFIG_PATH)),
+                       help=f"config file (default: $SYNCD_CONFIG or {DEFAULT_CONFIG_PATH})")
+        return p
+
+    demo = sub.add_parser("demo", help="write the bundled sample into DIR and sync it once")
+    demo.add_argument("--dir", type=Path, default=Path("syncd-demo"), help="where to put the demo (default ./syncd-demo)")
+
+    sync = with_config(sub.add_parser("sync", help="sync every source"))
+    sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    sync.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    sync.add_argument("--confirm-removals", action="append", default=[], metavar="SOURCE",
+                      help="apply removals held for SOURCE by the empty/shrunk-source guard")
+
+    with_config(sub.add_parser("run", help="run the service loop until SIGTERM"))
+    with_config(sub.add_parser("check-config", help="validate the config and what it points at"))
+
+    status = with_config(sub.add_parser("status", help="counts and per-source health"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    timeline = with_config(sub.add_parser("timeline", help="one customer's history, newest first"))
+    timeline.add_argument("customer", help="customer id, email, domain or part of the name")
+    timeline.add_argument("--json", action="store_true")
+    timeline.add_argument("--limit", type=int, default=50)
+
+    quarantine = with_config(sub.add_parser("quarantine", help="items that could not be ingested, with reasons"))
+    quarantine.add_argument("--json", action="store_true")
+    return parser
+
+
+def _load(path: Path) -> Config:
+    return load_config(path)
+
+
+def _open_store(config: Config) -> Any:
+    from syncd.store import Store
+
+    return Store.open(config.store_url)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    problems = check_references(config)
+    if problems:
+        raise ConfigError(args.config.absolute(), problems)
+    print(f"{args.config}: OK ({len(config.sources)} sources)")
+    return EXIT_OK
+
+
+def _print_pass(result: Any) -> None:
+    for s in result.sources:
+        state = "ok" if s.ok else f"FAILED: {s.error}"
+        extra = f" SUSPECT: {s.suspect}" if s.suspect else ""
+        print(f"  {s.name:<20} {s.kind:<16} new={s.new} updated={s.updated} removed={s.removed} "
+              f"skipped={s.skipped} quarantined={s.quarantined} {state}{extra}")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from syncd.pipeline import Pipeline
+
+    config = _load(args.config)
+    unknown = [n for n in args.source + args.confirm_removals if n not in {s.name for s in config.sources}]
+    if unknown:
+        print(f"syncd: unknown source(s): {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = _open_store(config)
+    try:
+        result = Pipeline(config, store).run_pass(only=args.source or None, confirm_removals=args.confirm_removals)
+    finally:
+        store.close()
+    _print_pass(result)
+    print(f"timeline: {result.timeline_path} ({'written' if result.timeline_written else 'unchanged'})")
+    return EXIT_OK if result.ok else EXIT_SOURCE_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncd.service import run_service
+
+    return run_service(args.config)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = _open_store(config)
+    try:
+        status = store.status()
+    finally:
+        store.close()
+    configured = {s.name: s.kind for s in config.sources}
+    status["sources"] = [s for s in status["sources"] if s["name"] in configured]
+    for name, kind in configured.items():
+        if name not in {s["name"] for s in status["sources"]}:
+            status["sources"].append({"name": name, "kind": kind, "last_sync": None, "ingested": 0,
+                                      "quarantined": 0, "skipped": {}, "error": None, "suspect": None})
+    failing = [s for s in status["sources"] if s.get("error")]
+    if args.json:
+        print(json.dumps(status, indent=2, default=_json_default))
+    else:
+        print(f"customers={status['customers']} activities={status['activities']} "
+              f"unmatched={status['unmatched']} quarantined={status['quarantined']}")
+        for s in status["sources"]:
+            skipped = ",".join(f"{k}:{v}" for k, v in sorted(s.get("skipped", {}).items())) or "0"
+            line = (f"  {s['name']:<20} {s['kind']:<16} last_sync={s['last_sync'] or 'never'} "
+                    f"ingested={s['ingested']} skipped={skipped} quarantined={s['quarantined']}")
+            if s.get("error"):
+                line += f" ERROR (since {s.get('failing_since')}): {s['error']}"
+            if s.get("suspect"):
+                line += f" SUSPECT: {s['suspect']}"
+            print(line)
+    return EXIT_SOURCE_FAILED if failing else EXIT_OK
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = _open_store(config)
+    try:
+        customers = store.find_customers(args.customer)
+        if not customers:
+            print(f"syncd: no customer matches {args.customer!r}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        activities = store.activities(limit=args.limit, customer_ids=[c.id for c in customers])
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"customers": [{"id": c.id, "name": c.name, "kind": c.kind} for c in customers],
+                          "activities": activities}, indent=2, default=_json_default))
+        return EXIT_OK
+    print("; ".join(f"#{c.id} {c.name} ({c.kind})" for c in customers))
+    for a in activities:
+        when = a["occurred_at"].strftime("%Y-%m-%d %H:%M")
+        sender = next((p["email"] for p in a["participants"] if p["role"] == "from"), "")
+        print(f"  {when}  {a['kind']:<7} {a['direction']:<8} {sender:<32} {a['subject']}")
+    return EXIT_OK
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = _open_store(config)
+    try:
+        items = store.quarantine()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(items, indent=2))
+    else:
+        for item in items:
+            print(f"{item['source']}  {item['key']}  {item['reason']}  ({item['where']})")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from syncd.demo import run_demo
+
+    return run_demo(args.dir)
+
+
+COMMANDS = {
+    "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
+    "timeline": cmd_timeline, "quarantine": cmd_quarantine,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from syncd.logs import setup_logging
+    from syncd.store import StoreError
+
+    args = _parser().parse_args(argv)
+    setup_logging("debug" if args.debug else os.environ.get("SYNCD_LOG_LEVEL", "info"),
+                  os.environ.get("SYNCD_LOG_FORMAT", "text"))
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        if args.debug:
+            raise
+        log.exception("unexpected error at=%s", datetime.now(timezone.utc).isoformat())
+        return 70
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""The one config file: a TOML document validated by pydantic models.
+
+The models here are the single source of truth for validation, for
+``docs/configuration.md`` and for ``config/syncd.example.toml``. Every error names the
+file, the key path and what is wrong, and all errors are reported at once, because an
+admin fixing a config one error per restart gives up. Unknown keys are errors (a typo'd
+key silently ignored is a feature silently off). Relative paths resolve against the
+folder of the config file, so a config and its workbooks can move together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/syncd/syncd.toml")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}" if self.key else self.message
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; carries every problem found, with its location."""
+
+    def __init__(self, path: Path | str, problems: list[ConfigProblem]):
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.path}: {len(self.problems)} problem(s)"]
+        lines += [f"  {self.path}: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if base is not None and not value.is_absolute():
+        value = Path(base) / value
+    return value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+def _domain_list(values: list[str]) -> list[str]:
+    cleaned = []
+    for value in values:
+        domain = value.strip().lower().lstrip("@").rstrip(".")
+        if not domain or " " in domain or "." not in domain:
+            raise ValueError(f"{value!r} is not a domain name")
+        cleaned.append(domain)
+    return cleaned
+
+
+DomainList = Annotated[list[str], AfterValidator(_domain_list)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceConfig(StrictModel):
+    """How the daemon runs."""
+
+    state_dir: ConfigPath = Field(
+        default=Path("/var/lib/syncd"),
+        description="Folder for the SQLite store and service state.",
+    )
+    interval_seconds: int = Field(
+        default=300, ge=5, description="Seconds between passes over sources that are polled."
+    )
+    batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="Items committed together with their cursor."
+    )
+    removal_guard_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="A pass that would remove more than this share of a source's items is "
+        "held as suspect until confirmed with `syncd sync --confirm-removals SOURCE`.",
+    )
+    timezone: str = Field(default="UTC", description="Time zone for dates written to workbooks.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Zagreb)")
+        return value
+
+
+class SecretSource(StrictModel):
+    """Where a secret comes from. Secrets are never written in the config itself."""
+
+    file: ConfigPath | None = Field(default=None, description="A file holding the secret (mode 0600 or 0400).")
+    env: str | None = Field(default=None, description="An environment variable holding the secret.")
+    credential: str | None = Field(
+        default=None, description="A systemd credential name, read from $CREDENTIALS_DIRECTORY."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SecretSource":
+        given = [n for n in ("file", "env", "credential") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of file, env or credential")
+        return self
+
+
+class StoreConfig(StrictModel):
+    """Where syncd keeps what it has read."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite at STATE_DIR/syncd.db. A URL with a "
+        "password belongs in `url_secret`, not here.",
+    )
+    url_secret: SecretSource | None = Field(default=None, description="Read the URL from a secret.")
+    keep_bodies: bool = Field(default=False, description="Store whole message bodies (off: metadata and snippet only).")
+    snippet_chars: int = Field(default=240, ge=0, le=2000, description="Length of the stored text snippet.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_password(cls, value: str | None) -> str | None:
+        if value and "://" in value:
+            netloc = value.split("://", 1)[1].split("/", 1)[0]
+            if "@" in netloc and ":" in netloc.split("@", 1)[0]:
+                raise ValueError("the URL holds a password: move it to url_secret")
+        return value
+
+    @model_validator(mode="after")
+    def _one_url(self) -> "StoreConfig":
+        if self.url and self.url_secret:
+            raise ValueError("give url or url_secret, not both")
+        return self
+
+
+class MailSourceBase(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Unique source name.")
+    owner: str = Field(description="The staff member whose mailbox this is (an email address).")
+    owner_addresses: list[str] = Field(
+        default_factory=list, description="Further addresses of the owner (aliases), for direction."
+    )
+    enabled: bool = True
+
+    @field_validator("owner", "owner_addresses")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower()
+        return [v.strip().lower() for v in value]
+
+
+class MaildirSourceConfig(MailSourceBase):
+    """A Maildir (or Maildir++ tree with subfolders) read from disk."""
+
+    kind: Literal["maildir"]
+    path: ConfigPath = Field(description="The Maildir folder (holding cur/ new/ tmp/).")
+    include_subfolders: bool = Field(default=True, description="Read Maildir++ subfolders (.Sent, .Archive...).")
+
+
+class MboxSourceConfig(MailSourceBase):
+    """An mbox file, such as a mail export."""
+
+    kind: Literal["mbox"]
+    path: ConfigPath = Field(description="The mbox file.")
+
+
+class CustomerColumns(StrictModel):
+    """Which header names hold which customer fields. Unmapped fields are left empty."""
+
+    company: str | None = Field(default=None, description="Company name.")
+    person: str | None = Field(default=None, description="Contact person's full name.")
+    email: str | None = Field(default=None, description="Email address(es); several separated by , ; or space.")
+    phone: str | None = Field(default=None, description="Phone number(s).")
+    domain: str | None = Field(default=None, description="Company web or mail domain.")
+    owner: str | None = Field(default=None, description="Staff member who owns the customer.")
+
+    @model_validator(mode="after")
+    def _needs_name(self) -> "CustomerColumns":
+        if not self.company and not self.person:
+            raise ValueError("map at least one of company or person")
+        return self
+
+
+class ExcelCustomersSourceConfig(StrictModel):
+    """A customer list kept in a staff workbook. Read-only: syncd never writes to it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    kind: Literal["excel_customers"]
+    path: ConfigPath = Field(description="The workbook (.xlsx or .xlsm).")
+    sheet: str | None = Field(default=None, description="Sheet name. Default: the first sheet.")
+    header_row: int = Field(default=1, ge=1, description="Row number of the header.")
+    columns: CustomerColumns
+    key_columns: list[str] = Field(
+        default_factory=list,
+        description="Headers whose values identify a row. Default: the email column, else a hash of the row.",
+    )
+    enabled: bool = True
+
+
+SourceConfig = Annotated[
+    Union[MaildirSourceConfig, MboxSourceConfig, ExcelCustomersSourceConfig],
+    Field(discriminator="kind"),
+]
+
+
+class MatchingConfig(StrictModel):
+    """How records are matched to customers."""
+
+    internal_domains: DomainList = Field(
+        default_factory=list,
+        description="Our own mail domains. Mail only between these is not logged; they never identify a customer.",
+    )
+    extra_free_mail_domains: DomainList = Field(
+        default_factory=list,
+        description="Free-mail domains in addition to the packaged list; they never identify a company.",
+    )
+    exclude_automated: bool = Field(
+        default=True, description="Skip mail from automated senders (no-reply, bulk, auto-replies)."
+    )
+
+
+class TimelineConfig(StrictModel):
+    """The timeline workbook syncd writes (its own file, never a staff workbook)."""
+
+    path: ConfigPath = Field(default=Path("timeline.xlsx"), description="Where the timeline workbook is written.")
+    max_rows: int = Field(default=100_000, ge=100, le=1_000_000, description="Newest activities kept on Timeline.")
+
+
+class Config(StrictModel):
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    timeline: TimelineConfig = Field(default_factory=TimelineConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.name in seen:
+                raise ValueError(f"source name {source.name!r} is used twice")
+            seen.add(source.name)
+        return sources
+
+    def source(self, name: str) -> Any:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+    @property
+    def store_url(self) -> str:
+        if self.store.url:
+            return self.store.url
+        if self.store.url_secret:
+            from syncd.secrets import read_secret
+
+            return read_secret(self.store.url_secret, "store.url_secret")
+        return f"sqlite:///{self.service.state_dir / 'syncd.db'}"
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (
+        Config, ServiceConfig, StoreConfig, SecretSource, MaildirSourceConfig, MboxSourceConfig,
+        ExcelCustomersSourceConfig, CustomerColumns, MatchingConfig, TimelineConfig,
+    ):
+        names.update(model.model_fields)
+    return names
+
+
+def _key_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    items = list(loc)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            if parts[-1].startswith("sources[") and i + 1 < len(items):
+                # Pydantic puts the discriminator value in the path; show the source name instead.
+                source = (data.get("sources") or [{}])[item] if item < len(data.get("sources") or []) else {}
+                if isinstance(source, dict) and items[i + 1] == source.get("kind"):
+                    i += 1
+                if isinstance(source, dict) and source.get("name"):
+                    parts[-1] += f" ({source['name']})"
+        elif isinstance(item, str) and item.startswith(("function-", "literal[")):
+            pass
+        else:
+            parts.append(str(item))
+        i += 1
+    return ".".join(parts)
+
+
+def _problem(error: dict[str, Any], data: dict[str, Any]) -> ConfigProblem:
+    key = _key_path(tuple(error["loc"]), data)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        leaf = str(error["loc"][-1])
+        close = difflib.get_close_matches(leaf, _all_field_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return ConfigProblem(key, f"unknown key{hint}")
+    if kind == "missing":
+        return ConfigProblem(key, "required key is missing")
+    if kind == "union_tag_invalid":
+        return ConfigProblem(key + ".kind", f"unknown source kind; expected one of {error['ctx']['expected_tags']}")
+    if kind == "union_tag_not_found":
+        return ConfigProblem(key, "the source needs a `kind`")
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    got = error.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        message += f" (got {got!r})"
+    return ConfigProblem(key, message)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate TOML text as if it were the file ``path``; raise ConfigError with every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    try:
+        return Config.model_validate(data, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        problems = [_problem(e, data) for e in exc.errors()]  # type: ignore[arg-type]
+        raise ConfigError(path, problems) from None
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path).absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [ConfigProblem("", f"cannot read the config file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [ConfigProblem("", f"the config file is not UTF-8: {exc.reason}")]) from None
+    return parse_config(text, path)
+
+
+def check_references(config: Config) -> list[ConfigProblem]:
+    """Problems with what the config points at (files, folders), found without syncing."""
+    problems: list[ConfigProblem] = []
+    for index, source in enumerate(config.sources):
+        key = f"sources[{index}] ({source.name}).path"
+        path: Path = source.path
+        if isinstance(source, MaildirSourceConfig):
+            if not path.is_dir():
+                problems.append(ConfigProblem(key, f"no such folder: {path}"))
+            elif not (path / "cur").is_dir() and not (path / "new").is_dir():
+                problems.append(ConfigProblem(key, f"{path} is not a Maildir (no cur/ or new/ inside)"))
+        elif not path.is_file():
+            problems.append(ConfigProblem(key, f"no such file: {path}"))
+    if config.store.url_secret:
+        from syncd.secrets import SecretError, read_secret
+
+        try:
+            read_secret(config.store.url_secret, "store.url_secret")
+        except SecretError as exc:
+            problems.append(ConfigProblem("store.url_secret", str(exc)))
+    return problems

@@ -1,0 +1,244 @@
+"""One pass: every source read incrementally, matched, committed, and the timeline written.
+
+Flow per source: connector batches -> mapping decides what is logged and to whom it
+links -> the store commits each batch with its cursor. Customer sources run first, so
+mail read in the same pass matches customers added in it; when customers changed, all
+activities are re-matched from the store (no mailbox is read again).
+
+A source that fails is recorded with its error and the pass goes on with the others.
+A listing that would remove most of a source's items (or reads as empty) is held: the
+removals are not applied and the source is marked suspect until an admin confirms.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from connectors.base import Connector, SourceError
+from connectors.excel_customers import ExcelCustomersConnector
+from connectors.excel_timeline import TimelineWriteError, write_timeline
+from connectors.maildir import MaildirConnector, MboxConnector
+from mapping.freemail import packaged_free_mail_domains
+from mapping.matcher import CustomerIndex, MatchPolicy, link_participants, skip_reason
+from mapping.normalize import normalize_domain, normalize_email, normalize_phone
+from syncd.config import (
+    Config,
+    ExcelCustomersSourceConfig,
+    MaildirSourceConfig,
+    MboxSourceConfig,
+)
+from syncd.records import (
+    ActivityRecord,
+    CustomerRecord,
+    LinkSpec,
+    Participant,
+    ReadOptions,
+)
+from syncd.store import Ingest, Skip, Store
+from syncd.timeline import build_view
+
+log = logging.getLogger("syncd.pipeline")
+
+CUSTOMER_KINDS = {"excel_customers"}
+
+
+@dataclass
+class SourceResult:
+    name: str
+    kind: str
+    ok: bool = True
+    error: str | None = None
+    new: int = 0
+    updated: int = 0
+    removed: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    customers_changed: int = 0
+    suspect: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class PassResult:
+    sources: list[SourceResult] = field(default_factory=list)
+    timeline_written: bool = False
+    timeline_path: str = ""
+    rematched: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.sources)
+
+
+def make_connector(source: object, options: ReadOptions) -> Connector:
+    if isinstance(source, MaildirSourceConfig):
+        return MaildirConnector(
+            source.name, options, path=source.path, owner=source.owner,
+            owner_addresses=frozenset(source.owner_addresses), include_subfolders=source.include_subfolders,
+        )
+    if isinstance(source, MboxSourceConfig):
+        return MboxConnector(source.name, options, path=source.path, owner=source.owner,
+                             owner_addresses=frozenset(source.owner_addresses))
+    if isinstance(source, ExcelCustomersSourceConfig):
+        return ExcelCustomersConnector(
+            source.name, options, path=source.path, sheet=source.sheet, header_row=source.header_row,
+            columns=source.columns.model_dump(), key_columns=source.key_columns,
+        )
+    raise ValueError(f"no connector for source kind {getattr(source, 'kind', source)!r}")
+
+
+def match_policy(config: Config) -> MatchPolicy:
+    own: set[str] = set()
+    for source in config.sources:
+        if isinstance(source, (MaildirSourceConfig, MboxSourceConfig)):
+            own.add(source.owner)
+            own.update(source.owner_addresses)
+    return MatchPolicy(
+        internal_domains=frozenset(config.matching.internal_domains),
+        own_addresses=frozenset(own),
+        free_mail_domains=packaged_free_mail_domains() | frozenset(config.matching.extra_free_mail_domains),
+        exclude_automated=config.matching.exclude_automated,
+    )
+
+
+def normalize_customer(record: CustomerRecord) -> CustomerRecord:
+    emails = tuple(dict.fromkeys(e for e in (normalize_email(x) for x in record.emails) if e))
+    phones = tuple(dict.fromkeys(p for p in (normalize_phone(x) for x in record.phones) if p))
+    domains = tuple(dict.fromkeys(d for d in (normalize_domain(x.split("://")[-1].split("/")[0])
+                                              for x in record.domains) if d))
+    return replace(record, emails=emails, phones=phones, domains=domains)
+
+
+class Pipeline:
+    def __init__(self, config: Config, store: Store):
+        self.config = config
+        self.store = store
+        self.policy = match_policy(config)
+        self.index = CustomerIndex()
+        self.options = ReadOptions(
+            snippet_chars=config.store.snippet_chars,
+            keep_bodies=config.store.keep_bodies,
+            batch_size=config.service.batch_size,
+        )
+
+    def refresh_index(self) -> None:
+        customers = [(c.id, c.kind, c.name, c.company_id) for c in self.store.customer_rows()]
+        self.index = CustomerIndex.build(self.store.identity_rows(), customers, self.policy)
+
+    def link(self, participants: tuple[Participant, ...], hints: dict[str, str], ref: str | None) -> list[LinkSpec]:
+        return link_participants(participants, self.index, self.policy)
+
+    def run_pass(self, only: Iterable[str] | None = None, confirm_removals: Iterable[str] = ()) -> PassResult:
+        wanted = set(only) if only else None
+        confirmed = set(confirm_removals)
+        sources = [s for s in self.config.sources if s.enabled and (wanted is None or s.name in wanted)]
+        sources.sort(key=lambda s: s.kind not in CUSTOMER_KINDS)
+        result = PassResult()
+        self.refresh_index()
+        customers_changed = 0
+        for source in sources:
+            source_result = self.sync_source(source, source.name in confirmed)
+            customers_changed += source_result.customers_changed
+            result.sources.append(source_result)
+        if customers_changed:
+            result.rematched = self.store.rematch(self.link)
+            log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
+        result.timeline_written = self.write_timeline()
+        result.timeline_path = str(self.config.timeline.path)
+        return result
+
+    def sync_source(self, source: object, confirm_removals: bool = False) -> SourceResult:
+        name, kind = source.name, source.kind  # type: ignore[attr-defined]
+        result = SourceResult(name=name, kind=kind)
+        started = time.monotonic()
+        source_id = self.store.source_id(name, kind)
+        self.store.mark_attempt(source_id)
+        connector: Connector | None = None
+        try:
+            connector = make_connector(source, self.options)
+            state = self.store.sync_state(source_id)
+            for batch in connector.read(state):
+                ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems))
+                for record in batch.records:
+                    if isinstance(record, ActivityRecord):
+                        reason = skip_reason(record, self.policy)
+                        if reason:
+                            ingest.skipped.append(Skip(record.key, reason, record.version))
+                        else:
+                            ingest.activities.append(record)
+                    else:
+                        ingest.customers.append(normalize_customer(record))
+                if batch.removed:
+                    held = self._removal_guard(len(state.known), batch.listed, len(batch.removed),
+                                               batch.listing_complete)
+                    if held and not confirm_removals:
+                        result.suspect = held
+                        log.warning("source=%s removals held: %s", name, held)
+                    else:
+                        ingest.removed = list(batch.removed)
+                committed = self.store.commit(source_id, ingest, self.link)
+                result.new += committed.activities_new
+                result.updated += committed.activities_updated
+                result.removed += committed.removed
+                result.quarantined += committed.quarantined
+                result.skipped += committed.skipped
+                if committed.customers_changed:
+                    result.customers_changed += committed.customers_changed
+                    self.refresh_index()
+            self.store.mark_success(source_id, suspect_reason=result.suspect)
+        except SourceError as exc:
+            result.ok, result.error = False, str(exc)
+            self.store.mark_failure(source_id, str(exc))
+            log.error("source=%s kind=%s error=%r", name, kind, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
+            result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
+            self.store.mark_failure(source_id, result.error)
+            log.exception("source=%s kind=%s unexpected error", name, kind)
+        finally:
+            if connector is not None:
+                connector.close()
+        result.seconds = time.monotonic() - started
+        log.info(
+            "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f",
+            name, kind, result.ok, result.new, result.updated, result.removed, result.skipped,
+            result.quarantined, result.seconds,
+        )
+        return result
+
+    def _removal_guard(self, known: int, listed: int, removing: int, complete: bool) -> str | None:
+        """Why these removals look like a glitch rather than real deletions, or None."""
+        if not complete or not known:
+            return None
+        if listed == 0:
+            return f"source reads as empty but {known} items are stored; removals held"
+        ratio = removing / known
+        if known >= 10 and ratio > self.config.service.removal_guard_ratio:
+            return f"{removing} of {known} items ({ratio:.0%}) would be removed; removals held"
+        return None
+
+    def write_timeline(self) -> bool:
+        """Write the timeline workbook if its content changed (or the file is gone)."""
+        zone = ZoneInfo(self.config.service.timezone)
+        today = datetime.now(timezone.utc).astimezone(zone).date()
+        day_start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        view = build_view(
+            self.store.activities(limit=self.config.timeline.max_rows), self.store.customer_summaries(day_start), today, zone
+        )
+        path = self.config.timeline.path
+        digest = view.content_hash()
+        if path.exists() and self.store.output_hash(str(path)) == digest:
+            return False
+        try:
+            write_timeline(path, view)
+        except TimelineWriteError as exc:
+            log.error("timeline write failed: %s", exc)
+            return False
+        self.store.set_output_hash(str(path), digest)
+        log.info("timeline written path=%s activities=%d customers=%d review=%d", path, len(view.timeline),
+                 len(view.customers), len(view.review))
+        return True

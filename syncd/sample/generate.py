@@ -1,0 +1,278 @@
+"""Generate the bundled demo sample, deterministically: ``python -m syncd.sample.generate``.
+
+Writes ``syncd/sample/data/``: two staff Maildirs (inbox and Sent) for a small trading
+company, a customer workbook and a config. The same seed always gives the same mail, so
+tests can state exact expectations. The sample deliberately holds the awkward cases a
+real mailbox has: threads across two mailboxes, a free-mail customer and an unknown
+free-mail sender, a no-reply notification, an internal-only thread, a message to two
+customers, non-UTF-8 charsets, a message without a Date, and a malformed file.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+SEED = 20261120
+END = datetime(2026, 11, 20, 17, 0, tzinfo=timezone.utc)
+OUR_DOMAIN = "northwind-trading.com"
+STAFF = {"alice": "Alice Lindqvist", "bob": "Bob Marić"}
+
+
+@dataclass(frozen=True)
+class Contact:
+    company: str
+    person: str
+    email: str
+    phone: str
+    website: str
+    owner: str
+
+
+CONTACTS = [
+    Contact("Adriatic Foods d.o.o.", "Ivana Horvat", "ivana.horvat@adriaticfoods.hr", "+385 1 4567 890", "adriaticfoods.hr", "alice"),
+    Contact("Adriatic Foods d.o.o.", "Marko Babić", "marko.babic@adriaticfoods.hr", "", "adriaticfoods.hr", "alice"),
+    Contact("Baltic Timber Sp. z o.o.", "Katarzyna Nowak", "k.nowak@baltictimber.pl", "+48 22 123 45 67", "baltictimber.pl", "bob"),
+    Contact("Baltic Timber Sp. z o.o.", "Piotr Zieliński", "p.zielinski@baltictimber.pl", "", "baltictimber.pl", "bob"),
+    Contact("Nordic Retail AB", "Erik Johansson", "erik.johansson@nordicretail.se", "+46 8 555 123 45", "nordicretail.se", "alice"),
+    Contact("Nordic Retail AB", "Sara Lindberg", "sara.lindberg@nordicretail.se", "", "nordicretail.se", "alice"),
+    Contact("Danube Logistics GmbH", "Stefan Gruber", "stefan.gruber@danube-logistics.at", "+43 1 234 5678", "danube-logistics.at", "bob"),
+    Contact("Beogradska Pekara", "Milica Petrović", "milica@bgpekara.rs", "+381 11 3456 789", "bgpekara.rs", "bob"),
+    Contact("Atlantic Seafood Ltd", "Siobhan Murphy", "siobhan.murphy@atlanticseafood.ie", "+353 1 555 0101", "atlanticseafood.ie", "alice"),
+    Contact("Atlantic Seafood Ltd", "Liam O'Brien", "liam.obrien@atlanticseafood.ie", "", "atlanticseafood.ie", "alice"),
+    Contact("Lisbon Ceramics Lda", "Ana Ferreira", "ana.ferreira@lisbonceramics.pt", "+351 21 123 4567", "lisbonceramics.pt", "bob"),
+    Contact("Alpine Dairy AG", "Lukas Meier", "lukas.meier@alpinedairy.ch", "+41 44 123 45 67", "alpinedairy.ch", "alice"),
+    Contact("Tatra Machinery s.r.o.", "Jana Kováčová", "jana.kovacova@tatramachinery.sk", "+421 2 1234 5678", "tatramachinery.sk", "bob"),
+    Contact("Aegean Olive Co.", "Nikos Papadopoulos", "nikos@aegeanolive.gr", "+30 21 0123 4567", "aegeanolive.gr", "alice"),
+    Contact("Rhine Chemicals GmbH", "Julia Schmidt", "j.schmidt@rhine-chem.de", "+49 221 123456", "rhine-chem.de", "bob"),
+    Contact("Vistula Print Sp. z o.o.", "Tomasz Wójcik", "t.wojcik@vistulaprint.pl", "48221234567", "vistulaprint.pl", "bob"),
+    Contact("Fjord Energy AS", "Ingrid Hansen", "ingrid.hansen@fjordenergy.no", "+47 22 12 34 56", "fjordenergy.no", "alice"),
+    Contact("Carpathian Wood SRL", "Andrei Popescu", "andrei.popescu@carpathianwood.ro", "+40 21 123 4567", "carpathianwood.ro", "bob"),
+    Contact("Iberia Textiles SL", "Lucía García", "lucia.garcia@iberiatextiles.es", "+34 91 123 45 67", "iberiatextiles.es", "alice"),
+    Contact("Bohemia Glass a.s.", "Petr Novák", "petr.novak@bohemiaglass.cz", "+420 2 2123 4567", "bohemiaglass.cz", "bob"),
+    # A private customer who writes from free mail: a person, never a "Gmail" company.
+    Contact("", "Marta Kovač", "marta.kovac@gmail.com", "+385 91 234 5678", "", "alice"),
+    # A customer with only a company row and a shared mailbox.
+    Contact("Tuscany Wines Srl", "", "info@tuscanywines.it", "+39 055 123 4567", "tuscanywines.it", "bob"),
+]
+# Customers in the workbook that have no mail at all (the Customers sheet shows them with no contact).
+QUIET = [Contact("Silent Partners Ltd", "Quinn Silent", "quinn@silentpartners.co.uk", "", "silentpartners.co.uk", "bob")]
+
+SUBJECTS = [
+    "Order {n} confirmation", "Price list for Q{q}", "Delivery schedule week {w}", "Invoice {n}",
+    "Meeting next week", "Samples for the new range", "Contract renewal", "Complaint about shipment {n}",
+    "Payment terms", "Catalogue request", "Visit at the trade fair", "Quote for {n} units",
+]
+LINES = [
+    "Thank you for the quick reply.", "Please find the details below.", "Could you confirm the quantities?",
+    "We would like to move the delivery by a week.", "The goods arrived in good condition.",
+    "Can we schedule a call on Thursday?", "Attached is the updated offer.", "Looking forward to your answer.",
+]
+
+
+class Mailboxes:
+    """Writes messages into the staff Maildirs with deterministic file names."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.counter = 0
+
+    def deliver(self, staff: str, folder: str, raw: bytes, when: datetime) -> None:
+        self.counter += 1
+        base = self.root / staff if folder == "INBOX" else self.root / staff / f".{folder}"
+        new = base / "new"
+        new.mkdir(parents=True, exist_ok=True)
+        name = f"{int(when.timestamp())}.M{self.counter:05d}P1.sample"
+        (new / name).write_bytes(raw)
+
+
+def addr(name: str, email: str) -> str:
+    return f"{name} <{email}>"
+
+
+def staff_addr(staff: str) -> str:
+    return addr(STAFF[staff], f"{staff}@{OUR_DOMAIN}")
+
+
+def build(subject: str, sender: str, to: list[str], when: datetime, body: str, msgid: str,
+          cc: list[str] | None = None, in_reply_to: str | None = None, references: list[str] | None = None,
+          extra: dict[str, str] | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = f"<{msgid}>"
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+        msg["References"] = " ".join(f"<{r}>" for r in (references or [in_reply_to]))
+    for key, value in (extra or {}).items():
+        msg[key] = value
+    msg.set_content(body)
+    return bytes(msg)
+
+
+def generate(root: Path = DATA) -> Path:
+    rng = random.Random(SEED)
+    if root.exists():
+        shutil.rmtree(root)
+    mail = Mailboxes(root / "mail")
+    thread_no = 0
+    for round_no in range(3):
+        for contact in CONTACTS:
+            thread_no += 1
+            staff = contact.owner
+            other = "bob" if staff == "alice" else "alice"
+            start = END - timedelta(days=rng.randint(1, 170), hours=rng.randint(0, 9), minutes=rng.randint(0, 59))
+            subject = rng.choice(SUBJECTS).format(n=rng.randint(1000, 9999), q=rng.randint(1, 4), w=rng.randint(1, 52))
+            cc_other = thread_no % 5 == 0  # some threads copy the colleague: one message in two mailboxes
+            ids: list[str] = []
+            person_name = contact.person or contact.company
+            for step in range(rng.randint(2, 5)):
+                when = start + timedelta(hours=step * rng.randint(2, 30))
+                msgid = f"t{thread_no}.m{step}.{round_no}@{'mail.' + OUR_DOMAIN if step % 2 else 'mx.example.net'}"
+                body = "\n".join(rng.sample(LINES, 3))
+                reply_subject = subject if step == 0 else f"{'Re' if step % 2 else 'AW'}: {subject}"
+                cc = [staff_addr(other)] if cc_other else None
+                if step % 2 == 0:  # the customer writes
+                    raw = build(reply_subject, addr(person_name, contact.email), [staff_addr(staff)], when,
+                                f"Hello,\n\n{body}\n\nBest regards,\n{person_name}", msgid, cc=cc,
+                                in_reply_to=ids[-1] if ids else None, references=ids or None)
+                    mail.deliver(staff, "INBOX", raw, when)
+                    if cc_other:
+                        mail.deliver(other, "INBOX", raw, when)
+                else:  # staff answers
+                    quoted = f"\n\nOn {format_datetime(when)} {person_name} wrote:\n> earlier text"
+                    raw = build(reply_subject, staff_addr(staff), [addr(person_name, contact.email)], when,
+                                f"Hi,\n\n{body}\n\n{STAFF[staff]}{quoted}", msgid, cc=cc,
+                                in_reply_to=ids[-1], references=ids)
+                    mail.deliver(staff, "Sent", raw, when)
+                    if cc_other:
+                        mail.deliver(other, "INBOX", raw, when)
+                ids.append(msgid)
+    _special_cases(mail, rng)
+    _workbook(root / "customers.xlsx")
+    (root / "syncd.toml").write_text(CONFIG, encoding="utf-8")
+    return root
+
+
+def _special_cases(mail: Mailboxes, rng: random.Random) -> None:
+    when = END - timedelta(days=3)
+    # An unknown free-mail sender: a person nobody has on file; lands in Review.
+    mail.deliver("alice", "INBOX", build("Question about your products", addr("Tom Jones", "tomjones1987@gmail.com"),
+                                         [staff_addr("alice")], when, "Do you ship to the UK?",
+                                         "freemail.1@mail.gmail.com"), when)
+    # A no-reply notification from a customer's system: automated, not a conversation.
+    when = END - timedelta(days=2)
+    mail.deliver("alice", "INBOX", build("Your order has shipped", "Adriatic Foods <noreply@adriaticfoods.hr>",
+                                         [staff_addr("alice")], when, "Tracking number 123.",
+                                         "notify.1@adriaticfoods.hr", extra={"Auto-Submitted": "auto-generated"}),
+                 when)
+    # An internal-only thread: staff talking to staff is not customer history.
+    for step in range(3):
+        when = END - timedelta(days=5, hours=-step)
+        sender, receiver = ("alice", "bob") if step % 2 == 0 else ("bob", "alice")
+        raw = build("Team lunch on Friday" if step == 0 else "Re: Team lunch on Friday", staff_addr(sender),
+                    [staff_addr(receiver)], when, "Pizza or sushi?", f"internal.{step}@mail.{OUR_DOMAIN}",
+                    in_reply_to=f"internal.{step - 1}@mail.{OUR_DOMAIN}" if step else None)
+        mail.deliver(sender, "Sent", raw, when)
+        mail.deliver(receiver, "INBOX", raw, when)
+    # One message to two customers at once: it belongs to both.
+    when = END - timedelta(days=4)
+    mail.deliver("alice", "Sent", build(
+        "Joint shipment from Rijeka", staff_addr("alice"),
+        [addr("Ivana Horvat", "ivana.horvat@adriaticfoods.hr"), addr("Erik Johansson", "erik.johansson@nordicretail.se")],
+        when, "We can combine both orders in one container.", "joint.1@mail.northwind-trading.com"), when)
+    # Non-UTF-8: ISO-8859-2 body and an RFC 2047 subject, as older Croatian mail clients send.
+    when = END - timedelta(days=6)
+    raw = (
+        "From: =?iso-8859-2?q?Ivana_Horvat?= <ivana.horvat@adriaticfoods.hr>\r\n"
+        f"To: {staff_addr('alice')}\r\n"
+        "Subject: =?iso-8859-2?q?Ponuda_za_=BEitarice_i_=E8aj?=\r\n"
+        f"Date: {format_datetime(when)}\r\n"
+        "Message-ID: <latin2.1@adriaticfoods.hr>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=iso-8859-2\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+    ).encode("ascii") + "Poštovana, šaljemo ponudu za žitarice i čaj.\r\n".encode("iso-8859-2")
+    mail.deliver("alice", "INBOX", raw, when)
+    # Windows-1250 with an unknown charset label on a second part and no Date header at all.
+    when = END - timedelta(days=7)
+    raw = (
+        "From: Katarzyna Nowak <k.nowak@baltictimber.pl>\r\n"
+        f"To: bob@{OUR_DOMAIN}\r\n"
+        "Subject: =?windows-1250?q?Zam=F3wienie_drewna?=\r\n"
+        "Message-ID: <nodate.1@baltictimber.pl>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=x-unknown-charset\r\n\r\n"
+    ).encode("ascii") + "Dzień dobry, przesyłam zamówienie.\r\n".encode("cp1250")
+    mail.deliver("bob", "INBOX", raw, when)
+    # A malformed file: no headers, no addresses; it must reach the quarantine, not the timeline.
+    mail.deliver("bob", "INBOX", b"\x00\x01this is not a message\r\n\xff\xfe garbage without headers\r\n", when)
+
+
+def _workbook(path: Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Customers"
+    sheet.append(["Company", "Contact", "Email", "Phone", "Website", "Account owner"])
+    for contact in CONTACTS + QUIET:
+        sheet.append([contact.company or None, contact.person or None, contact.email, contact.phone or None,
+                      contact.website or None, f"{contact.owner}@{OUR_DOMAIN}"])
+    workbook.properties.created = workbook.properties.modified = datetime(2026, 11, 1)
+    workbook.save(path)
+
+
+CONFIG = """\
+# syncd demo config: two staff mailboxes and a customer workbook.
+# Paths are relative to this file. See docs/configuration.md for every key.
+
+[service]
+state_dir = "state"
+timezone = "Europe/Zagreb"
+
+[matching]
+internal_domains = ["northwind-trading.com"]
+
+[timeline]
+path = "timeline.xlsx"
+
+[[sources]]
+name = "customers"
+kind = "excel_customers"
+path = "customers.xlsx"
+sheet = "Customers"
+[sources.columns]
+company = "Company"
+person = "Contact"
+email = "Email"
+phone = "Phone"
+domain = "Website"
+owner = "Account owner"
+
+[[sources]]
+name = "alice-mail"
+kind = "maildir"
+path = "mail/alice"
+owner = "alice@northwind-trading.com"
+
+[[sources]]
+name = "bob-mail"
+kind = "maildir"
+path = "mail/bob"
+owner = "bob@northwind-trading.com"
+"""
+
+
+if __name__ == "__main__":
+    print(generate())

@@ -1,0 +1,5 @@
+"""The store: SQLAlchemy tables, Alembic migrations and idempotent batch ingestion."""
+
+from syncd.store.store import CommitResult, Ingest, Skip, Store, StoreError
+
+__all__ = ["CommitResult", "Ingest", "Skip", "Store", "StoreError"]

@@ -1,0 +1,709 @@
+"""The store: idempotent ingestion of batches, and the queries the timeline needs.
+
+Everything a batch changes (activities, customers, quarantine and skip entries,
+removals) commits in one transaction together with the source's cursor. That is the
+whole crash-safety story: after a crash the store holds either all of a batch and its
+cursor, or none of it, and re-reading from the stored cursor repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from syncd.records import (
+    ActivityRecord,
+    CustomerKind,
+    CustomerRecord,
+    LinkSpec,
+    Participant,
+    Problem,
+    Role,
+    SourceState,
+)
+from syncd.store.schema import (
+    ActivityRow,
+    CursorRow,
+    CustomerRow,
+    IdentityRow,
+    LinkRow,
+    OccurrenceRow,
+    OutputRow,
+    QuarantineRow,
+    SkippedRow,
+    SourceRow,
+)
+
+log = logging.getLogger(__name__)
+
+LinkFunction = Callable[[tuple[Participant, ...], dict[str, str], str | None], list[LinkSpec]]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or migrated; the message names the URL (without secrets)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Skip:
+    key: str
+    reason: str
+    version: str = ""
+
+
+@dataclass
+class Ingest:
+    """One batch's worth of changes for one source, committed atomically with its cursor."""
+
+    activities: list[ActivityRecord] = field(default_factory=list)
+    customers: list[CustomerRecord] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    folder: str = ""
+    cursor: str | None = None
+
+
+@dataclass
+class CommitResult:
+    activities_new: int = 0
+    activities_updated: int = 0
+    customers_changed: int = 0
+    removed: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+
+
+def _participants_to_json(participants: Iterable[Participant]) -> list[dict[str, str]]:
+    return [{"email": p.email, "name": p.name, "role": p.role.value} for p in participants]
+
+
+def _participants_from_json(rows: Iterable[dict[str, str]]) -> tuple[Participant, ...]:
+    return tuple(Participant(r["email"], r.get("name", ""), Role(r.get("role", "to"))) for r in rows)
+
+
+def _merge_participants(old: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:
+    seen = {(p["email"], p["role"]) for p in old}
+    merged = list(old)
+    for p in new:
+        if (p["email"], p["role"]) not in seen:
+            merged.append(p)
+            seen.add((p["email"], p["role"]))
+    return merged
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as its scheme only
+        return url.split("://", 1)[0] + "://…"
+
+
+class Store:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, migrate: bool = True) -> "Store":
+        """Open (creating the SQLite folder if needed) and bring the schema to the newest migration."""
+        try:
+            parsed = make_url(url)
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"store URL {redact_url(url)!r} is not valid: {exc}") from None
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 15}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = create_engine(url, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if migrate:
+            try:
+                store.migrate()
+            except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
+                engine.dispose()
+                raise StoreError(f"cannot open store {redact_url(url)}: {exc}") from exc
+        return store
+
+    def migrate(self) -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # ---- sources and their state -------------------------------------------------
+
+    def source_id(self, name: str, kind: str) -> int:
+        with self.session() as s, s.begin():
+            row = s.scalar(select(SourceRow).where(SourceRow.name == name))
+            if row is None:
+                row = SourceRow(name=name, kind=kind)
+                s.add(row)
+                s.flush()
+            elif row.kind != kind:
+                row.kind = kind
+            return row.id
+
+    def sync_state(self, source_id: int) -> SourceState:
+        with self.session() as s:
+            cursors = dict(
+                s.execute(select(CursorRow.folder, CursorRow.value).where(CursorRow.source_id == source_id)).all()
+            )
+            known: dict[str, str] = {}
+            for model in (SkippedRow, QuarantineRow):
+                known.update(s.execute(select(model.item_key, model.version).where(model.source_id == source_id)).all())
+            known.update(
+                s.execute(
+                    select(OccurrenceRow.item_key, OccurrenceRow.version).where(
+                        OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None)
+                    )
+                ).all()
+            )
+            known.update(
+                s.execute(
+                    select(CustomerRow.source_key, CustomerRow.version).where(
+                        CustomerRow.source_id == source_id, CustomerRow.gone_at.is_(None)
+                    )
+                ).all()
+            )
+        return SourceState(cursors=cursors, known=known)
+
+    def reset_cursors(self, source_id: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(CursorRow).where(CursorRow.source_id == source_id))
+
+    def mark_attempt(self, source_id: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(SourceRow).where(SourceRow.id == source_id).values(last_attempt_at=utcnow()))
+
+    def mark_success(self, source_id: int, suspect_reason: str | None = None) -> None:
+        with self.session() as s, s.begin():
+            s.execute(
+                update(SourceRow)
+                .where(SourceRow.id == source_id)
+                .values(last_success_at=utcnow(), last_error=None, failing_since=None, suspect_reason=suspect_reason)
+            )
+
+    def mark_failure(self, source_id: int, error: str) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(SourceRow, source_id)
+            assert row is not None
+            row.last_error = error
+            if row.failing_since is None:
+                row.failing_since = utcnow()
+
+    # ---- ingestion ---------------------------------------------------------------
+
+    def commit(self, source_id: int, ingest: Ingest, link: LinkFunction) -> CommitResult:
+        """Apply one batch and its cursor in a single transaction. Idempotent."""
+        result = CommitResult()
+        now = utcnow()
+        with self.session() as s, s.begin():
+            customers_by_key: dict[str, CustomerRow] = {}
+            for record in sorted(ingest.customers, key=lambda r: r.kind != CustomerKind.COMPANY):
+                if self._upsert_customer(s, source_id, record, customers_by_key, ingest.problems, now):
+                    result.customers_changed += 1
+            for record in ingest.activities:
+                outcome = self._upsert_activity(s, source_id, record, link, now)
+                if outcome == "new":
+                    result.activities_new += 1
+                elif outcome == "updated":
+                    result.activities_updated += 1
+            for skip in ingest.skipped:
+                self._record_skip(s, source_id, skip, now)
+                result.skipped += 1
+            for problem in ingest.problems:
+                self._record_problem(s, source_id, problem, now)
+                result.quarantined += 1
+            if ingest.removed:
+                result.removed, changed = self._apply_removals(s, source_id, ingest.removed, now)
+                result.customers_changed += changed
+            if ingest.cursor is not None:
+                row = s.scalar(
+                    select(CursorRow).where(CursorRow.source_id == source_id, CursorRow.folder == ingest.folder)
+                )
+                if row is None:
+                    s.add(CursorRow(source_id=source_id, folder=ingest.folder, value=ingest.cursor, updated_at=now))
+                else:
+                    row.value = ingest.cursor
+                    row.updated_at = now
+        return result
+
+    def _clear_other_outcomes(self, s: Session, source_id: int, key: str) -> None:
+        s.execute(delete(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key == key))
+        s.execute(delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key == key))
+
+    def _upsert_customer(
+        self,
+        s: Session,
+        source_id: int,
+        record: CustomerRecord,
+        by_key: dict[str, CustomerRow],
+        problems: list[Problem],
+        now: datetime,
+    ) -> bool:
+        row = by_key.get(record.key) or s.scalar(
+            select(CustomerRow).where(CustomerRow.source_id == source_id, CustomerRow.source_key == record.key)
+        )
+        if row is not None and row.version == record.version and row.gone_at is None and record.version:
+            by_key[record.key] = row
+            return False
+        company_id = None
+        if record.company_key:
+            company = by_key.get(record.company_key) or s.scalar(
+                select(CustomerRow).where(
+                    CustomerRow.source_id == source_id, CustomerRow.source_key == record.company_key
+                )
+            )
+            company_id = company.id if company is not None else None
+        if row is None:
+            row = CustomerRow(
+                source_id=source_id, source_key=record.key, created_at=now, kind=record.kind.value, name=record.name
+            )
+            s.add(row)
+        row.kind = record.kind.value
+        row.name = record.name
+        row.company_id = company_id
+        row.owner = record.owner
+        row.version = record.version
+        row.updated_at = now
+        row.gone_at = None
+        s.flush()
+        by_key[record.key] = row
+        self._clear_other_outcomes(s, source_id, record.key)
+        wanted = {("email", e) for e in record.emails} | {("phone", p) for p in record.phones}
+        wanted |= {("domain", d) for d in record.domains}
+        current = {(i.kind, i.value): i for i in s.scalars(select(IdentityRow).where(IdentityRow.customer_id == row.id))}
+        for ident_key, ident in current.items():
+            if ident_key not in wanted:
+                s.delete(ident)
+        for kind, value in sorted(wanted - current.keys()):
+            holder = s.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.value == value))
+            if holder is not None:
+                owner = s.get(CustomerRow, holder.customer_id)
+                if owner is not None and owner.gone_at is None:
+                    problems.append(
+                        Problem(
+                            key=f"{record.key}#{kind}:{value}",
+                            reason=f"{kind} {value} is already on customer #{owner.id} {owner.name!r}; "
+                            f"not added to {record.name!r}",
+                            where=record.where,
+                        )
+                    )
+                    continue
+                s.delete(holder)
+                s.flush()
+            s.add(IdentityRow(customer_id=row.id, kind=kind, value=value))
+        s.flush()
+        return True
+
+    def _upsert_activity(
+        self, s: Session, source_id: int, record: ActivityRecord, link: LinkFunction, now: datetime
+    ) -> str:
+        occurrence = s.scalar(
+            select(OccurrenceRow).where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == record.key)
+        )
+        if occurrence is not None and occurrence.version == record.version and occurrence.gone_at is None:
+            return "unchanged"
+        participants = _participants_to_json(record.participants)
+        activity = None
+        if occurrence is not None:
+            activity = s.get(ActivityRow, occurrence.activity_id)
+        if activity is None and record.message_id:
+            activity = s.scalar(select(ActivityRow).where(ActivityRow.message_id == record.message_id))
+        outcome = "updated"
+        if activity is None:
+            outcome = "new"
+            activity = ActivityRow(
+                kind=record.kind.value,
+                occurred_at=record.occurred_at,
+                direction=record.direction.value,
+                message_id=record.message_id,
+                participants=participants,
+                hints=dict(record.hints),
+                created_at=now,
+            )
+            s.add(activity)
+        elif occurrence is None:
+            # The same message from another mailbox: keep the first copy's fields, add what
+            # this copy shows (a Bcc is only visible in the sender's copy).
+            activity.participants = _merge_participants(activity.participants, participants)
+        else:
+            activity.participants = participants
+            activity.hints = dict(record.hints)
+        if outcome == "new" or occurrence is not None:
+            activity.kind = record.kind.value
+            activity.occurred_at = record.occurred_at
+            activity.direction = record.direction.value
+            activity.subject = record.subject
+            activity.snippet = record.snippet
+            activity.body = record.body
+            activity.thread_key = record.thread_key
+            activity.amount = record.amount
+            activity.currency = record.currency
+        activity.updated_at = now
+        activity.gone_at = None
+        s.flush()
+        if occurrence is None:
+            occurrence = OccurrenceRow(activity_id=activity.id, source_id=source_id, item_key=record.key, seen_at=now)
+            s.add(occurrence)
+        occurrence.folder = record.folder
+        occurrence.mailbox = record.mailbox
+        occurrence.link = record.link
+        occurrence.version = record.version
+        occurrence.gone_at = None
+        self._clear_other_outcomes(s, source_id, record.key)
+        self._set_links(
+            s, activity.id, link(_participants_from_json(activity.participants), activity.hints, record.customer_ref)
+        )
+        return outcome
+
+    @staticmethod
+    def _set_links(s: Session, activity_id: int, links: Sequence[LinkSpec]) -> bool:
+        current = {r.customer_id: r for r in s.scalars(select(LinkRow).where(LinkRow.activity_id == activity_id))}
+        wanted = {spec.customer_id: spec for spec in links}
+        changed = False
+        for customer_id, row in current.items():
+            spec = wanted.get(customer_id)
+            if spec is None:
+                s.delete(row)
+                changed = True
+            elif (row.rule, row.confidence, row.evidence) != (spec.rule, spec.confidence, spec.evidence):
+                row.rule, row.confidence, row.evidence = spec.rule, spec.confidence, spec.evidence
+                changed = True
+        for customer_id, spec in wanted.items():
+            if customer_id not in current:
+                s.add(
+                    LinkRow(
+                        activity_id=activity_id,
+                        customer_id=customer_id,
+                        rule=spec.rule,
+                        confidence=spec.confidence,
+                        evidence=spec.evidence,
+                    )
+                )
+                changed = True
+        return changed
+
+    def _record_skip(self, s: Session, source_id: int, skip: Skip, now: datetime) -> None:
+        row = s.scalar(select(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key == skip.key))
+        if row is None:
+            s.add(SkippedRow(source_id=source_id, item_key=skip.key, reason=skip.reason, version=skip.version, at=now))
+        else:
+            row.reason, row.version, row.at = skip.reason, skip.version, now
+
+    def _record_problem(self, s: Session, source_id: int, problem: Problem, now: datetime) -> None:
+        row = s.scalar(
+            select(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key == problem.key)
+        )
+        if row is None:
+            s.add(
+                QuarantineRow(
+                    source_id=source_id,
+                    item_key=problem.key,
+                    reason=problem.reason,
+                    location=problem.where,
+                    version=problem.version,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        else:
+            row.reason, row.location, row.version, row.last_seen_at = (
+                problem.reason, problem.where, problem.version, now
+            )
+
+    def _apply_removals(self, s: Session, source_id: int, keys: Sequence[str], now: datetime) -> tuple[int, int]:
+        removed = customers = 0
+        for key in keys:
+            occurrence = s.scalar(
+                select(OccurrenceRow).where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == key)
+            )
+            if occurrence is not None and occurrence.gone_at is None:
+                occurrence.gone_at = now
+                s.flush()
+                alive = s.scalar(
+                    select(func.count())
+                    .select_from(OccurrenceRow)
+                    .where(OccurrenceRow.activity_id == occurrence.activity_id, OccurrenceRow.gone_at.is_(None))
+                )
+                if not alive:
+                    s.execute(update(ActivityRow).where(ActivityRow.id == occurrence.activity_id).values(gone_at=now))
+                removed += 1
+            customer = s.scalar(
+                select(CustomerRow).where(CustomerRow.source_id == source_id, CustomerRow.source_key == key)
+            )
+            if customer is not None and customer.gone_at is None:
+                customer.gone_at = now
+                s.execute(delete(IdentityRow).where(IdentityRow.customer_id == customer.id))
+                removed += 1
+                customers += 1
+            s.execute(delete(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key == key))
+            s.execute(delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key == key))
+        return removed, customers
+
+    def rematch(self, link: LinkFunction) -> int:
+        """Recompute every live activity's links, e.g. after customers changed. Returns links changed."""
+        changed = 0
+        with self.session() as s, s.begin():
+            for activity in s.scalars(select(ActivityRow).where(ActivityRow.gone_at.is_(None))):
+                links = link(_participants_from_json(activity.participants), activity.hints, None)
+                if self._set_links(s, activity.id, links):
+                    changed += 1
+        return changed
+
+    # ---- the identities matching reads --------------------------------------------
+
+    def identity_rows(self) -> list[tuple[int, str, str]]:
+        """(customer id, kind, value) of every live customer's identities."""
+        with self.session() as s:
+            return list(
+                s.execute(
+                    select(IdentityRow.customer_id, IdentityRow.kind, IdentityRow.value)
+                    .join(CustomerRow, CustomerRow.id == IdentityRow.customer_id)
+                    .where(CustomerRow.gone_at.is_(None))
+                ).all()
+            )
+
+    def customer_rows(self) -> list[CustomerRow]:
+        with self.session() as s:
+            return list(s.scalars(select(CustomerRow).where(CustomerRow.gone_at.is_(None)).order_by(CustomerRow.id)))
+
+    # ---- outputs -----------------------------------------------------------------
+
+    def output_hash(self, path: str) -> str | None:
+        with self.session() as s:
+            row = s.get(OutputRow, path)
+            return row.content_hash if row else None
+
+    def set_output_hash(self, path: str, content_hash: str) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(OutputRow, path)
+            if row is None:
+                s.add(OutputRow(path=path, content_hash=content_hash, written_at=utcnow()))
+            else:
+                row.content_hash, row.written_at = content_hash, utcnow()
+
+    # ---- reading for timeline, status and the CLI -----------------------------------
+
+    def activities(self, limit: int | None = None, customer_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Live activities newest first, each with its linked customers and where it was seen."""
+        with self.session() as s:
+            query = select(ActivityRow).where(ActivityRow.gone_at.is_(None))
+            if customer_ids is not None:
+                ids = list(customer_ids)
+                query = query.where(
+                    ActivityRow.id.in_(select(LinkRow.activity_id).where(LinkRow.customer_id.in_(ids)))
+                )
+            query = query.order_by(ActivityRow.occurred_at.desc(), ActivityRow.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            rows = list(s.scalars(query))
+            ids = [r.id for r in rows]
+            links: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            seen: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                for link_row, name, kind in s.execute(
+                    select(LinkRow, CustomerRow.name, CustomerRow.kind)
+                    .join(CustomerRow, CustomerRow.id == LinkRow.customer_id)
+                    .where(LinkRow.activity_id.in_(chunk))
+                    .order_by(CustomerRow.kind, CustomerRow.name)
+                ):
+                    links[link_row.activity_id].append(
+                        {
+                            "customer_id": link_row.customer_id,
+                            "name": name,
+                            "kind": kind,
+                            "rule": link_row.rule,
+                            "confidence": link_row.confidence,
+                            "evidence": link_row.evidence,
+                        }
+                    )
+                for occ, source_name in s.execute(
+                    select(OccurrenceRow, SourceRow.name)
+                    .join(SourceRow, SourceRow.id == OccurrenceRow.source_id)
+                    .where(OccurrenceRow.activity_id.in_(chunk), OccurrenceRow.gone_at.is_(None))
+                    .order_by(OccurrenceRow.id)
+                ):
+                    seen[occ.activity_id].append(
+                        {"source": source_name, "key": occ.item_key, "mailbox": occ.mailbox,
+                         "folder": occ.folder, "link": occ.link}
+                    )
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "occurred_at": r.occurred_at,
+                "direction": r.direction,
+                "subject": r.subject,
+                "snippet": r.snippet,
+                "participants": r.participants,
+                "message_id": r.message_id,
+                "thread_key": r.thread_key,
+                "amount": r.amount,
+                "currency": r.currency,
+                "customers": links.get(r.id, []),
+                "seen_in": seen.get(r.id, []),
+            }
+            for r in rows
+        ]
+
+    def find_customers(self, query: str) -> list[CustomerRow]:
+        """A customer by id, exact identity (email/domain), or name (case-insensitive substring)."""
+        with self.session() as s:
+            live = select(CustomerRow).where(CustomerRow.gone_at.is_(None))
+            if query.isdigit():
+                return list(s.scalars(live.where(CustomerRow.id == int(query))))
+            needle = query.strip().lower()
+            by_identity = list(
+                s.scalars(
+                    live.join(IdentityRow, IdentityRow.customer_id == CustomerRow.id).where(IdentityRow.value == needle)
+                )
+            )
+            if by_identity:
+                return by_identity
+            return list(s.scalars(live.where(func.lower(CustomerRow.name).contains(needle)).order_by(CustomerRow.name)))
+
+    def customer_summaries(self, now: datetime) -> list[dict[str, Any]]:
+        """One row per live customer: last contact, 30/90-day counts, owner, company."""
+        since_30, since_90 = now - timedelta(days=30), now - timedelta(days=90)
+        with self.session() as s:
+            customers = list(s.scalars(select(CustomerRow).where(CustomerRow.gone_at.is_(None))))
+            names = {c.id: c.name for c in customers}
+            stats: dict[int, dict[str, Any]] = {c.id: {"last": None, "n30": 0, "n90": 0, "total": 0} for c in customers}
+            for customer_id, occurred_at in s.execute(
+                select(LinkRow.customer_id, ActivityRow.occurred_at)
+                .join(ActivityRow, ActivityRow.id == LinkRow.activity_id)
+                .where(ActivityRow.gone_at.is_(None))
+            ):
+                entry = stats.get(customer_id)
+                if entry is None:
+                    continue
+                entry["total"] += 1
+                if entry["last"] is None or occurred_at > entry["last"]:
+                    entry["last"] = occurred_at
+                if occurred_at >= since_90:
+                    entry["n90"] += 1
+                    if occurred_at >= since_30:
+                        entry["n30"] += 1
+            emails: dict[int, list[str]] = defaultdict(list)
+            for customer_id, value in s.execute(
+                select(IdentityRow.customer_id, IdentityRow.value).where(IdentityRow.kind == "email").order_by(IdentityRow.value)
+            ):
+                emails[customer_id].append(value)
+        return [
+            {
+                "id": c.id,
+                "kind": c.kind,
+                "name": c.name,
+                "company": names.get(c.company_id) if c.company_id else None,
+                "owner": c.owner,
+                "emails": emails.get(c.id, []),
+                "last_contact": stats[c.id]["last"],
+                "count_30": stats[c.id]["n30"],
+                "count_90": stats[c.id]["n90"],
+                "total": stats[c.id]["total"],
+            }
+            for c in sorted(customers, key=lambda c: (c.name.lower(), c.id))
+        ]
+
+    def status(self) -> dict[str, Any]:
+        with self.session() as s:
+            customers = s.scalar(select(func.count()).select_from(CustomerRow).where(CustomerRow.gone_at.is_(None)))
+            activities = s.scalar(select(func.count()).select_from(ActivityRow).where(ActivityRow.gone_at.is_(None)))
+            unmatched = s.scalar(
+                select(func.count())
+                .select_from(ActivityRow)
+                .where(ActivityRow.gone_at.is_(None), ~ActivityRow.id.in_(select(LinkRow.activity_id)))
+            )
+            quarantined = s.scalar(select(func.count()).select_from(QuarantineRow))
+            per_source: dict[int, dict[str, Any]] = {}
+            for row in s.scalars(select(SourceRow).order_by(SourceRow.name)):
+                per_source[row.id] = {
+                    "name": row.name,
+                    "kind": row.kind,
+                    "last_sync": row.last_success_at.isoformat() if row.last_success_at else None,
+                    "last_attempt": row.last_attempt_at.isoformat() if row.last_attempt_at else None,
+                    "ingested": 0,
+                    "quarantined": 0,
+                    "skipped": {},
+                    "error": row.last_error,
+                    "failing_since": row.failing_since.isoformat() if row.failing_since else None,
+                    "suspect": row.suspect_reason,
+                }
+            for source_id, count in s.execute(
+                select(OccurrenceRow.source_id, func.count())
+                .where(OccurrenceRow.gone_at.is_(None))
+                .group_by(OccurrenceRow.source_id)
+            ):
+                per_source[source_id]["ingested"] += count
+            for source_id, count in s.execute(
+                select(CustomerRow.source_id, func.count())
+                .where(CustomerRow.gone_at.is_(None), CustomerRow.source_id.is_not(None))
+                .group_by(CustomerRow.source_id)
+            ):
+                per_source[source_id]["ingested"] += count
+            for source_id, count in s.execute(
+                select(QuarantineRow.source_id, func.count()).group_by(QuarantineRow.source_id)
+            ):
+                per_source[source_id]["quarantined"] = count
+            for source_id, reason, count in s.execute(
+                select(SkippedRow.source_id, SkippedRow.reason, func.count()).group_by(
+                    SkippedRow.source_id, SkippedRow.reason
+                )
+            ):
+                per_source[source_id]["skipped"][reason] = count
+        return {
+            "customers": customers,
+            "activities": activities,
+            "unmatched": unmatched,
+            "quarantined": quarantined,
+            "sources": list(per_source.values()),
+        }
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [
+                {"source": name, "key": q.item_key, "reason": q.reason, "where": q.location,
+                 "first_seen": q.first_seen_at.isoformat()}
+                for q, name in s.execute(
+                    select(QuarantineRow, SourceRow.name)
+                    .join(SourceRow, SourceRow.id == QuarantineRow.source_id)
+                    .order_by(SourceRow.name, QuarantineRow.item_key)
+                )
+            ]

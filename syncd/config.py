@@ -299,23 +299,23 @@ def _all_field_names() -> set[str]:
 
 
 def _key_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """``('sources', 1, 'maildir', 'path')`` -> ``'sources[1] (alice-mail).path'``."""
     parts: list[str] = []
     items = list(loc)
+    raw_sources = data.get("sources") if isinstance(data.get("sources"), list) else []
     i = 0
     while i < len(items):
         item = items[i]
         if isinstance(item, int):
+            is_source = parts == ["sources"]
             parts[-1] += f"[{item}]"
-            if parts[-1].startswith("sources[") and i + 1 < len(items):
-                # Pydantic puts the discriminator value in the path; show the source name instead.
-                source = (data.get("sources") or [{}])[item] if item < len(data.get("sources") or []) else {}
-                if isinstance(source, dict) and items[i + 1] == source.get("kind"):
-                    i += 1
-                if isinstance(source, dict) and source.get("name"):
+            if is_source and item < len(raw_sources) and isinstance(raw_sources[item], dict):
+                source = raw_sources[item]
+                if i + 1 < len(items) and items[i + 1] == source.get("kind"):
+                    i += 1  # pydantic puts the discriminator value in the path; the name says more
+                if source.get("name"):
                     parts[-1] += f" ({source['name']})"
-        elif isinstance(item, str) and item.startswith(("function-", "literal[")):
-            pass
-        else:
+        elif not (isinstance(item, str) and item.startswith(("function-", "literal["))):
             parts.append(str(item))
         i += 1
     return ".".join(parts)

@@ -1,0 +1,68 @@
+"""Shared fixtures. Store tests run on SQLite and on PostgreSQL.
+
+PostgreSQL: set SYNCD_TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test).
+Each test gets its own schema, dropped afterwards. When the server cannot be reached the
+PostgreSQL variants are skipped with a message saying how to point the suite at one,
+except under CI (CI=true), where that is a failure: CI must test both back ends.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_URL = os.environ.get("SYNCD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_pg_state: dict[str, str | None] = {}
+
+
+def _pg_problem() -> str | None:
+    if "problem" not in _pg_state:
+        try:
+            engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(sa.text("select 1"))
+            engine.dispose()
+            _pg_state["problem"] = None
+        except Exception as exc:  # noqa: BLE001
+            _pg_state["problem"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return _pg_state["problem"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL on each back end."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    problem = _pg_problem()
+    if problem:
+        message = (f"PostgreSQL not reachable at {PG_URL} ({problem}); "
+                   "set SYNCD_TEST_PG_URL=postgresql+psycopg://USER@HOST:PORT/DB to run these")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str):  # type: ignore[no-untyped-def]
+    from syncd.store import Store
+
+    opened = Store.open(store_url)
+    yield opened
+    opened.close()

@@ -1,0 +1,160 @@
+"""Store behaviour on SQLite and PostgreSQL: idempotence, cross-mailbox identity, atomic batches."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from syncd.records import (
+    ActivityKind, ActivityRecord, CustomerKind, CustomerRecord, Direction, LinkSpec, Participant, Problem, Role,
+)
+from syncd.store import Ingest, Skip, Store
+from syncd.store.schema import Base
+
+WHEN = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def email(key: str, msgid: str | None, mailbox: str = "alice@ourco.example", *parts: Participant,
+          subject: str = "Hello") -> ActivityRecord:
+    participants = parts or (Participant("ivana@adriatic.hr", "Ivana", Role.FROM), Participant(mailbox, "", Role.TO))
+    return ActivityRecord(key=key, kind=ActivityKind.EMAIL, occurred_at=WHEN, direction=Direction.INBOUND,
+                          subject=subject, participants=participants, message_id=msgid, mailbox=mailbox)
+
+
+def link_to(customer_id: int):
+    def link(participants, hints, ref):  # type: ignore[no-untyped-def]
+        return [LinkSpec(customer_id, "email", 1.0, "test")] if customer_id else []
+    return link
+
+
+def no_links(participants, hints, ref):  # type: ignore[no-untyped-def]
+    return []
+
+
+def test_migrations_build_exactly_the_orm_schema(store: Store) -> None:
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_commit_is_idempotent_on_source_and_key(store: Store) -> None:
+    source = store.source_id("alice", "maildir")
+    batch = Ingest(activities=[email("INBOX/1", "a@x"), email("INBOX/2", "b@x")], cursor="c1")
+    first = store.commit(source, batch, no_links)
+    second = store.commit(source, batch, no_links)
+    assert (first.activities_new, second.activities_new, second.activities_updated) == (2, 0, 0)
+    assert store.status()["activities"] == 2
+    assert store.sync_state(source).cursors == {"": "c1"}
+    assert set(store.sync_state(source).known) == {"INBOX/1", "INBOX/2"}
+
+
+def test_same_message_in_two_mailboxes_is_one_activity_seen_in_both(store: Store) -> None:
+    alice = store.source_id("alice", "maildir")
+    bob = store.source_id("bob", "maildir")
+    store.commit(alice, Ingest(activities=[email("INBOX/1", "shared@x", "alice@ourco.example")]), no_links)
+    bcc = (Participant("ivana@adriatic.hr", "", Role.FROM), Participant("bob@ourco.example", "", Role.BCC))
+    store.commit(bob, Ingest(activities=[email("INBOX/9", "shared@x", "bob@ourco.example", *bcc)]), no_links)
+    [activity] = store.activities()
+    assert {s["mailbox"] for s in activity["seen_in"]} == {"alice@ourco.example", "bob@ourco.example"}
+    assert {(p["email"], p["role"]) for p in activity["participants"]} == {
+        ("ivana@adriatic.hr", "from"), ("alice@ourco.example", "to"), ("bob@ourco.example", "bcc")}
+
+
+def test_a_failing_batch_commits_nothing_not_even_its_cursor(store: Store) -> None:
+    source = store.source_id("alice", "maildir")
+    store.commit(source, Ingest(activities=[email("INBOX/1", "a@x")], cursor="c1"), no_links)
+
+    def exploding(participants, hints, ref):  # type: ignore[no-untyped-def]
+        raise RuntimeError("crash in the middle of the batch")
+
+    batch = Ingest(activities=[email("INBOX/2", "b@x"), email("INBOX/3", "c@x")], cursor="c2",
+                   problems=[Problem("INBOX/4", "broken")])
+    with pytest.raises(RuntimeError):
+        store.commit(source, batch, exploding)
+    assert store.sync_state(source).cursors == {"": "c1"}
+    assert set(store.sync_state(source).known) == {"INBOX/1"}
+    assert store.status()["quarantined"] == 0
+
+
+def test_quarantine_and_skips_are_recorded_and_counted(store: Store) -> None:
+    source = store.source_id("alice", "maildir")
+    store.commit(source, Ingest(problems=[Problem("INBOX/7", "no valid From/To/Cc address", "file x")],
+                                skipped=[Skip("INBOX/8", "automated"), Skip("INBOX/9", "internal-only")]), no_links)
+    status = store.status()
+    assert status["quarantined"] == 1
+    [entry] = status["sources"]
+    assert entry["skipped"] == {"automated": 1, "internal-only": 1}
+    assert store.quarantine()[0]["reason"] == "no valid From/To/Cc address"
+    assert set(store.sync_state(source).known) == {"INBOX/7", "INBOX/8", "INBOX/9"}
+
+
+def test_removal_hides_the_activity_only_when_every_copy_is_gone(store: Store) -> None:
+    alice = store.source_id("alice", "maildir")
+    bob = store.source_id("bob", "maildir")
+    store.commit(alice, Ingest(activities=[email("INBOX/1", "shared@x")]), no_links)
+    store.commit(bob, Ingest(activities=[email("INBOX/1", "shared@x", "bob@ourco.example")]), no_links)
+    store.commit(alice, Ingest(removed=["INBOX/1"]), no_links)
+    assert store.status()["activities"] == 1
+    store.commit(bob, Ingest(removed=["INBOX/1"]), no_links)
+    assert store.status()["activities"] == 0
+    store.commit(alice, Ingest(activities=[email("INBOX/1", "shared@x")]), no_links)
+    assert store.status()["activities"] == 1
+
+
+def test_customers_identities_are_unique_and_conflicts_are_quarantined(store: Store) -> None:
+    sheet = store.source_id("customers", "excel_customers")
+    other = store.source_id("other-sheet", "excel_customers")
+    company = CustomerRecord("company:adriatic", CustomerKind.COMPANY, "Adriatic", domains=("adriatic.hr",), version="1")
+    person = CustomerRecord("person:ivana@adriatic.hr", CustomerKind.PERSON, "Ivana", emails=("ivana@adriatic.hr",),
+                            company_key="company:adriatic", version="1")
+    result = store.commit(sheet, Ingest(customers=[person, company]), no_links)
+    assert result.customers_changed == 2
+    rows = {c.name: c for c in store.customer_rows()}
+    assert rows["Ivana"].company_id == rows["Adriatic"].id
+    clash = CustomerRecord("person:x", CustomerKind.PERSON, "Ivana H.", emails=("ivana@adriatic.hr",), version="1")
+    store.commit(other, Ingest(customers=[clash]), no_links)
+    [problem] = store.quarantine()
+    assert "already on customer" in problem["reason"] and "Ivana" in problem["reason"]
+    assert sorted(kind for _cid, kind, _v in store.identity_rows()) == ["domain", "email"]
+    unchanged = store.commit(sheet, Ingest(customers=[company, person]), no_links)
+    assert unchanged.customers_changed == 0
+    store.commit(sheet, Ingest(removed=["person:ivana@adriatic.hr"]), no_links)
+    assert {c.name for c in store.customer_rows()} == {"Adriatic", "Ivana H."}
+
+
+def test_links_carry_rule_and_rematch_changes_them(store: Store) -> None:
+    sheet = store.source_id("customers", "excel_customers")
+    store.commit(sheet, Ingest(customers=[CustomerRecord("k", CustomerKind.PERSON, "Ivana", version="1")]), no_links)
+    [customer] = store.customer_rows()
+    mail = store.source_id("alice", "maildir")
+    store.commit(mail, Ingest(activities=[email("INBOX/1", "a@x")]), no_links)
+    assert store.status()["unmatched"] == 1
+    assert store.rematch(link_to(customer.id)) == 1
+    assert store.status()["unmatched"] == 0
+    [activity] = store.activities(customer_ids=[customer.id])
+    assert activity["customers"][0]["rule"] == "email"
+    assert store.rematch(link_to(customer.id)) == 0
+
+
+def test_customer_summaries_count_recent_contact(store: Store) -> None:
+    sheet = store.source_id("customers", "excel_customers")
+    store.commit(sheet, Ingest(customers=[CustomerRecord("k", CustomerKind.PERSON, "Ivana", version="1")]), no_links)
+    [customer] = store.customer_rows()
+    mail = store.source_id("alice", "maildir")
+    records = [ActivityRecord(key=f"k{d}", kind=ActivityKind.EMAIL, occurred_at=WHEN - timedelta(days=d),
+                              participants=(Participant("i@a.hr", "", Role.FROM),)) for d in (1, 45, 200)]
+    store.commit(mail, Ingest(activities=records), link_to(customer.id))
+    [summary] = store.customer_summaries(WHEN)
+    assert (summary["count_30"], summary["count_90"], summary["total"]) == (1, 2, 3)
+    assert summary["last_contact"] == WHEN - timedelta(days=1)
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    source = store.source_id("alice", "maildir")
+    naive = ActivityRecord(key="k", kind=ActivityKind.NOTE, occurred_at=datetime(2026, 1, 1))
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.commit(source, Ingest(activities=[naive]), no_links)

@@ -46,9 +46,7 @@ def _fill_sheet(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[A
     ws.append(list(headers))
     for cell in ws[1]:
         cell.font = Font(bold=True)
-    for row in rows:
-        ws.append([None] * len(headers))
-        row_index = ws.max_row
+    for row_index, row in enumerate(rows, start=2):
         for column, value in enumerate(row, start=1):
             if value is None:
                 continue
@@ -63,7 +61,7 @@ def _fill_sheet(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[A
                 cell.value = value
                 if hasattr(value, "year") and hasattr(value, "hour"):
                     cell.number_format = DATE_FORMAT
-    last_row = max(ws.max_row, 2)  # a table needs a data row, even an empty one
+    last_row = max(len(rows) + 1, 2)  # a table needs a data row, even an empty one
     ref = f"A1:{get_column_letter(len(headers))}{last_row}"
     table = Table(displayName=table_name, ref=ref)
     table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)

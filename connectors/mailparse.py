@@ -10,11 +10,14 @@ activity: it becomes a ``Problem`` with the reason, for the quarantine.
 from __future__ import annotations
 
 import email
-import email.policy
+import html
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
-from email.message import EmailMessage
+from email import policy
+from email.errors import HeaderParseError
+from email.header import Header, decode_header
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
@@ -37,52 +40,95 @@ def _clean(text: str) -> str:
     return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
 
 
-def _header_text(msg: EmailMessage, name: str) -> str | None:
-    """The decoded header, or its raw text when decoding fails."""
+def decode_words(value: object) -> str:
+    """RFC 2047 words and raw 8-bit header bytes to text, never raising.
+
+    Unknown charsets and undecodable bytes degrade to replacement characters rather
+    than losing the header; raw 8-bit headers are tried as UTF-8 first (what most
+    modern clients send unlabelled), then Latin-1.
+    """
     try:
-        value = msg.get(name)
-    except Exception:  # noqa: BLE001 - the email package raises assorted errors on broken headers
-        value = None
-        for key, raw in msg.raw_items():
-            if key.lower() == name.lower():
-                value = raw
-                break
-    if value is None:
-        return None
-    return str(value)
+        parts = decode_header(value if isinstance(value, (str, Header)) else str(value))
+    except (HeaderParseError, ValueError, TypeError):
+        return str(value)
+    chunks: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            chunks.append(chunk)
+            continue
+        if charset in (None, "unknown-8bit"):
+            try:
+                chunks.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                chunks.append(chunk.decode("latin-1"))
+            continue
+        try:
+            chunks.append(chunk.decode(charset, errors="replace"))
+        except LookupError:
+            chunks.append(chunk.decode("utf-8", errors="replace"))
+    return "".join(chunks)
 
 
-def _addresses(msg: EmailMessage, name: str) -> list[tuple[str, str]]:
-    result: list[tuple[str, str]] = []
-    try:
-        header = msg.get(name)
-        if header is not None and hasattr(header, "addresses"):
-            for address in header.addresses:
-                result.append((address.display_name or "", address.addr_spec or ""))
-            return result
-    except Exception:  # noqa: BLE001 - fall back to the lenient parser below
-        pass
-    raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
-    return [(display, addr) for display, addr in getaddresses(raw)]
+def _unescape_8bit(value: str, charset_hint: str | None) -> str:
+    """Raw 8-bit header bytes (kept as surrogates by the parser) as UTF-8, else the charset
+    the message declares for its body (clients that send raw headers use the same one),
+    else Latin-1, which never fails."""
+    if not any("\udc80" <= c <= "\udcff" for c in value):
+        return value
+    raw = value.encode("ascii", errors="surrogateescape")
+    for charset in ("utf-8", charset_hint):
+        if charset:
+            try:
+                return raw.decode(charset)
+            except (UnicodeDecodeError, LookupError):
+                continue
+    return raw.decode("latin-1")
 
 
-def _participants(msg: EmailMessage) -> list[Participant]:
+class _Headers:
+    """Raw header values by lower-cased name, from a compat32 parse (no header objects built).
+
+    ``policy.default`` builds a parsed object for every header read, which costs more
+    than the rest of the pipeline; we need a dozen headers, decoded our own lenient way.
+    """
+
+    def __init__(self, msg: Message):
+        self.values: dict[str, list[str]] = {}
+        try:
+            hint = msg.get_content_charset()
+        except (ValueError, LookupError):
+            hint = None
+        for name, value in msg.raw_items():
+            self.values.setdefault(name.lower(), []).append(_unescape_8bit(str(value), hint))
+
+    def first(self, name: str) -> str | None:
+        found = self.values.get(name)
+        return found[0] if found else None
+
+    def all(self, name: str) -> list[str]:
+        return self.values.get(name, [])
+
+
+def _participants(headers: _Headers) -> list[Participant]:
     found: list[Participant] = []
     seen: set[tuple[str, Role]] = set()
     for header, role in (("from", Role.FROM), ("to", Role.TO), ("cc", Role.CC), ("bcc", Role.BCC)):
-        for display, addr in _addresses(msg, header):
+        raw = headers.all(header)
+        if not raw:
+            continue
+        for display, addr in getaddresses(raw):
             email_address = addr.strip().strip("<>").lower()
-            if email_address.count("@") != 1 or " " in email_address:
+            if email_address.count("@") != 1 or " " in email_address or email_address.startswith("@"):
                 continue
             if (email_address, role) in seen:
                 continue
             seen.add((email_address, role))
-            found.append(Participant(email_address, _clean(display)[:200], role))
+            found.append(Participant(email_address, _clean(decode_words(display))[:200], role))
     return found
 
 
-def _date(msg: EmailMessage) -> datetime | None:
-    raw = _header_text(msg, "date")
+def _date(headers: _Headers) -> datetime | None:
+    raw = headers.first("date")
     if not raw:
         return None
     try:
@@ -103,34 +149,45 @@ def _message_ids(raw: str | None) -> list[str]:
     return _MSGID.findall(raw or "")
 
 
-def _part_text(part: EmailMessage) -> str:
+def _first_text_part(msg: Message) -> Message | None:
+    """The first text/plain part not sent as an attachment, else the first text/html one."""
+    html = None
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        disposition = (part.get("content-disposition") or "").lower()
+        if disposition.startswith("attachment"):
+            continue
+        content_type = part.get_content_type()
+        if content_type == "text/plain":
+            return part
+        if content_type == "text/html" and html is None:
+            html = part
+    return html
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
     try:
-        return str(part.get_content())
-    except (LookupError, UnicodeError, AssertionError, KeyError):
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            return ""
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            return payload.decode(charset, errors="replace")
-        except LookupError:
-            return payload.decode("utf-8", errors="replace")
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
 
 
 _TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.S | re.I)
 
 
-def snippet_and_body(msg: EmailMessage, limit: int, keep_body: bool) -> tuple[str, str | None]:
+def snippet_and_body(msg: Message, limit: int, keep_body: bool) -> tuple[str, str | None]:
     """The first text part as a short snippet, without quoted replies; the body if asked."""
-    try:
-        part = msg.get_body(preferencelist=("plain", "html"))
-    except Exception:  # noqa: BLE001
-        part = None
+    part = _first_text_part(msg)
     if part is None:
         return "", None
-    text = _part_text(part)  # type: ignore[arg-type]
+    text = _part_text(part)
     if part.get_content_subtype() == "html":
-        text = _TAG.sub(" ", text)
+        text = html.unescape(_TAG.sub(" ", text))
     lines = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -139,6 +196,8 @@ def snippet_and_body(msg: EmailMessage, limit: int, keep_body: bool) -> tuple[st
         if stripped.startswith(">"):
             continue
         lines.append(stripped)
+        if sum(len(x) for x in lines) > limit * 2:
+            break
     snippet = _clean(" ".join(lines))[:limit]
     return snippet, (text if keep_body else None)
 
@@ -159,15 +218,14 @@ def parse_message(
     if not raw.strip():
         return Problem(key, "empty message file", where)
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = email.message_from_bytes(raw, policy=policy.compat32)
     except Exception as exc:  # noqa: BLE001 - the parser should never raise, but has
         return Problem(key, f"unparseable message: {exc}", where)
-    if not isinstance(msg, EmailMessage):
-        return Problem(key, "unparseable message", where)
-    participants = _participants(msg)
+    headers = _Headers(msg)
+    participants = _participants(headers)
     if not participants:
         return Problem(key, "no valid From/To/Cc address in the message", where)
-    occurred_at = _date(msg)
+    occurred_at = _date(headers)
     hints: list[tuple[str, str]] = []
     if occurred_at is None and fallback_date is not None:
         occurred_at = fallback_date()
@@ -175,15 +233,15 @@ def parse_message(
             hints.append(("x-syncd-date-source", "delivery"))
     if occurred_at is None:
         return Problem(key, "no usable Date header and no delivery date", where)
-    ids = _message_ids(_header_text(msg, "message-id"))
+    ids = _message_ids(headers.first("message-id"))
     message_id = ids[0] if ids else None
-    references = _message_ids(_header_text(msg, "references"))
-    in_reply_to = _message_ids(_header_text(msg, "in-reply-to"))
+    references = _message_ids(" ".join(headers.all("references")))
+    in_reply_to = _message_ids(headers.first("in-reply-to"))
     thread_key = (references or in_reply_to or [message_id])[0]
     sender = next((p.email for p in participants if p.role == Role.FROM), None)
     direction = Direction.OUTBOUND if sender in owner_addresses else Direction.INBOUND
     for name in HINT_HEADERS:
-        value = _header_text(msg, name)
+        value = headers.first(name)
         if value:
             hints.append((name, _clean(value)[:200]))
     try:
@@ -195,7 +253,7 @@ def parse_message(
         kind=ActivityKind.EMAIL,
         occurred_at=occurred_at,
         direction=direction,
-        subject=_clean(_header_text(msg, "subject") or "")[:998],
+        subject=_clean(decode_words(headers.first("subject") or ""))[:998],
         snippet=snippet,
         participants=tuple(participants),
         message_id=message_id,

@@ -92,3 +92,14 @@ def test_automation_headers_are_passed_as_hints() -> None:
     record = parse(raw)
     assert isinstance(record, ActivityRecord)
     assert record.hint("auto-submitted") == "auto-generated" and record.hint("precedence") == "bulk"
+
+
+def test_raw_8bit_headers_are_read_as_utf8_or_the_declared_charset() -> None:
+    for charset in ("utf-8", "iso-8859-2"):
+        raw = ("From: Željko Šimić <z@firma.hr>\r\nTo: alice@ourco.example\r\nSubject: Čaj i kava\r\n"
+               "Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n"
+               f"Content-Type: text/plain; charset={charset}\r\n\r\nbody\r\n").encode(charset)
+        record = parse(raw)
+        assert isinstance(record, ActivityRecord)
+        assert record.subject == "Čaj i kava"
+        assert record.participants[0].name == "Željko Šimić"

@@ -233,6 +233,8 @@ class Store:
         result = CommitResult()
         now = utcnow()
         with self.session() as s, s.begin():
+            stored_keys = [r.key for r in ingest.customers] + [r.key for r in ingest.activities]
+            self._clear_other_outcomes(s, source_id, stored_keys)
             customers_by_key: dict[str, CustomerRow] = {}
             for record in sorted(ingest.customers, key=lambda r: r.kind != CustomerKind.COMPANY):
                 if self._upsert_customer(s, source_id, record, customers_by_key, ingest.problems, now):
@@ -263,9 +265,15 @@ class Store:
                     row.updated_at = now
         return result
 
-    def _clear_other_outcomes(self, s: Session, source_id: int, key: str) -> None:
-        s.execute(delete(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key == key))
-        s.execute(delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key == key))
+    @staticmethod
+    def _clear_other_outcomes(s: Session, source_id: int, keys: Sequence[str]) -> None:
+        """An item now stored is no longer skipped or quarantined (e.g. a fixed sheet row)."""
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            s.execute(delete(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key.in_(chunk)))
+            s.execute(
+                delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key.in_(chunk))
+            )
 
     def _upsert_customer(
         self,
@@ -304,7 +312,6 @@ class Store:
         row.gone_at = None
         s.flush()
         by_key[record.key] = row
-        self._clear_other_outcomes(s, source_id, record.key)
         wanted = {("email", e) for e in record.emails} | {("phone", p) for p in record.phones}
         wanted |= {("domain", d) for d in record.domains}
         current = {(i.kind, i.value): i for i in s.scalars(select(IdentityRow).where(IdentityRow.customer_id == row.id))}
@@ -386,7 +393,6 @@ class Store:
         occurrence.link = record.link
         occurrence.version = record.version
         occurrence.gone_at = None
-        self._clear_other_outcomes(s, source_id, record.key)
         self._set_links(
             s, activity.id, link(_participants_from_json(activity.participants), activity.hints, record.customer_ref)
         )

@@ -1,0 +1,139 @@
+"""One contract every connector passes. Later connectors add a subclass of ``ConnectorContract``.
+
+The harness plays the pipeline's part: it drains a connector, applies each batch to a
+``SourceState`` the way the store would (keys become known, cursors advance), and checks
+the invariants the pipeline relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timezone
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from connectors.base import Connector
+from connectors.excel_customers import ExcelCustomersConnector
+from connectors.maildir import MaildirConnector, MboxConnector
+from syncd.records import ActivityRecord, Batch, ReadOptions, SourceState
+from tests.helpers import make_message, write_maildir
+
+OPTIONS = ReadOptions(snippet_chars=50, batch_size=3)
+
+
+def drain(connector: Connector, state: SourceState) -> tuple[list[Batch], SourceState]:
+    batches = list(connector.read(state))
+    known = dict(state.known)
+    cursors = dict(state.cursors)
+    for batch in batches:
+        for record in batch.records:
+            known[record.key] = record.version
+        for problem in batch.problems:
+            known[problem.key] = problem.version
+        for key in batch.removed:
+            known.pop(key, None)
+        if batch.cursor is not None:
+            cursors[batch.folder] = batch.cursor
+    return batches, SourceState(cursors=cursors, known=known)
+
+
+class ConnectorContract:
+    """Subclasses provide ``make`` (a connector over a fresh source with 7 items) and ``remove_one``."""
+
+    items = 7
+
+    @pytest.fixture
+    def setup(self, tmp_path: Path) -> tuple[Connector, Callable[[], None]]:
+        raise NotImplementedError
+
+    def test_first_read_yields_every_item_once_in_bounded_batches(self, setup) -> None:
+        connector, _remove = setup
+        batches, _state = drain(connector, SourceState({}, {}))
+        keys = [r.key for b in batches for r in b.records] + [p.key for b in batches for p in b.problems]
+        assert len(keys) == len(set(keys)) >= self.items
+        assert all(k for k in keys)
+        assert all(len(b.records) + len(b.problems) <= OPTIONS.batch_size for b in batches)
+        for record in (r for b in batches for r in b.records if isinstance(r, ActivityRecord)):
+            assert record.occurred_at.tzinfo is not None
+            assert record.occurred_at.utcoffset() == timezone.utc.utcoffset(None)
+
+    def test_second_read_from_the_resulting_state_yields_nothing(self, setup) -> None:
+        connector, _remove = setup
+        _batches, state = drain(connector, SourceState({}, {}))
+        again, _ = drain(connector, state)
+        assert [r for b in again for r in b.records] == []
+        assert [k for b in again for k in b.removed] == []
+
+    def test_reads_are_deterministic(self, setup) -> None:
+        connector, _remove = setup
+        first, _ = drain(connector, SourceState({}, {}))
+        second, _ = drain(connector, SourceState({}, {}))
+        assert sorted(r.key for b in first for r in b.records) == sorted(r.key for b in second for r in b.records)
+
+    def test_a_removed_item_is_reported_by_key(self, setup) -> None:
+        connector, remove = setup
+        _batches, state = drain(connector, SourceState({}, {}))
+        remove()
+        again, _ = drain(connector, state)
+        removed = [k for b in again for k in b.removed]
+        assert len(removed) == 1 and removed[0] in state.known
+
+
+class TestMaildirContract(ConnectorContract):
+    @pytest.fixture
+    def setup(self, tmp_path: Path):
+        root = write_maildir(tmp_path / "md", {f"{1000 + n}.M{n}.host": make_message(n) for n in range(5)})
+        write_maildir(root, {f"{2000 + n}.M{n}.host": make_message(100 + n) for n in range(2)}, folder="Sent")
+        connector = MaildirConnector("md", OPTIONS, path=root, owner="alice@ourco.example", owner_addresses=frozenset())
+        return connector, lambda: (root / "new" / "1000.M0.host").unlink()
+
+
+class TestMboxContract(ConnectorContract):
+    @pytest.fixture
+    def setup(self, tmp_path: Path):
+        import mailbox
+
+        path = tmp_path / "export.mbox"
+        box = mailbox.mbox(str(path))
+        for n in range(7):
+            box.add(make_message(n))
+        box.flush()
+        box.close()
+
+        def remove() -> None:
+            box = mailbox.mbox(str(path))
+            box.remove(next(iter(box.keys())))
+            box.flush()
+            box.close()
+
+        return MboxConnector("mb", OPTIONS, path=path, owner="alice@ourco.example", owner_addresses=frozenset()), remove
+
+
+class TestExcelCustomersContract(ConnectorContract):
+    @pytest.fixture
+    def setup(self, tmp_path: Path):
+        path = tmp_path / "customers.xlsx"
+
+        def write(rows: int) -> None:
+            workbook = openpyxl.Workbook()
+            sheet = workbook.active
+            sheet.append(["Company", "Contact", "Email"])
+            for n in range(rows):
+                sheet.append([f"Company {n}", f"Person {n}", f"p{n}@c{n}.example"])
+            workbook.save(path)
+
+        write(4)  # 4 companies + 4 people = 8 records
+        connector = ExcelCustomersConnector("cu", OPTIONS, path=path, sheet=None, header_row=1,
+                                            columns={"company": "Company", "person": "Contact", "email": "Email"})
+        # Removing the last row removes its person; the company goes with it only if no other row names it.
+        return connector, lambda: _remove_last_person(path)
+
+
+def _remove_last_person(path: Path) -> None:
+    workbook = openpyxl.load_workbook(path)
+    sheet = workbook.active
+    sheet.cell(row=sheet.max_row, column=2).value = None
+    sheet.cell(row=sheet.max_row, column=3).value = None
+    workbook.save(path)

@@ -1,0 +1,62 @@
+"""The written timeline workbook opens in a real spreadsheet program (LibreOffice headless)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_syncd
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+# Export every sheet to its own CSV (the final -1), UTF-8 (76), comma-separated (44).
+CSV_ALL_SHEETS = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed (apt-get install -y libreoffice-calc-nogui)")
+def test_timeline_workbook_round_trips_through_libreoffice(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    assert run_syncd("demo", "--dir", str(demo)).returncode == 0
+    out = tmp_path / "csv"
+    profile = tmp_path / "lo-profile"
+    result = subprocess.run(
+        [SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", CSV_ALL_SHEETS,
+         "--outdir", str(out), str(demo / "timeline.xlsx")],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    sheets = {p.stem.split("-", 1)[1]: list(csv.reader(p.open(encoding="utf-8"))) for p in out.glob("*.csv")}
+    assert set(sheets) == {"Timeline", "Customers", "Review"}
+    timeline = sheets["Timeline"]
+    assert timeline[0][:5] == ["When", "Customers", "Kind", "Direction", "Subject"]
+    assert len(timeline) - 1 >= 200
+    assert any(row[4] == "Ponuda za žitarice i čaj" for row in timeline[1:])
+    assert any("Marta Kovač" == row[1] for row in timeline[1:])
+    customers = {row[0]: row for row in sheets["Customers"][1:]}
+    assert customers["Adriatic Foods d.o.o."][1] == "company"
+    assert sheets["Review"][1][2] == "tomjones1987@gmail.com"
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed (apt-get install -y libreoffice-calc-nogui)")
+def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path) -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from connectors.excel_timeline import write_timeline
+    from syncd.timeline import build_view
+    from tests.test_timeline_writer import activity
+
+    path = tmp_path / "t.xlsx"
+    write_timeline(path, build_view([activity("=1+1", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))
+    result = subprocess.run(
+        [SOFFICE, f"-env:UserInstallation=file://{tmp_path / 'p'}", "--headless", "--convert-to", CSV_ALL_SHEETS,
+         "--outdir", str(tmp_path), str(path)], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader((tmp_path / "t-Timeline.csv").open(encoding="utf-8")))
+    assert rows[1][4] == "=1+1"  # not 2
+    assert rows[1][5] == "=cmd|' /C calc'!A0"

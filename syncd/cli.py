@@ -68,8 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path) -> Config:
-    return load_config(path)
+def _load(path: Path, debug: bool = False) -> Config:
+    """Load the config and apply its log settings (env SYNCD_LOG_LEVEL and --debug win)."""
+    from syncd.logs import setup_logging
+
+    config = load_config(path)
+    level = "debug" if debug else os.environ.get("SYNCD_LOG_LEVEL", config.service.log_level)
+    setup_logging(level, os.environ.get("SYNCD_LOG_FORMAT", config.service.log_format))
+    return config
 
 
 def _open_store(config: Config) -> Any:
@@ -85,7 +91,7 @@ def _json_default(value: Any) -> Any:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, args.debug)
     problems = check_references(config)
     if problems:
         raise ConfigError(args.config.absolute(), problems)
@@ -104,7 +110,7 @@ def _print_pass(result: Any) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     from syncd.pipeline import Pipeline
 
-    config = _load(args.config)
+    config = _load(args.config, args.debug)
     unknown = [n for n in args.source + args.confirm_removals if n not in {s.name for s in config.sources}]
     if unknown:
         print(f"syncd: unknown source(s): {', '.join(unknown)}", file=sys.stderr)
@@ -126,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, args.debug)
     store = _open_store(config)
     try:
         status = store.status()
@@ -157,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, args.debug)
     store = _open_store(config)
     try:
         customers = store.find_customers(args.customer)
@@ -180,7 +186,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, args.debug)
     store = _open_store(config)
     try:
         items = store.quarantine()

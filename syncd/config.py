@@ -103,8 +103,12 @@ class ServiceConfig(StrictModel):
         "held as suspect until confirmed with `syncd sync --confirm-removals SOURCE`.",
     )
     timezone: str = Field(default="UTC", description="Time zone for dates written to workbooks.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe log level written (`--debug` overrides)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="One line per event to stderr: key=value text, or JSON objects."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -212,7 +216,7 @@ class CustomerColumns(StrictModel):
 class ExcelCustomersSourceConfig(StrictModel):
     """A customer list kept in a staff workbook. Read-only: syncd never writes to it."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Unique source name.")
     kind: Literal["excel_customers"]
     path: ConfigPath = Field(description="The workbook (.xlsx or .xlsm).")
     sheet: str | None = Field(default=None, description="Sheet name. Default: the first sheet.")

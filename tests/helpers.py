@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -42,8 +43,13 @@ def write_maildir(root: Path, messages: dict[str, bytes], folder: str | None = N
 
 
 def run_syncd(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "syncd", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    """Run the installed `syncd` in a child process.
+
+    The child runs outside the source tree, so it uses the installed package (and its
+    package data, such as the demo sample), as a user's would.
+    """
+    return subprocess.run([sys.executable, "-m", "syncd", *args], cwd=cwd or tempfile.gettempdir(),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:

@@ -137,3 +137,10 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "config" / "syncd.example.toml"
     config = load_config(example)
     assert {s.kind for s in config.sources} >= {"maildir", "mbox", "excel_customers"}
+
+
+def test_configuration_reference_is_generated_from_the_models() -> None:
+    from syncd.configdoc import render
+
+    doc = Path(__file__).parent.parent / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8") == render(), "run: python -m syncd.configdoc > docs/configuration.md"

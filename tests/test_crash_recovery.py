@@ -67,7 +67,7 @@ def test_sigkill_mid_sync_then_rerun_equals_uninterrupted_run(tmp_path: Path) ->
     assert run_syncd("sync", "--once", "-c", str(clean / "syncd.toml"), timeout=600).returncode == 0
 
     process = subprocess.Popen([sys.executable, "-m", "syncd", "sync", "--once", "-c", str(crashed / "syncd.toml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         seen = wait_for(lambda: (n := committed(crashed)) >= 300 and n, timeout=120, what="first batches")
         os.kill(process.pid, signal.SIGKILL)

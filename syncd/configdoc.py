@@ -1,0 +1,129 @@
+"""Render docs/configuration.md from the config models, so the docs cannot drift from validation.
+
+``python -m syncd.configdoc > docs/configuration.md``; a test fails when the file is stale.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from syncd.config import (
+    Config,
+    CustomerColumns,
+    ExcelCustomersSourceConfig,
+    MaildirSourceConfig,
+    MatchingConfig,
+    MboxSourceConfig,
+    SecretSource,
+    ServiceConfig,
+    StoreConfig,
+    TimelineConfig,
+)
+
+PREAMBLE = """\
+# Configuration reference
+
+syncd reads one TOML file, given with `-c PATH` (default `/etc/syncd/syncd.toml`, or
+`$SYNCD_CONFIG`). `syncd check-config -c PATH` validates it and everything it points at,
+and lists every problem at once, each as `FILE: KEY.PATH: what is wrong`; it exits 2 when
+there is any.
+
+Rules that hold for every key:
+
+- **Unknown keys are errors**, with the closest known key suggested (`interval_secondz`
+  → "did you mean 'interval_seconds'?").
+- **Relative paths** resolve against the folder holding the config file.
+- **Secrets are never written inline.** Where a secret is needed, a `*_secret` table names
+  exactly one of `file` (a file with mode 0600/0400; a group- or world-readable file is
+  refused), `env` (an environment variable) or `credential` (a systemd credential from
+  `$CREDENTIALS_DIRECTORY`, set up with `LoadCredential=`). A store URL with a password in
+  it is refused.
+- **Admin mapping** (which workbook, sheet and column means what) lives in this same file,
+  in each source's table, so one file describes the whole deployment.
+
+`config/syncd.example.toml` is a complete, commented example. This page is generated from
+the validation models (`python -m syncd.configdoc > docs/configuration.md`).
+"""
+
+SECTIONS: list[tuple[str, type[BaseModel], str]] = [
+    ("[service]", ServiceConfig, "How the daemon runs."),
+    ("[store]", StoreConfig, "Where syncd keeps what it has read."),
+    ("[store.url_secret] and every other `*_secret` table", SecretSource, "Where a secret is read from."),
+    ("[matching]", MatchingConfig, "How records are matched to customers."),
+    ("[timeline]", TimelineConfig, "The timeline workbook syncd writes."),
+    ("[[sources]] with kind = \"maildir\"", MaildirSourceConfig, "A Maildir on disk (Dovecot, Postfix, mbsync)."),
+    ("[[sources]] with kind = \"mbox\"", MboxSourceConfig, "An mbox file, such as a mail export."),
+    ("[[sources]] with kind = \"excel_customers\"", ExcelCustomersSourceConfig,
+     "A customer list in a staff workbook, read-only."),
+    ("[sources.columns] of an excel_customers source", CustomerColumns,
+     "Header names for each customer field; the match ignores case and extra spaces."),
+]
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(names) + (" (optional)" if type(None) in typing.get_args(annotation) else "")
+    if origin is typing.Literal:
+        return " \\| ".join(f'"{v}"' for v in typing.get_args(annotation))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(annotation)[0])}"
+    if isinstance(annotation, type):
+        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "Path": "path"}.get(
+            annotation.__name__, annotation.__name__
+        )
+    return str(annotation)
+
+
+def _default(field: Any) -> str:
+    if field.default is not PydanticUndefined:
+        value = field.default
+    elif field.default_factory is not None:
+        value = field.default_factory()
+    else:
+        return "**required**"
+    if isinstance(value, BaseModel):
+        return "(table)"
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value}`"
+
+
+def render() -> str:
+    lines = [PREAMBLE]
+    for title, model, summary in SECTIONS:
+        lines += [f"## {title}", "", summary, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                kind = "table"
+            else:
+                kind = _type_name(field.annotation)
+            meaning = (field.description or "").replace("|", "\\|")
+            if name == "kind":
+                meaning = "The source kind."
+            if name == "name" and not meaning:
+                meaning = "Unique source name (letters, digits, `_ . -`); shown in status and logs."
+            if name == "enabled":
+                meaning = "Set to false to keep a source configured but not synced."
+            if name == "owner_addresses" or name == "owner":
+                meaning = meaning or "The mailbox owner's address."
+            lines.append(f"| `{name}` | {kind} | {_default(field)} | {meaning} |")
+        lines.append("")
+    assert Config.model_fields.keys() == {"service", "store", "matching", "timeline", "sources"}
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")

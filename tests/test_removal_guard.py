@@ -1,0 +1,64 @@
+"""A source that suddenly reads empty or shrinks a lot is suspect: removals wait for an admin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.helpers import make_message, run_syncd, write_config, write_maildir
+
+CONFIG = """
+[service]
+state_dir = "state"
+[timeline]
+path = "timeline.xlsx"
+[[sources]]
+name = "alice-mail"
+kind = "maildir"
+path = "mail"
+owner = "alice@ourco.example"
+"""
+
+
+def status(root: Path) -> dict:
+    return json.loads(run_syncd("status", "--json", "-c", str(root / "syncd.toml")).stdout)
+
+
+def test_small_deletions_apply_but_an_emptied_mailbox_is_held_until_confirmed(tmp_path: Path) -> None:
+    write_maildir(tmp_path / "mail", {f"{1000 + n}.M{n}.h": make_message(n) for n in range(20)})
+    config = str(write_config(tmp_path / "syncd.toml", CONFIG))
+    assert run_syncd("sync", "--once", "-c", config).returncode == 0
+    assert status(tmp_path)["activities"] == 20
+
+    for n in (0, 1):
+        (tmp_path / "mail" / "new" / f"{1000 + n}.M{n}.h").unlink()
+    assert run_syncd("sync", "--once", "-c", config).returncode == 0
+    assert status(tmp_path)["activities"] == 18
+
+    shutil.rmtree(tmp_path / "mail")
+    write_maildir(tmp_path / "mail", {})  # e.g. a wrong mount: the folder is there, the mail is not
+    result = run_syncd("sync", "--once", "-c", config)
+    assert "SUSPECT: source reads as empty but 18 items are stored" in result.stdout
+    current = status(tmp_path)
+    assert current["activities"] == 18
+    assert "reads as empty" in current["sources"][0]["suspect"]
+    assert "SUSPECT" in run_syncd("status", "-c", config).stdout
+
+    result = run_syncd("sync", "--once", "--confirm-removals", "alice-mail", "-c", config)
+    assert result.returncode == 0, result.stderr
+    current = status(tmp_path)
+    assert current["activities"] == 0 and current["sources"][0]["suspect"] is None
+
+
+def test_missing_maildir_fails_the_source_and_keeps_its_activities(tmp_path: Path) -> None:
+    write_maildir(tmp_path / "mail", {f"{1000 + n}.M{n}.h": make_message(n) for n in range(3)})
+    config = str(write_config(tmp_path / "syncd.toml", CONFIG))
+    assert run_syncd("sync", "--once", "-c", config).returncode == 0
+    shutil.rmtree(tmp_path / "mail")
+    result = run_syncd("sync", "--once", "-c", config)
+    assert result.returncode == 1 and "FAILED" in result.stdout
+    current = status(tmp_path)
+    assert current["activities"] == 3
+    assert "not a Maildir" in current["sources"][0]["error"]
+    assert run_syncd("status", "-c", config).returncode == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import mailbox
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -70,32 +71,31 @@ class MaildirConnector(Connector):
     def read(self, state: SourceState) -> Iterator[Batch]:
         try:
             folders = self._folders()
+            listing = [(folder, box, sorted(box.keys(), reverse=True)) for folder, box in folders]
         except OSError as exc:
-            raise SourceUnavailable(f"cannot open Maildir {self.path}: {exc.strerror or exc}") from None
-        listed: set[str] = set()
+            raise SourceUnavailable(f"cannot list Maildir {self.path}: {exc.strerror or exc}") from None
+        # Keys start with the delivery time, so reverse order reads newest mail first.
+        listed = {f"{folder}/{k}" for folder, _box, keys in listing for k in keys}
+        pending = len(listed - state.known.keys())
         builder = _BatchBuilder(self.options.batch_size)
-        for folder, box in folders:
-            try:
-                keys = sorted(box.keys(), reverse=True)  # keys start with delivery time: newest first
-            except OSError as exc:
-                raise SourceUnavailable(f"cannot list {self.path} folder {folder}: {exc}") from None
+        for folder, box, keys in listing:
             for box_key in keys:
                 key = f"{folder}/{box_key}"
-                listed.add(key)
                 if key in state.known:
                     continue
                 item = self._read_one(box, box_key, key, folder)
+                pending -= 1
                 if item is None:
                     listed.discard(key)  # vanished between listing and reading: not ours to report
                     continue
                 batch = builder.add(item)
                 if batch:
-                    yield batch
+                    yield replace(batch, pending=pending)
         batch = builder.flush()
         if batch:
-            yield batch
+            yield replace(batch, pending=0)
         removed = tuple(sorted(k for k in state.known if k not in listed))
-        yield Batch(removed=removed, listing_complete=True, listed=len(listed))
+        yield Batch(removed=removed, listing_complete=True, listed=len(listed), pending=0)
 
     def _read_one(self, box: mailbox.Maildir, box_key: str, key: str, folder: str) -> ActivityRecord | Problem | None:
         try:

@@ -55,8 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("run", help="run the service loop until SIGTERM"))
     with_config(sub.add_parser("check-config", help="validate the config and what it points at"))
 
-    status = with_config(sub.add_parser("status", help="counts and per-source health"))
+    status = with_config(sub.add_parser(
+        "status", help="counts and per-source health; exit 1 when a source needs attention"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--alert-after", type=int, metavar="MINUTES", default=None,
+                        help="exit 1 when a source has failed for longer than this "
+                             "(default: service.alert_after_minutes)")
+
+    init = sub.add_parser("init", help="write a starter config to edit")
+    init.add_argument("path", nargs="?", type=Path, default=DEFAULT_CONFIG_PATH,
+                      help=f"where to write it (default {DEFAULT_CONFIG_PATH})")
 
     timeline = with_config(sub.add_parser("timeline", help="one customer's history, newest first"))
     timeline.add_argument("customer", help="customer id, email, domain or part of the name")
@@ -131,6 +139,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_service(args.config)
 
 
+def _needs_attention(source: dict[str, Any], alert_after_minutes: int, now: datetime) -> str | None:
+    if source.get("suspect"):
+        return f"suspect: {source['suspect']}"
+    if source.get("error") and source.get("failing_since"):
+        failing_for = now - datetime.fromisoformat(source["failing_since"])
+        if failing_for.total_seconds() >= alert_after_minutes * 60:
+            return f"failing for {int(failing_for.total_seconds() // 60)} min: {source['error']}"
+    return None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     store = _open_store(config)
@@ -143,8 +161,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, kind in configured.items():
         if name not in {s["name"] for s in status["sources"]}:
             status["sources"].append({"name": name, "kind": kind, "last_sync": None, "ingested": 0,
-                                      "quarantined": 0, "skipped": {}, "error": None, "suspect": None})
-    failing = [s for s in status["sources"] if s.get("error")]
+                                      "quarantined": 0, "skipped": {}, "error": None, "suspect": None,
+                                      "backlog": 0, "next_retry": None, "failing_since": None})
+    alert_after = config.service.alert_after_minutes if args.alert_after is None else args.alert_after
+    now = datetime.now(timezone.utc)
+    attention = {s["name"]: why for s in status["sources"] if (why := _needs_attention(s, alert_after, now))}
+    status["attention"] = attention
     if args.json:
         print(json.dumps(status, indent=2, default=_json_default))
     else:
@@ -153,13 +175,32 @@ def cmd_status(args: argparse.Namespace) -> int:
         for s in status["sources"]:
             skipped = ",".join(f"{k}:{v}" for k, v in sorted(s.get("skipped", {}).items())) or "0"
             line = (f"  {s['name']:<20} {s['kind']:<16} last_sync={s['last_sync'] or 'never'} "
-                    f"ingested={s['ingested']} skipped={skipped} quarantined={s['quarantined']}")
+                    f"ingested={s['ingested']} backlog={s.get('backlog') or 0} skipped={skipped} "
+                    f"quarantined={s['quarantined']}")
             if s.get("error"):
-                line += f" ERROR (since {s.get('failing_since')}): {s['error']}"
+                line += f" ERROR (since {s.get('failing_since')}, next retry {s.get('next_retry')}): {s['error']}"
             if s.get("suspect"):
                 line += f" SUSPECT: {s['suspect']}"
             print(line)
-    return EXIT_SOURCE_FAILED if failing else EXIT_OK
+        for name, why in attention.items():
+            print(f"ATTENTION {name}: {why}")
+    return EXIT_SOURCE_FAILED if attention else EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    target: Path = args.path
+    if target.exists():
+        print(f"syncd: {target} exists; not overwriting it", file=sys.stderr)
+        return EXIT_CONFIG
+    starter = (resources.files("syncd.starter") / "syncd.example.toml").read_text(encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(starter)
+    print(f"wrote {target}; edit it, then run: syncd check-config -c {target}")
+    return EXIT_OK
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -208,7 +249,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
-    "timeline": cmd_timeline, "quarantine": cmd_quarantine,
+    "timeline": cmd_timeline, "quarantine": cmd_quarantine, "init": cmd_init,
 }
 
 

@@ -103,12 +103,32 @@ class ServiceConfig(StrictModel):
         "held as suspect until confirmed with `syncd sync --confirm-removals SOURCE`.",
     )
     timezone: str = Field(default="UTC", description="Time zone for dates written to workbooks.")
+    alert_after_minutes: int = Field(
+        default=60, ge=0, description="`syncd status` exits 1 when a source has been failing longer than this."
+    )
+    metrics_address: str | None = Field(
+        default=None,
+        description="Serve Prometheus metrics on this loopback HOST:PORT (e.g. \"127.0.0.1:9464\"); off by default.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Least severe log level written (`--debug` overrides)."
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="One line per event to stderr: key=value text, or JSON objects."
     )
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _loopback_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        if host not in ("localhost", "::1") and not host.startswith("127."):
+            raise ValueError("metrics are served on loopback only (127.0.0.1 or ::1); put a proxy in front to expose them")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -39,6 +39,7 @@ from syncd.records import (
     Participant,
     ReadOptions,
 )
+from syncd.scheduler import retry_at
 from syncd.store import Ingest, Skip, Store
 from syncd.timeline import build_view
 
@@ -61,6 +62,7 @@ class SourceResult:
     customers_changed: int = 0
     suspect: str | None = None
     seconds: float = 0.0
+    interrupted: bool = False
 
 
 @dataclass
@@ -114,10 +116,17 @@ def normalize_customer(record: CustomerRecord) -> CustomerRecord:
     return replace(record, emails=emails, phones=phones, domains=domains)
 
 
+class PassInterrupted(Exception):
+    """Raised inside a source's loop when a stop was requested; committed batches stay."""
+
+
 class Pipeline:
-    def __init__(self, config: Config, store: Store):
+    def __init__(self, config: Config, store: Store, *, stop_requested: Callable[[], bool] = lambda: False,
+                 heartbeat: Callable[[], None] = lambda: None):
         self.config = config
         self.store = store
+        self.stop_requested = stop_requested
+        self.heartbeat = heartbeat
         self.policy = match_policy(config)
         self.index = CustomerIndex()
         self.options = ReadOptions(
@@ -134,6 +143,11 @@ class Pipeline:
         return link_participants(participants, self.index, self.policy)
 
     def run_pass(self, only: Iterable[str] | None = None, confirm_removals: Iterable[str] = ()) -> PassResult:
+        """Sync the enabled sources (only those named, when given), then write the timeline.
+
+        Stops between batches when ``stop_requested`` says so; the timeline is then still
+        written from what was committed, so a stop never leaves it behind the store.
+        """
         wanted = set(only) if only else None
         confirmed = set(confirm_removals)
         sources = [s for s in self.config.sources if s.enabled and (wanted is None or s.name in wanted)]
@@ -142,6 +156,8 @@ class Pipeline:
         self.refresh_index()
         customers_changed = 0
         for source in sources:
+            if self.stop_requested():
+                break
             source_result = self.sync_source(source, source.name in confirmed)
             customers_changed += source_result.customers_changed
             result.sources.append(source_result)
@@ -163,7 +179,8 @@ class Pipeline:
             connector = make_connector(source, self.options)
             state = self.store.sync_state(source_id)
             for batch in connector.read(state):
-                ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems))
+                ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),
+                                backlog=batch.pending)
                 for record in batch.records:
                     if isinstance(record, ActivityRecord):
                         reason = skip_reason(record, self.policy)
@@ -190,14 +207,20 @@ class Pipeline:
                 if committed.customers_changed:
                     result.customers_changed += committed.customers_changed
                     self.refresh_index()
+                self.heartbeat()
+                if self.stop_requested():
+                    raise PassInterrupted()
             self.store.mark_success(source_id, suspect_reason=result.suspect)
+        except PassInterrupted:
+            result.interrupted = True
+            log.info("source=%s stop requested: committed batches kept, the rest is read next time", name)
         except SourceError as exc:
             result.ok, result.error = False, str(exc)
-            self.store.mark_failure(source_id, str(exc))
-            log.error("source=%s kind=%s error=%r", name, kind, str(exc))
+            failures = self.store.mark_failure(source_id, str(exc), retry_at(self.config.service.interval_seconds))
+            log.error("source=%s kind=%s failures=%d error=%r", name, kind, failures, str(exc))
         except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
             result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
-            self.store.mark_failure(source_id, result.error)
+            self.store.mark_failure(source_id, result.error, retry_at(self.config.service.interval_seconds))
             log.exception("source=%s kind=%s unexpected error", name, kind)
         finally:
             if connector is not None:

@@ -10,7 +10,7 @@ idempotent.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -128,6 +128,8 @@ Record = ActivityRecord | CustomerRecord
 class Batch:
     """What a connector yields: records, problems and removals that commit together.
 
+    ``pending`` is how many items the connector knows are still to read after this batch
+    (shown as the source's backlog), when it knows.
     ``cursor`` is the connector's opaque position *after* this batch (per ``folder``);
     the store commits it in the same transaction as the records, so a crash can neither
     skip nor repeat work. ``listing_complete`` says ``removed`` comes from a full listing
@@ -142,7 +144,7 @@ class Batch:
     cursor: str | None = None
     listing_complete: bool = False
     listed: int = 0
-    processed_keys: tuple[str, ...] = field(default=())
+    pending: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

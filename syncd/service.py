@@ -1,8 +1,14 @@
-"""The long-running loop behind `syncd run`.
+"""The long-running service behind `syncd run`.
 
-Signal handlers only set events; the loop does the work. SIGTERM/SIGINT stop after the
-batch in flight (every committed batch is durable, an interrupted one is re-read), and
-SIGHUP re-reads the config, keeping the old one when the new one is invalid.
+Life cycle: load the config, open (and migrate) the store, tell systemd READY, then loop:
+sync the sources that are due, write the timeline, report STATUS, sleep until the next
+pass while pinging the watchdog. Signal handlers only set events (nothing else is safe in
+a handler); the loop acts on them:
+
+* SIGTERM / SIGINT: stop between batches (committed batches are durable; the rest of the
+  pass is re-read next start), close connections and the store, exit 0.
+* SIGHUP, or the config file changing on disk: re-read the config. An invalid config is
+  rejected with its errors logged and the running one kept.
 """
 
 from __future__ import annotations
@@ -10,47 +16,148 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from syncd.config import ConfigError, load_config
+from syncd.config import Config, ConfigError, load_config
+from syncd.notify import SystemdNotifier
 from syncd.pipeline import Pipeline
+from syncd.scheduler import due
 from syncd.store import Store
 
 log = logging.getLogger("syncd.service")
 
 
+class ConfigWatcher:
+    """Sets an event when the config file is written or replaced (editors often rename over it)."""
+
+    def __init__(self, path: Path, changed: threading.Event, wake: threading.Event):
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        target = str(path.resolve())
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type not in ("modified", "created", "moved", "closed"):
+                    return
+                paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
+                if target in paths:
+                    changed.set()
+                    wake.set()
+
+        self.observer = Observer()
+        self.observer.schedule(Handler(), str(path.resolve().parent), recursive=False)
+        self.observer.daemon = True
+
+    def start(self) -> None:
+        self.observer.start()
+
+    def stop(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=5)
+
+
+def _summary(store: Store) -> str:
+    status = store.status()
+    failing = [s["name"] for s in status["sources"] if s["error"]]
+    text = (f"{status['activities']} activities, {status['customers']} customers, "
+            f"{status['unmatched']} unmatched, {status['quarantined']} quarantined")
+    if failing:
+        text += f"; failing: {', '.join(failing)}"
+    return text
+
+
+class Service:
+    def __init__(self, config_path: Path, notifier: SystemdNotifier | None = None):
+        self.config_path = config_path
+        self.notifier = notifier or SystemdNotifier()
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.wake = threading.Event()
+
+    def _on_stop(self, signum: int, _frame: Any) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def _on_hup(self, _signum: int, _frame: Any) -> None:
+        self.reload.set()
+        self.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _reload(self, config: Config) -> Config:
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload rejected, keeping the running config: %s", exc.render().replace("\n", " | "))
+            self.notifier.ready(f"config reload rejected ({len(exc.problems)} problems); running the old config")
+            return config
+        if new.store_url != config.store_url:
+            log.warning("config reload: a new store URL takes effect at the next restart; keeping the open store")
+        log.info("config reloaded sources=%d", len(new.sources))
+        self.notifier.ready("config reloaded")
+        return new
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait for the next pass, a signal or a config change, pinging the watchdog meanwhile."""
+        slice_seconds = seconds
+        if self.notifier.watchdog_seconds:
+            slice_seconds = max(0.05, min(seconds, self.notifier.watchdog_seconds / 2))
+        deadline = datetime.now(timezone.utc).timestamp() + seconds
+        while not self.wake.is_set():
+            remaining = deadline - datetime.now(timezone.utc).timestamp()
+            if remaining <= 0:
+                break
+            self.wake.wait(min(slice_seconds, remaining))
+            self.notifier.watchdog()
+        self.wake.clear()
+
+    def run(self) -> int:
+        config = load_config(self.config_path)
+        self.install_signal_handlers()
+        store = Store.open(config.store_url)
+        watcher = ConfigWatcher(self.config_path, self.reload, self.wake)
+        watcher.start()
+        metrics = None
+        if config.service.metrics_address:
+            from syncd.metrics import serve_metrics
+
+            metrics = serve_metrics(config.service.metrics_address, store.status)
+        names = ", ".join(s.name for s in config.sources if s.enabled)
+        log.info("started config=%s sources=%d interval=%ds", self.config_path, len(config.sources),
+                 config.service.interval_seconds)
+        self.notifier.ready(f"ready; sources: {names or 'none'}")
+        try:
+            while not self.stop.is_set():
+                if self.reload.is_set():
+                    self.reload.clear()
+                    config = self._reload(config)
+                enabled = [s.name for s in config.sources if s.enabled]
+                now = datetime.now(timezone.utc)
+                due_now = due(enabled, store.next_attempts(), now)
+                if due_now:
+                    pipeline = Pipeline(config, store, stop_requested=self.stop.is_set,
+                                        heartbeat=self.notifier.watchdog)
+                    pipeline.run_pass(only=due_now)
+                    self.notifier.status(_summary(store))
+                self.notifier.watchdog()
+                if not self.stop.is_set():
+                    self._sleep(config.service.interval_seconds)
+        finally:
+            self.notifier.stopping()
+            watcher.stop()
+            if metrics is not None:
+                metrics.shutdown()
+            store.close()
+            log.info("stopped")
+        return 0
+
+
 def run_service(config_path: Path) -> int:
-    config = load_config(config_path)
-    stop, reload = threading.Event(), threading.Event()
-    wake = threading.Event()
-
-    def on_stop(signum: int, _frame: object) -> None:
-        stop.set()
-        wake.set()
-
-    def on_hup(_signum: int, _frame: object) -> None:
-        reload.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
-    store = Store.open(config.store_url)
-    log.info("started config=%s sources=%d interval=%ds", config_path, len(config.sources),
-             config.service.interval_seconds)
-    try:
-        while not stop.is_set():
-            if reload.is_set():
-                reload.clear()
-                try:
-                    config = load_config(config_path)
-                    log.info("config reloaded sources=%d", len(config.sources))
-                except ConfigError as exc:
-                    log.error("config reload rejected, keeping the running config: %s", exc.render())
-            Pipeline(config, store).run_pass()
-            wake.wait(config.service.interval_seconds)
-            wake.clear()
-    finally:
-        store.close()
-        log.info("stopped")
-    return 0
+    return Service(config_path).run()

@@ -43,7 +43,8 @@ def test_small_deletions_apply_but_an_emptied_mailbox_is_held_until_confirmed(tm
     current = status(tmp_path)
     assert current["activities"] == 18
     assert "reads as empty" in current["sources"][0]["suspect"]
-    assert "SUSPECT" in run_syncd("status", "-c", config).stdout
+    suspect_status = run_syncd("status", "-c", config)
+    assert "SUSPECT" in suspect_status.stdout and suspect_status.returncode == 1
 
     result = run_syncd("sync", "--once", "--confirm-removals", "alice-mail", "-c", config)
     assert result.returncode == 0, result.stderr
@@ -61,4 +62,8 @@ def test_missing_maildir_fails_the_source_and_keeps_its_activities(tmp_path: Pat
     current = status(tmp_path)
     assert current["activities"] == 3
     assert "not a Maildir" in current["sources"][0]["error"]
-    assert run_syncd("status", "-c", config).returncode == 1
+    assert current["sources"][0]["next_retry"] and current["sources"][0]["consecutive_failures"] == 1
+    # A fresh failure is not yet an alert; one older than the threshold is.
+    assert run_syncd("status", "-c", config).returncode == 0
+    alerting = run_syncd("status", "--alert-after", "0", "-c", config)
+    assert alerting.returncode == 1 and "ATTENTION alice-mail: failing for 0 min" in alerting.stdout

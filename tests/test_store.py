@@ -158,3 +158,27 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
     naive = ActivityRecord(key="k", kind=ActivityKind.NOTE, occurred_at=datetime(2026, 1, 1))
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         store.commit(source, Ingest(activities=[naive]), no_links)
+
+
+def test_upgrade_from_the_first_migration_keeps_data(store_url: str) -> None:
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    import syncd.store.store as store_module
+
+    bare = Store.open(store_url, migrate=False)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with bare.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        connection.execute(sa.text("insert into sources (name, kind) values ('old', 'maildir')"))
+    bare.close()
+    upgraded = Store.open(store_url)
+    try:
+        [source] = upgraded.status()["sources"]
+        assert (source["name"], source["consecutive_failures"], source["backlog"]) == ("old", 0, 0)
+    finally:
+        upgraded.close()

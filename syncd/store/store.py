@@ -76,6 +76,7 @@ class Ingest:
     removed: list[str] = field(default_factory=list)
     folder: str = ""
     cursor: str | None = None
+    backlog: int | None = None
 
 
 @dataclass
@@ -210,21 +211,32 @@ class Store:
         with self.session() as s, s.begin():
             s.execute(update(SourceRow).where(SourceRow.id == source_id).values(last_attempt_at=utcnow()))
 
-    def mark_success(self, source_id: int, suspect_reason: str | None = None) -> None:
+    def mark_success(self, source_id: int, suspect_reason: str | None = None, complete: bool = True) -> None:
+        values: dict[str, Any] = dict(
+            last_success_at=utcnow(), last_error=None, failing_since=None, suspect_reason=suspect_reason,
+            consecutive_failures=0, next_attempt_at=None,
+        )
+        if complete:
+            values["backlog"] = 0
         with self.session() as s, s.begin():
-            s.execute(
-                update(SourceRow)
-                .where(SourceRow.id == source_id)
-                .values(last_success_at=utcnow(), last_error=None, failing_since=None, suspect_reason=suspect_reason)
-            )
+            s.execute(update(SourceRow).where(SourceRow.id == source_id).values(**values))
 
-    def mark_failure(self, source_id: int, error: str) -> None:
+    def mark_failure(self, source_id: int, error: str, next_attempt: Callable[[int], datetime] | None = None) -> int:
+        """Record a failed pass; ``next_attempt(failures)`` schedules the retry. Returns the failure count."""
         with self.session() as s, s.begin():
             row = s.get(SourceRow, source_id)
             assert row is not None
             row.last_error = error
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
             if row.failing_since is None:
                 row.failing_since = utcnow()
+            row.next_attempt_at = next_attempt(row.consecutive_failures) if next_attempt else None
+            return row.consecutive_failures
+
+    def next_attempts(self) -> dict[str, datetime | None]:
+        """When each known source may be tried again (None: whenever its schedule says)."""
+        with self.session() as s:
+            return dict(s.execute(select(SourceRow.name, SourceRow.next_attempt_at)).all())
 
     # ---- ingestion ---------------------------------------------------------------
 
@@ -254,6 +266,8 @@ class Store:
             if ingest.removed:
                 result.removed, changed = self._apply_removals(s, source_id, ingest.removed, now)
                 result.customers_changed += changed
+            if ingest.backlog is not None:
+                s.execute(update(SourceRow).where(SourceRow.id == source_id).values(backlog=ingest.backlog))
             if ingest.cursor is not None:
                 row = s.scalar(
                     select(CursorRow).where(CursorRow.source_id == source_id, CursorRow.folder == ingest.folder)
@@ -670,6 +684,9 @@ class Store:
                     "skipped": {},
                     "error": row.last_error,
                     "failing_since": row.failing_since.isoformat() if row.failing_since else None,
+                    "consecutive_failures": row.consecutive_failures,
+                    "next_retry": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+                    "backlog": row.backlog,
                     "suspect": row.suspect_reason,
                 }
             for source_id, count in s.execute(

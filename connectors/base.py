@@ -41,6 +41,10 @@ class SourceConfigError(SourceError):
     """The source does not fit its config (wrong sheet, missing column); needs an admin."""
 
 
+class SourceAuthError(SourceError):
+    """The server refused the credentials. Never retried quickly: that locks accounts."""
+
+
 class Connector(ABC):
     kind: str = ""
 
@@ -54,3 +58,9 @@ class Connector(ABC):
 
     def close(self) -> None:
         """Release connections and file handles. Called once, also after errors."""
+
+    def write_back(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
+        """Mark items with their customers' names where the system supports it (keywords,
+        categories). ``labels`` maps item key to customer names; returns the keys written.
+        Only called when the source's config enables write-back. Must be idempotent."""
+        return set()

@@ -214,7 +214,11 @@ def parse_message(
     fallback_date: Callable[[], datetime | None] | None = None,
     link: str | None = None,
     where: str = "",
+    snippet: str | None = None,
+    extra_hints: tuple[tuple[str, str], ...] = (),
 ) -> ActivityRecord | Problem:
+    """Parse RFC 5322 bytes (a whole message, or only its headers plus a ``snippet`` the
+    server made, as IMAP's PREVIEW gives) into an activity, or a Problem saying why not."""
     if not raw.strip():
         return Problem(key, "empty message file", where)
     try:
@@ -244,10 +248,15 @@ def parse_message(
         value = headers.first(name)
         if value:
             hints.append((name, _clean(value)[:200]))
-    try:
-        snippet, body = snippet_and_body(msg, snippet_chars, keep_body)
-    except Exception:  # noqa: BLE001 - a snippet is a nicety; the activity stands without it
-        snippet, body = "", None
+    hints.extend(extra_hints)
+    body: str | None = None
+    if snippet is None:
+        try:
+            snippet, body = snippet_and_body(msg, snippet_chars, keep_body)
+        except Exception:  # noqa: BLE001 - a snippet is a nicety; the activity stands without it
+            snippet, body = "", None
+    else:
+        snippet = _clean(snippet)[:snippet_chars]
     return ActivityRecord(
         key=key,
         kind=ActivityKind.EMAIL,

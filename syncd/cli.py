@@ -116,9 +116,10 @@ def _print_pass(result: Any) -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from syncd.pipeline import Pipeline
+    from syncd.pipeline import Pipeline, warn_insecure
 
     config = _load(args.config, args.debug)
+    warn_insecure(config)
     unknown = [n for n in args.source + args.confirm_removals if n not in {s.name for s in config.sources}]
     if unknown:
         print(f"syncd: unknown source(s): {', '.join(unknown)}", file=sys.stderr)

@@ -95,6 +95,10 @@ class ServiceConfig(StrictModel):
     batch_size: int = Field(
         default=200, ge=1, le=10_000, description="Items committed together with their cursor."
     )
+    max_parallel_sources: int = Field(
+        default=4, ge=1, le=64, description="Mail sources synced at once (threads), and the cap on IDLE watchers' "
+        "share of work."
+    )
     removal_guard_ratio: float = Field(
         default=0.5,
         gt=0,
@@ -209,6 +213,55 @@ class MaildirSourceConfig(MailSourceBase):
     include_subfolders: bool = Field(default=True, description="Read Maildir++ subfolders (.Sent, .Archive...).")
 
 
+class ImapSourceConfig(MailSourceBase):
+    """A mailbox reached over IMAP (Dovecot, Cyrus, Exchange/Microsoft 365 IMAP, Gmail...)."""
+
+    kind: Literal["imap"]
+    host: str = Field(description="IMAP server host name.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Default: 993 (implicit TLS), else 143.")
+    tls: Literal["implicit", "starttls", "none"] = Field(
+        default="implicit", description="implicit (IMAPS), starttls, or none (loopback only)."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Check the server certificate. Turning it off logs a warning at every start."
+    )
+    username: str = Field(description="Login name.")
+    password_secret: SecretSource | None = Field(default=None, description="Password, from a secret.")
+    oauth2_token_command: list[str] | None = Field(
+        default=None,
+        description="XOAUTH2: a command (argv list) printing an access token, e.g. a helper using msal.",
+    )
+    folders_include: list[str] = Field(
+        default_factory=list, description="More folders to read, as glob patterns (INBOX and Sent always)."
+    )
+    folders_exclude: list[str] = Field(
+        default_factory=lambda: ["Trash", "Junk", "Spam", "Drafts", "*/Trash", "*/Junk"],
+        description="Folders never read, as glob patterns.",
+    )
+    backfill_days: int = Field(default=365, ge=1, le=3650, description="How far back the first sync reads.")
+    idle: bool = Field(default=True, description="Wait in IDLE on INBOX so new mail arrives within seconds.")
+    timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per command.")
+    write_keywords: bool = Field(
+        default=False, description="Add a keyword per matched customer to each message (nothing else is changed)."
+    )
+    keyword_prefix: str = Field(
+        default="$crm_", pattern=r"^[$A-Za-z][A-Za-z0-9_$-]{0,15}$",
+        description="Prefix of the keywords written, so they never collide with the user's own.",
+    )
+
+    @model_validator(mode="after")
+    def _auth_and_tls(self) -> "ImapSourceConfig":
+        if (self.password_secret is None) == (self.oauth2_token_command is None):
+            raise ValueError("give exactly one of password_secret or oauth2_token_command")
+        if self.tls == "none" and self.host not in ("localhost", "::1") and not self.host.startswith("127."):
+            raise ValueError("tls = \"none\" is allowed only for a server on loopback; use implicit or starttls")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls == "implicit" else 143)
+
+
 class MboxSourceConfig(MailSourceBase):
     """An mbox file, such as a mail export."""
 
@@ -250,7 +303,7 @@ class ExcelCustomersSourceConfig(StrictModel):
 
 
 SourceConfig = Annotated[
-    Union[MaildirSourceConfig, MboxSourceConfig, ExcelCustomersSourceConfig],
+    Union[MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, ExcelCustomersSourceConfig],
     Field(discriminator="kind"),
 ]
 
@@ -315,7 +368,7 @@ class Config(StrictModel):
 def _all_field_names() -> set[str]:
     names: set[str] = set()
     for model in (
-        Config, ServiceConfig, StoreConfig, SecretSource, MaildirSourceConfig, MboxSourceConfig,
+        Config, ServiceConfig, StoreConfig, SecretSource, MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig,
         ExcelCustomersSourceConfig, CustomerColumns, MatchingConfig, TimelineConfig,
     ):
         names.update(model.model_fields)
@@ -396,8 +449,17 @@ def check_references(config: Config) -> list[ConfigProblem]:
     """Problems with what the config points at (files, folders), found without syncing."""
     problems: list[ConfigProblem] = []
     for index, source in enumerate(config.sources):
+        if isinstance(source, ImapSourceConfig):
+            if source.password_secret is not None:
+                from syncd.secrets import SecretError, read_secret
+
+                try:
+                    read_secret(source.password_secret, f"sources[{index}] ({source.name}).password_secret")
+                except SecretError as exc:
+                    problems.append(ConfigProblem(f"sources[{index}] ({source.name}).password_secret", str(exc)))
+            continue
         key = f"sources[{index}] ({source.name}).path"
-        path: Path = source.path
+        path = source.path
         if isinstance(source, MaildirSourceConfig):
             if not path.is_dir():
                 problems.append(ConfigProblem(key, f"no such folder: {path}"))

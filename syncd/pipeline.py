@@ -13,15 +13,18 @@ removals are not applied and the source is marked suspect until an admin confirm
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from connectors.base import Connector, SourceError
+from connectors.base import Connector, SourceAuthError, SourceError
 from connectors.excel_customers import ExcelCustomersConnector
 from connectors.excel_timeline import TimelineWriteError, write_timeline
+from connectors.imap import ImapAccount, ImapConnector
 from connectors.maildir import MaildirConnector, MboxConnector
 from mapping.freemail import packaged_free_mail_domains
 from mapping.matcher import CustomerIndex, MatchPolicy, link_participants, skip_reason
@@ -29,9 +32,11 @@ from mapping.normalize import normalize_domain, normalize_email, normalize_phone
 from syncd.config import (
     Config,
     ExcelCustomersSourceConfig,
+    ImapSourceConfig,
     MaildirSourceConfig,
     MboxSourceConfig,
 )
+from syncd.secrets import read_secret
 from syncd.records import (
     ActivityRecord,
     CustomerRecord,
@@ -63,6 +68,7 @@ class SourceResult:
     suspect: str | None = None
     seconds: float = 0.0
     interrupted: bool = False
+    written_back: int = 0
 
 
 @dataclass
@@ -77,7 +83,43 @@ class PassResult:
         return all(s.ok for s in self.sources)
 
 
+def imap_account(source: ImapSourceConfig) -> ImapAccount:
+    """The connector's view of an IMAP source; secrets are read when a login needs them."""
+    password = None
+    token = None
+    if source.password_secret is not None:
+        secret = source.password_secret
+
+        def password() -> str:
+            return read_secret(secret, f"source {source.name} password_secret")
+    else:
+        command = list(source.oauth2_token_command or [])
+
+        def token() -> str:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            if done.returncode != 0 or not done.stdout.strip():
+                raise SourceError(f"oauth2_token_command exited {done.returncode} without a token")
+            return done.stdout.strip()
+    return ImapAccount(
+        host=source.host, port=source.effective_port, tls=source.tls, verify_tls=source.verify_tls,
+        username=source.username, owner=source.owner, owner_addresses=frozenset(source.owner_addresses),
+        password=password, oauth2_token=token, include=tuple(source.folders_include),
+        exclude=tuple(source.folders_exclude), backfill_days=source.backfill_days, timeout=source.timeout_seconds,
+        keyword_prefix=source.keyword_prefix,
+    )
+
+
+def warn_insecure(config: Config) -> None:
+    """Said at every start: an unverified TLS connection can be intercepted."""
+    for source in config.sources:
+        if isinstance(source, ImapSourceConfig) and source.enabled and not source.verify_tls and source.tls != "none":
+            log.warning("source=%s TLS certificate verification is OFF for %s: the connection and password "
+                        "can be intercepted; set verify_tls = true", source.name, source.host)
+
+
 def make_connector(source: object, options: ReadOptions) -> Connector:
+    if isinstance(source, ImapSourceConfig):
+        return ImapConnector(source.name, options, imap_account(source))
     if isinstance(source, MaildirSourceConfig):
         return MaildirConnector(
             source.name, options, path=source.path, owner=source.owner,
@@ -97,7 +139,7 @@ def make_connector(source: object, options: ReadOptions) -> Connector:
 def match_policy(config: Config) -> MatchPolicy:
     own: set[str] = set()
     for source in config.sources:
-        if isinstance(source, (MaildirSourceConfig, MboxSourceConfig)):
+        if isinstance(source, (MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig)):
             own.add(source.owner)
             own.update(source.owner_addresses)
     return MatchPolicy(
@@ -155,12 +197,23 @@ class Pipeline:
         result = PassResult()
         self.refresh_index()
         customers_changed = 0
-        for source in sources:
+        # Customer sources first, one at a time (mail read next matches what they add);
+        # then mail sources in parallel threads, bounded by max_parallel_sources.
+        customer_sources = [s for s in sources if s.kind in CUSTOMER_KINDS]
+        mail_sources = [s for s in sources if s.kind not in CUSTOMER_KINDS]
+        for source in customer_sources:
             if self.stop_requested():
                 break
             source_result = self.sync_source(source, source.name in confirmed)
             customers_changed += source_result.customers_changed
             result.sources.append(source_result)
+        if mail_sources and not self.stop_requested():
+            workers = min(self.config.service.max_parallel_sources, len(mail_sources))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+                results = list(pool.map(lambda s: self.sync_source(s, s.name in confirmed), mail_sources))
+            for source_result in results:
+                customers_changed += source_result.customers_changed
+                result.sources.append(source_result)
         if customers_changed:
             result.rematched = self.store.rematch(self.link)
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
@@ -191,8 +244,7 @@ class Pipeline:
                     else:
                         ingest.customers.append(normalize_customer(record))
                 if batch.removed:
-                    held = self._removal_guard(len(state.known), batch.listed, len(batch.removed),
-                                               batch.listing_complete)
+                    held = self._removal_guard(batch.listed, len(batch.removed), batch.listing_complete)
                     if held and not confirm_removals:
                         result.suspect = held
                         log.warning("source=%s removals held: %s", name, held)
@@ -210,13 +262,21 @@ class Pipeline:
                 self.heartbeat()
                 if self.stop_requested():
                     raise PassInterrupted()
+            if getattr(source, "write_keywords", False):
+                pending = self.store.pending_labels(source_id)
+                written = connector.write_back(pending)
+                self.store.mark_labels_written(source_id, {k: pending[k] for k in written})
+                result.written_back = len(written)
             self.store.mark_success(source_id, suspect_reason=result.suspect)
         except PassInterrupted:
             result.interrupted = True
             log.info("source=%s stop requested: committed batches kept, the rest is read next time", name)
         except SourceError as exc:
             result.ok, result.error = False, str(exc)
-            failures = self.store.mark_failure(source_id, str(exc), retry_at(self.config.service.interval_seconds))
+            # A refused login is retried slowly: hammering a bad password locks the account.
+            base = max(600, self.config.service.interval_seconds) if isinstance(exc, SourceAuthError) \
+                else self.config.service.interval_seconds
+            failures = self.store.mark_failure(source_id, str(exc), retry_at(base))
             log.error("source=%s kind=%s failures=%d error=%r", name, kind, failures, str(exc))
         except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
             result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
@@ -233,15 +293,20 @@ class Pipeline:
         )
         return result
 
-    def _removal_guard(self, known: int, listed: int, removing: int, complete: bool) -> str | None:
-        """Why these removals look like a glitch rather than real deletions, or None."""
-        if not complete or not known:
+    def _removal_guard(self, listed: int, removing: int, complete: bool) -> str | None:
+        """Why these removals look like a glitch rather than real deletions, or None.
+
+        ``listed`` is what the listing found in its scope (a source, or one folder) and
+        ``removing`` what it would remove from that scope.
+        """
+        if not complete or not removing:
             return None
         if listed == 0:
-            return f"source reads as empty but {known} items are stored; removals held"
-        ratio = removing / known
-        if known >= 10 and ratio > self.config.service.removal_guard_ratio:
-            return f"{removing} of {known} items ({ratio:.0%}) would be removed; removals held"
+            return f"source reads as empty but {removing} items are stored; removals held"
+        held = listed + removing
+        ratio = removing / held
+        if held >= 10 and ratio > self.config.service.removal_guard_ratio:
+            return f"{removing} of {held} items ({ratio:.0%}) would be removed; removals held"
         return None
 
     def write_timeline(self) -> bool:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from syncd.config import Config, ConfigError, load_config
 from syncd.notify import SystemdNotifier
-from syncd.pipeline import Pipeline
+from syncd.pipeline import Pipeline, warn_insecure
 from syncd.scheduler import due
 from syncd.store import Store
 
@@ -76,6 +77,45 @@ class Service:
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.wake = threading.Event()
+        self.urgent: set[str] = set()
+        self.urgent_lock = threading.Lock()
+        self.watchers_stop = threading.Event()
+        self.watcher_threads: list[threading.Thread] = []
+
+    def mark_urgent(self, source_name: str) -> None:
+        """Called from an IDLE thread: sync this source now, not at the next interval."""
+        with self.urgent_lock:
+            self.urgent.add(source_name)
+        self.wake.set()
+
+    def take_urgent(self) -> set[str]:
+        with self.urgent_lock:
+            names, self.urgent = self.urgent, set()
+        return names
+
+    def start_watchers(self, config: Config) -> None:
+        from connectors.imap import ImapConnector, ImapIdleWatcher
+        from syncd.config import ImapSourceConfig
+        from syncd.pipeline import imap_account
+        from syncd.records import ReadOptions
+
+        self.watchers_stop = threading.Event()
+        self.watcher_threads = []
+        for source in config.sources:
+            if isinstance(source, ImapSourceConfig) and source.enabled and source.idle:
+                connector = ImapConnector(source.name, ReadOptions(), imap_account(source))
+                watcher = ImapIdleWatcher(connector, on_change=lambda n=source.name: self.mark_urgent(n))
+                thread = threading.Thread(target=watcher.run, args=(self.watchers_stop,), daemon=True,
+                                          name=f"idle-{source.name}")
+                thread.start()
+                self.watcher_threads.append(thread)
+                log.info("source=%s idle watcher started folder=INBOX", source.name)
+
+    def stop_watchers(self) -> None:
+        self.watchers_stop.set()
+        for thread in self.watcher_threads:
+            thread.join(timeout=5)
+        self.watcher_threads = []
 
     def _on_stop(self, signum: int, _frame: Any) -> None:
         self.stop.set()
@@ -104,14 +144,13 @@ class Service:
         self.notifier.ready("config reloaded")
         return new
 
-    def _sleep(self, seconds: float) -> None:
-        """Wait for the next pass, a signal or a config change, pinging the watchdog meanwhile."""
-        slice_seconds = seconds
+    def _sleep_until(self, deadline: float) -> None:
+        """Wait for the next pass, a signal, new mail or a config change, pinging the watchdog."""
+        slice_seconds = 60.0
         if self.notifier.watchdog_seconds:
-            slice_seconds = max(0.05, min(seconds, self.notifier.watchdog_seconds / 2))
-        deadline = datetime.now(timezone.utc).timestamp() + seconds
+            slice_seconds = max(0.05, self.notifier.watchdog_seconds / 2)
         while not self.wake.is_set():
-            remaining = deadline - datetime.now(timezone.utc).timestamp()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             self.wake.wait(min(slice_seconds, remaining))
@@ -132,25 +171,40 @@ class Service:
         names = ", ".join(s.name for s in config.sources if s.enabled)
         log.info("started config=%s sources=%d interval=%ds", self.config_path, len(config.sources),
                  config.service.interval_seconds)
+        warn_insecure(config)
+        self.start_watchers(config)
         self.notifier.ready(f"ready; sources: {names or 'none'}")
+        next_full_pass = time.monotonic()
         try:
             while not self.stop.is_set():
                 if self.reload.is_set():
                     self.reload.clear()
-                    config = self._reload(config)
+                    new_config = self._reload(config)
+                    if new_config is not config:
+                        config = new_config
+                        self.stop_watchers()
+                        warn_insecure(config)
+                        self.start_watchers(config)
+                        next_full_pass = time.monotonic()
                 enabled = [s.name for s in config.sources if s.enabled]
-                now = datetime.now(timezone.utc)
-                due_now = due(enabled, store.next_attempts(), now)
-                if due_now:
+                urgent = self.take_urgent() & set(enabled)
+                if time.monotonic() >= next_full_pass:
+                    wanted = due(enabled, store.next_attempts(), datetime.now(timezone.utc))
+                    next_full_pass = time.monotonic() + config.service.interval_seconds
+                else:
+                    wanted = []
+                wanted = sorted(set(wanted) | urgent)
+                if wanted:
                     pipeline = Pipeline(config, store, stop_requested=self.stop.is_set,
                                         heartbeat=self.notifier.watchdog)
-                    pipeline.run_pass(only=due_now)
+                    pipeline.run_pass(only=wanted)
                     self.notifier.status(_summary(store))
                 self.notifier.watchdog()
                 if not self.stop.is_set():
-                    self._sleep(config.service.interval_seconds)
+                    self._sleep_until(next_full_pass)
         finally:
             self.notifier.stopping()
+            self.stop_watchers()
             watcher.stop()
             if metrics is not None:
                 metrics.shutdown()

@@ -66,3 +66,25 @@ def store(store_url: str):  # type: ignore[no-untyped-def]
     opened = Store.open(store_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def dovecot():  # type: ignore[no-untyped-def]
+    """One throwaway Dovecot for the session (tests take their own users); stopped at the end."""
+    import shutil as _shutil
+    import tempfile
+
+    from tests.servers.dovecot import DOVECOT, Dovecot
+
+    if not Path(DOVECOT).exists():
+        message = "Dovecot is not installed (scripts/test-setup installs dovecot-imapd)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = Path(tempfile.mkdtemp(prefix="syncd-dovecot-"))
+    server = Dovecot(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        _shutil.rmtree(root, ignore_errors=True)

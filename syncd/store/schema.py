@@ -146,6 +146,7 @@ class OccurrenceRow(Base):
     version: Mapped[str] = mapped_column(String(128), default="")
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    labels_written: Mapped[str | None] = mapped_column(Text)
 
 
 class LinkRow(Base):

@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from syncd.records import (
@@ -241,7 +242,22 @@ class Store:
     # ---- ingestion ---------------------------------------------------------------
 
     def commit(self, source_id: int, ingest: Ingest, link: LinkFunction) -> CommitResult:
-        """Apply one batch and its cursor in a single transaction. Idempotent."""
+        """Apply one batch and its cursor in a single transaction. Idempotent.
+
+        Two mailboxes syncing in parallel may insert the same Message-ID at once; the loser
+        gets a unique-constraint error, and simply runs its batch again: the second time it
+        finds the other's activity and adds its occurrence to it.
+        """
+        for attempt in range(3):
+            try:
+                return self._commit_once(source_id, ingest, link)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("source_id=%d batch raced another source on a unique key; retrying", source_id)
+        raise AssertionError("unreachable")
+
+    def _commit_once(self, source_id: int, ingest: Ingest, link: LinkFunction) -> CommitResult:
         result = CommitResult()
         now = utcnow()
         with self.session() as s, s.begin():
@@ -505,6 +521,42 @@ class Store:
                 if self._set_links(s, activity.id, links):
                     changed += 1
         return changed
+
+    # ---- write-back ------------------------------------------------------------------
+
+    def pending_labels(self, source_id: int) -> dict[str, tuple[str, ...]]:
+        """Items of a source whose linked customers differ from what was last written back."""
+        wanted: dict[int, list[str]] = defaultdict(list)
+        with self.session() as s:
+            occurrences = {
+                o.id: o for o in s.scalars(
+                    select(OccurrenceRow).where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None))
+                )
+            }
+            for occurrence_id, name in s.execute(
+                select(OccurrenceRow.id, CustomerRow.name)
+                .join(LinkRow, LinkRow.activity_id == OccurrenceRow.activity_id)
+                .join(CustomerRow, CustomerRow.id == LinkRow.customer_id)
+                .where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None),
+                       CustomerRow.gone_at.is_(None))
+            ):
+                wanted[occurrence_id].append(name)
+        pending: dict[str, tuple[str, ...]] = {}
+        for occurrence_id, names in wanted.items():
+            labels = tuple(sorted(set(names)))
+            occurrence = occurrences[occurrence_id]
+            if occurrence.labels_written != "\n".join(labels):
+                pending[occurrence.item_key] = labels
+        return pending
+
+    def mark_labels_written(self, source_id: int, written: dict[str, tuple[str, ...]]) -> None:
+        with self.session() as s, s.begin():
+            for key, labels in written.items():
+                s.execute(
+                    update(OccurrenceRow)
+                    .where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == key)
+                    .values(labels_written="\n".join(labels))
+                )
 
     # ---- the identities matching reads --------------------------------------------
 

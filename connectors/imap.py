@@ -1,0 +1,494 @@
+"""IMAP mailboxes with imapclient: incremental, resumable, read-only to the user's mail.
+
+Each folder's sync is a small persisted state machine; its cursor (JSON) is committed
+with every batch::
+
+    (no cursor) --first pass--> BACKFILL --window read--> INCREMENTAL
+         ^                         |  newest first, in batches;
+         |                         |  "below" = lowest UID done
+         +---- UIDVALIDITY changed (folder recreated): start over; the old keys are
+               reported removed after the folder is read again, so no activity doubles
+               (activities are keyed on Message-ID) and none blinks out of the timeline.
+
+    cursor = {"v": UIDVALIDITY, "high": highest UID seen, "below": lowest backfilled UID,
+              "done": backfill finished, "modseq": HIGHESTMODSEQ, "next": UIDNEXT}
+
+INCREMENTAL reads UIDs above ``high``. With CONDSTORE, a folder whose HIGHESTMODSEQ and
+UIDNEXT have not moved is skipped without another command; when they have moved, a UID
+SEARCH over the synced window finds expunged messages.
+
+The user's mailbox is a working tool: folders are opened with EXAMINE (read-only) and
+headers fetched with BODY.PEEK, so \\Seen never changes; write-back only adds keywords
+with STORE +FLAGS.SILENT; nothing is moved, deleted or expunged (UNSELECT, never CLOSE,
+which would expunge messages the user flagged \\Deleted).
+
+Transient faults (dropped connection, BYE, timeout, server restart) reconnect with
+exponential backoff and jitter and resume from the last cursor handed out; a refused
+login raises ``SourceAuthError`` at once, because retrying a bad password locks accounts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import imaplib
+import json
+import logging
+import quopri
+import re
+import socket
+import ssl
+import unicodedata
+from base64 import b64decode
+from binascii import Error as BinasciiError
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+
+from connectors.base import Connector, SourceAuthError, SourceUnavailable
+from connectors.mailparse import parse_message
+from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
+
+log = logging.getLogger("connectors.imap")
+
+HEADER_FIELDS = (
+    "FROM TO CC BCC DATE SUBJECT MESSAGE-ID IN-REPLY-TO REFERENCES AUTO-SUBMITTED PRECEDENCE LIST-ID "
+    "LIST-UNSUBSCRIBE CONTENT-TYPE X-AUTO-RESPONSE-SUPPRESS"
+)
+HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({HEADER_FIELDS})]"
+SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "inbox.sent", "[gmail]/sent mail", "gesendet",
+              "gesendete objekte", "poslano", "poslane", "wysłane", "skickat", "envoyés", "enviados")
+TRANSIENT = (IMAPClientAbortError, imaplib.IMAP4.abort, ConnectionError, TimeoutError, socket.timeout,
+             ssl.SSLError, OSError, EOFError)
+IDLE_REISSUE_SECONDS = 25 * 60  # RFC 2177 servers may drop IDLE after 29 minutes
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    """Everything the connector needs, already resolved from the config (secrets lazily)."""
+
+    host: str
+    port: int
+    tls: str
+    verify_tls: bool
+    username: str
+    owner: str
+    owner_addresses: frozenset[str] = frozenset()
+    password: Callable[[], str] | None = None
+    oauth2_token: Callable[[], str] | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    backfill_days: int = 365
+    timeout: float = 60
+    keyword_prefix: str = "$crm_"
+    retry_attempts: int = 8
+    retry_max_wait: float = 30
+
+
+@dataclass
+class FolderCursor:
+    v: int
+    high: int = 0
+    below: int = 0
+    done: bool = False
+    modseq: int | None = None
+    next: int | None = None
+
+    @classmethod
+    def load(cls, text: str | None) -> "FolderCursor | None":
+        if not text:
+            return None
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return None  # an unreadable cursor means a resync, which is safe
+
+    def dump(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+def keyword_for(name: str, prefix: str) -> str:
+    """A valid IMAP atom for a customer: ``Adriatic Foods d.o.o.`` -> ``$crm_adriatic_foods_d_o_o``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:48] or "customer"
+    return prefix + slug
+
+
+def _decode_part(data: bytes, encoding: str, charset: str) -> str:
+    encoding = encoding.lower()
+    try:
+        if encoding == "base64":
+            data = b64decode(data[: len(data) - len(data) % 4] + b"", validate=False)
+        elif encoding == "quoted-printable":
+            data = quopri.decodestring(data)
+    except (BinasciiError, ValueError):
+        return ""
+    try:
+        return data.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
+
+
+def first_text_part(structure: Any, prefix: str = "") -> tuple[str, str, str] | None:
+    """(part number, transfer encoding, charset) of the first text/plain part of a BODYSTRUCTURE."""
+    if structure is None:
+        return None
+    if getattr(structure, "is_multipart", False):
+        for index, part in enumerate(structure[0], start=1):
+            found = first_text_part(part, f"{prefix}{index}.")
+            if found:
+                return found
+        return None
+    try:
+        main, sub = structure[0], structure[1]
+    except (IndexError, TypeError):
+        return None
+    if (main or b"").lower() == b"text" and (sub or b"").lower() == b"plain":
+        params = structure[2] or ()
+        charset = "utf-8"
+        for key, value in zip(params[::2], params[1::2]):
+            if key and key.lower() == b"charset" and value:
+                charset = value.decode("ascii", "replace")
+        encoding = (structure[5] or b"7bit").decode("ascii", "replace")
+        return (prefix.rstrip(".") or "1", encoding, charset)
+    return None
+
+
+@dataclass
+class _Session:
+    client: IMAPClient
+    capabilities: set[bytes] = field(default_factory=set)
+
+
+class ImapConnector(Connector):
+    kind = "imap"
+
+    def __init__(self, name: str, options: ReadOptions, account: ImapAccount, *,
+                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+        super().__init__(name, options)
+        self.account = account
+        self.today = today
+        self.session: _Session | None = None
+
+    # ---- connection ------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.account.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def connect(self) -> _Session:
+        account = self.account
+        try:
+            client = IMAPClient(account.host, port=account.port, ssl=account.tls == "implicit",
+                                ssl_context=self._ssl_context() if account.tls != "none" else None,
+                                timeout=account.timeout)
+            if account.tls == "starttls":
+                client.starttls(self._ssl_context())
+        except TRANSIENT as exc:
+            raise ConnectionError(f"cannot connect to {account.host}:{account.port}: {exc}") from exc
+        try:
+            if account.oauth2_token is not None:
+                client.oauth2_login(account.username, account.oauth2_token())
+            else:
+                assert account.password is not None
+                client.login(account.username, account.password())
+        except LoginError as exc:
+            _quietly(client.logout)
+            raise SourceAuthError(f"{account.host}: login as {account.username} refused: {_server_text(exc)}") from None
+        capabilities = set(client.capabilities())
+        if b"CONDSTORE" in capabilities:
+            _quietly(lambda: client.enable("CONDSTORE"))
+        self.session = _Session(client, capabilities)
+        return self.session
+
+    def close(self) -> None:
+        if self.session is not None:
+            _quietly(self.session.client.logout)
+            self.session = None
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            wait=wait_exponential(multiplier=0.5, max=self.account.retry_max_wait) + wait_random(0, 0.5),
+            stop=stop_after_attempt(self.account.retry_attempts),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "source=%s transient error, reconnecting attempt=%d error=%r", self.name,
+                state.attempt_number, str(state.outcome.exception()) if state.outcome else ""),
+        )
+
+    # ---- folders -----------------------------------------------------------------
+
+    def folders(self, client: IMAPClient) -> list[str]:
+        """INBOX, the Sent folder (SPECIAL-USE, else by name), and included folders."""
+        listing = client.list_folders()
+        names = [name for _flags, _delim, name in listing]
+        chosen = ["INBOX"] if any(n.upper() == "INBOX" for n in names) else []
+        sent = next((name for flags, _d, name in listing if b"\\Sent" in flags), None)
+        if sent is None:
+            sent = next((name for name in names if name.lower() in SENT_NAMES), None)
+        if sent:
+            chosen.append(sent)
+        for name in names:
+            if name in chosen:
+                continue
+            if any(fnmatch.fnmatch(name, p) for p in self.account.include) and not any(
+                fnmatch.fnmatch(name, p) for p in self.account.exclude
+            ):
+                chosen.append(name)
+        return chosen
+
+    # ---- reading -----------------------------------------------------------------
+
+    def read(self, state: SourceState) -> Iterator[Batch]:
+        cursors = dict(state.cursors)
+        known = set(state.known)
+        finished: set[str] = set()
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    if self.session is None:
+                        self.connect()
+                    assert self.session is not None
+                    for folder in self.folders(self.session.client):
+                        if folder in finished:
+                            continue
+                        for batch in self._sync_folder(self.session, folder, cursors.get(folder), known):
+                            if batch.cursor is not None:
+                                cursors[folder] = batch.cursor
+                            known.update(r.key for r in batch.records)
+                            known.update(p.key for p in batch.problems)
+                            known.difference_update(batch.removed)
+                            yield batch
+                        finished.add(folder)
+                    return
+                # A failed attempt: drop the broken connection; the next one reconnects.
+                if attempt.retry_state.outcome is not None and attempt.retry_state.outcome.failed:
+                    self._drop()
+        except TRANSIENT as exc:
+            self._drop()
+            raise SourceUnavailable(f"{self.account.host}: {exc} (gave up after "
+                                    f"{self.account.retry_attempts} attempts)") from None
+        except IMAPClientError as exc:
+            self._drop()
+            raise SourceUnavailable(f"{self.account.host}: server refused a command: {_server_text(exc)}") from None
+
+    def _drop(self) -> None:
+        if self.session is not None:
+            _quietly(self.session.client.shutdown)
+            self.session = None
+
+    def _sync_folder(self, session: _Session, folder: str, cursor_text: str | None,
+                     known: set[str]) -> Iterator[Batch]:
+        client = session.client
+        info = client.select_folder(folder, readonly=True)
+        validity = int(info[b"UIDVALIDITY"])
+        uidnext = int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None
+        modseq = int(info[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in info else None
+        prefix = f"{folder}/{validity}/"
+        stale = sorted(k for k in known if k.startswith(f"{folder}/") and not k.startswith(prefix)
+                       and k.count("/") >= 2 and k.rsplit("/", 2)[0] == folder)
+        cursor = FolderCursor.load(cursor_text)
+        if cursor is not None and cursor.v != validity:
+            log.warning("source=%s folder=%s UIDVALIDITY changed %s -> %s: resyncing the folder", self.name,
+                        folder, cursor.v, validity)
+            cursor = None
+        if cursor is not None and cursor.done and modseq is not None and cursor.modseq == modseq \
+                and cursor.next == uidnext and not stale:
+            return  # CONDSTORE says nothing changed: no further command for this folder
+        if cursor is None:
+            cursor = FolderCursor(v=validity)
+        since = self.today() - timedelta(days=self.account.backfill_days)
+        if not cursor.done:
+            window = sorted(client.search(["SINCE", since]))
+            if not cursor.high:
+                # Everything in the folder now is backfill territory (only the window is read);
+                # UIDs above this mark are mail that arrives later, whatever its date.
+                cursor.high = max(window[-1] if window else 0, (uidnext or 1) - 1)
+                cursor.below = cursor.high + 1
+            todo = [u for u in reversed(window) if u < cursor.below and f"{prefix}{u}" not in known]
+            for start in range(0, len(todo), self.options.batch_size):
+                chunk = todo[start : start + self.options.batch_size]
+                records, problems = self._fetch(session, folder, prefix, chunk)
+                cursor.below = min(chunk)
+                yield Batch(records=tuple(records), problems=tuple(problems), folder=folder, cursor=cursor.dump(),
+                            pending=len(todo) - start - len(chunk))
+            cursor.done = True
+            cursor.below = 0
+        # Incremental: everything above the high-water mark, oldest first.
+        newer = sorted(u for u in client.search(["UID", f"{cursor.high + 1}:*"]) if u > cursor.high)
+        newer = [u for u in newer if f"{prefix}{u}" not in known]
+        for start in range(0, len(newer), self.options.batch_size):
+            chunk = newer[start : start + self.options.batch_size]
+            records, problems = self._fetch(session, folder, prefix, chunk)
+            cursor.high = max(chunk)
+            yield Batch(records=tuple(records), problems=tuple(problems), folder=folder, cursor=cursor.dump(),
+                        pending=len(newer) - start - len(chunk))
+        # Expunged messages: what we hold for this folder that the server no longer lists.
+        held = sorted(int(k[len(prefix):]) for k in known if k.startswith(prefix) and k[len(prefix):].isdigit())
+        removed: list[str] = []
+        listed = 0
+        if held:
+            present = set(client.search(["UID", f"{held[0]}:*"]))
+            listed = len(present)
+            removed = [f"{prefix}{u}" for u in held if u not in present]
+        cursor.modseq, cursor.next = modseq, uidnext
+        # Keys of an earlier UIDVALIDITY go only now, after the folder was read again.
+        yield Batch(removed=tuple(stale + removed), folder=folder, cursor=cursor.dump(),
+                    listing_complete=bool(removed) and not stale, listed=listed, pending=0)
+
+    def _fetch(self, session: _Session, folder: str, prefix: str,
+               uids: Sequence[int]) -> tuple[list[ActivityRecord], list[Problem]]:
+        client = session.client
+        use_preview = b"PREVIEW" in session.capabilities
+        items = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM,
+                 "PREVIEW" if use_preview else "BODYSTRUCTURE"]
+        response = client.fetch(list(uids), items)
+        snippets: dict[int, str] = {}
+        if use_preview:
+            for uid, data in response.items():
+                preview = data.get(b"PREVIEW")
+                if isinstance(preview, bytes):
+                    snippets[uid] = preview.decode("utf-8", "replace")
+        else:
+            snippets = self._snippets_from_parts(client, response)
+        records: list[ActivityRecord] = []
+        problems: list[Problem] = []
+        for uid in uids:
+            data = response.get(uid)
+            key = f"{prefix}{uid}"
+            where = f"{self.account.host} {self.account.username} {folder} UID {uid}"
+            if data is None:
+                continue  # expunged between SEARCH and FETCH
+            header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"") or b""
+            internal = data.get(b"INTERNALDATE")
+            if isinstance(internal, datetime) and internal.tzinfo is None:
+                internal = internal.replace(tzinfo=timezone.utc)
+            flags = tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ()))
+            keywords = " ".join(f for f in flags if not f.startswith("\\"))
+            item = parse_message(
+                header, key=key, mailbox=self.account.owner,
+                folder=folder, owner_addresses=self.account.owner_addresses | {self.account.owner},
+                snippet_chars=self.options.snippet_chars, fallback_date=lambda d=internal: d,
+                where=where, snippet=snippets.get(uid, ""),
+                extra_hints=(("x-imap-keywords", keywords),) if keywords else (),
+            )
+            (records if isinstance(item, ActivityRecord) else problems).append(item)  # type: ignore[arg-type]
+        return records, problems
+
+    def _snippets_from_parts(self, client: IMAPClient, response: dict[int, dict[bytes, Any]]) -> dict[int, str]:
+        """Without PREVIEW: a partial fetch of each message's first text/plain part."""
+        by_part: dict[str, list[tuple[int, str, str]]] = {}
+        for uid, data in response.items():
+            found = first_text_part(data.get(b"BODYSTRUCTURE"))
+            if found:
+                by_part.setdefault(found[0], []).append((uid, found[1], found[2]))
+        limit = max(256, self.options.snippet_chars * 4)
+        snippets: dict[int, str] = {}
+        for part, entries in by_part.items():
+            fetched = client.fetch([uid for uid, _e, _c in entries], [f"BODY.PEEK[{part}]<0.{limit}>"])
+            for uid, encoding, charset in entries:
+                data = fetched.get(uid, {})
+                raw = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"") or b""
+                snippets[uid] = _decode_part(raw, encoding, charset)
+        return snippets
+
+    # ---- write-back ----------------------------------------------------------------
+
+    def write_back(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
+        """Add one keyword per customer to each message; never touches \\Seen or anything else."""
+        written: set[str] = set()
+        if not labels:
+            return written
+        by_folder: dict[tuple[str, int], dict[int, tuple[str, ...]]] = {}
+        for key, names in labels.items():
+            folder, validity, uid = key.rsplit("/", 2)
+            by_folder.setdefault((folder, int(validity)), {})[int(uid)] = names
+        for attempt in self._retrying():
+            with attempt:
+                session = self.session or self.connect()
+                client = session.client
+                for (folder, validity), items in by_folder.items():
+                    info = client.select_folder(folder, readonly=False)
+                    if int(info[b"UIDVALIDITY"]) != validity:
+                        continue  # the folder was recreated; the next sync relabels it
+                    permanent = set(info.get(b"PERMANENTFLAGS", ()))
+                    groups: dict[tuple[str, ...], list[int]] = {}
+                    for uid, names in items.items():
+                        keywords = tuple(sorted({keyword_for(n, self.account.keyword_prefix) for n in names}))
+                        allowed = tuple(k for k in keywords if b"\\*" in permanent or k.encode() in permanent)
+                        if allowed:
+                            groups.setdefault(allowed, []).append(uid)
+                    for keywords, uids in groups.items():
+                        client.add_flags(uids, [k.encode() for k in keywords], silent=True)
+                        written.update(f"{folder}/{validity}/{uid}" for uid in uids)
+                    if b"UNSELECT" in session.capabilities:
+                        client.unselect_folder()
+                    else:  # never CLOSE: it expunges what the user flagged \\Deleted
+                        client.select_folder(folder, readonly=True)
+        return written
+
+
+class ImapIdleWatcher:
+    """Waits in IDLE on INBOX and calls ``on_change`` when the server reports new mail.
+
+    One thread per mailbox, one connection each; IDLE is re-issued every 25 minutes.
+    Faults reconnect with growing pauses (a refused login waits longest) and never stop
+    other mailboxes' watchers.
+    """
+
+    def __init__(self, connector: ImapConnector, on_change: Callable[[], None], folder: str = "INBOX"):
+        self.connector = connector
+        self.on_change = on_change
+        self.folder = folder
+
+    def run(self, stop: Any) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                session = self.connector.connect()
+                client = session.client
+                client.select_folder(self.folder, readonly=True)
+                failures = 0
+                log.info("source=%s idle established folder=%s", self.connector.name, self.folder)
+                while not stop.is_set():
+                    client.idle()
+                    started = datetime.now(timezone.utc)
+                    try:
+                        while not stop.is_set():
+                            responses = client.idle_check(timeout=1)
+                            if any(r[1] in (b"EXISTS", b"RECENT") for r in responses if len(r) > 1):
+                                self.on_change()
+                            if (datetime.now(timezone.utc) - started).total_seconds() > IDLE_REISSUE_SECONDS:
+                                break
+                    finally:
+                        client.idle_done()
+            except SourceAuthError as exc:
+                failures += 1
+                log.error("source=%s idle login refused: %s", self.connector.name, exc)
+                stop.wait(min(3600, 300 * failures))
+            except Exception as exc:  # noqa: BLE001 - any fault: reconnect after a pause
+                failures += 1
+                log.warning("source=%s idle connection lost error=%r", self.connector.name, str(exc))
+                stop.wait(min(300, 2 ** min(failures, 8)))
+            finally:
+                self.connector.close()
+
+
+def _server_text(exc: Exception) -> str:
+    text = str(exc)
+    return text[2:-1] if text.startswith("b'") and text.endswith("'") else text
+
+
+def _quietly(action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass

@@ -33,13 +33,10 @@ import fnmatch
 import imaplib
 import json
 import logging
-import quopri
 import re
 import socket
 import ssl
 import unicodedata
-from base64 import b64decode
-from binascii import Error as BinasciiError
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -116,46 +113,6 @@ def keyword_for(name: str, prefix: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:48] or "customer"
     return prefix + slug
-
-
-def _decode_part(data: bytes, encoding: str, charset: str) -> str:
-    encoding = encoding.lower()
-    try:
-        if encoding == "base64":
-            data = b64decode(data[: len(data) - len(data) % 4] + b"", validate=False)
-        elif encoding == "quoted-printable":
-            data = quopri.decodestring(data)
-    except (BinasciiError, ValueError):
-        return ""
-    try:
-        return data.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return data.decode("utf-8", errors="replace")
-
-
-def first_text_part(structure: Any, prefix: str = "") -> tuple[str, str, str] | None:
-    """(part number, transfer encoding, charset) of the first text/plain part of a BODYSTRUCTURE."""
-    if structure is None:
-        return None
-    if getattr(structure, "is_multipart", False):
-        for index, part in enumerate(structure[0], start=1):
-            found = first_text_part(part, f"{prefix}{index}.")
-            if found:
-                return found
-        return None
-    try:
-        main, sub = structure[0], structure[1]
-    except (IndexError, TypeError):
-        return None
-    if (main or b"").lower() == b"text" and (sub or b"").lower() == b"plain":
-        params = structure[2] or ()
-        charset = "utf-8"
-        for key, value in zip(params[::2], params[1::2]):
-            if key and key.lower() == b"charset" and value:
-                charset = value.decode("ascii", "replace")
-        encoding = (structure[5] or b"7bit").decode("ascii", "replace")
-        return (prefix.rstrip(".") or "1", encoding, charset)
-    return None
 
 
 @dataclass
@@ -346,19 +303,15 @@ class ImapConnector(Connector):
 
     def _fetch(self, session: _Session, folder: str, prefix: str,
                uids: Sequence[int]) -> tuple[list[ActivityRecord], list[Problem]]:
+        """Headers plus the first few KB of the body, never the whole message.
+
+        The partial body comes as a literal, which the client reads in one piece, and is
+        parsed together with the headers (Content-Type included), so the snippet comes
+        from the first text part even in multipart mail; attachments are never fetched.
+        """
         client = session.client
-        use_preview = b"PREVIEW" in session.capabilities
-        items = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM,
-                 "PREVIEW" if use_preview else "BODYSTRUCTURE"]
-        response = client.fetch(list(uids), items)
-        snippets: dict[int, str] = {}
-        if use_preview:
-            for uid, data in response.items():
-                preview = data.get(b"PREVIEW")
-                if isinstance(preview, bytes):
-                    snippets[uid] = preview.decode("utf-8", "replace")
-        else:
-            snippets = self._snippets_from_parts(client, response)
+        body_item = f"BODY.PEEK[TEXT]<0.{self.snippet_bytes}>"
+        response = client.fetch(list(uids), ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM, body_item])
         records: list[ActivityRecord] = []
         problems: list[Problem] = []
         for uid in uids:
@@ -367,38 +320,32 @@ class ImapConnector(Connector):
             where = f"{self.account.host} {self.account.username} {folder} UID {uid}"
             if data is None:
                 continue  # expunged between SEARCH and FETCH
-            header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"") or b""
+            header = b""
+            partial = b""
+            for item, value in data.items():
+                if item.startswith(b"BODY[HEADER"):
+                    header = value or b""
+                elif item.startswith(b"BODY[TEXT]"):
+                    partial = value or b""
             internal = data.get(b"INTERNALDATE")
             if isinstance(internal, datetime) and internal.tzinfo is None:
                 internal = internal.replace(tzinfo=timezone.utc)
             flags = tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ()))
             keywords = " ".join(f for f in flags if not f.startswith("\\"))
+            raw = header.rstrip(b"\r\n") + b"\r\n\r\n" + partial if header.strip() else b""
             item = parse_message(
-                header, key=key, mailbox=self.account.owner,
-                folder=folder, owner_addresses=self.account.owner_addresses | {self.account.owner},
-                snippet_chars=self.options.snippet_chars, fallback_date=lambda d=internal: d,
-                where=where, snippet=snippets.get(uid, ""),
+                raw, key=key, mailbox=self.account.owner, folder=folder,
+                owner_addresses=self.account.owner_addresses | {self.account.owner},
+                snippet_chars=self.options.snippet_chars, fallback_date=lambda d=internal: d, where=where,
                 extra_hints=(("x-imap-keywords", keywords),) if keywords else (),
             )
             (records if isinstance(item, ActivityRecord) else problems).append(item)  # type: ignore[arg-type]
         return records, problems
 
-    def _snippets_from_parts(self, client: IMAPClient, response: dict[int, dict[bytes, Any]]) -> dict[int, str]:
-        """Without PREVIEW: a partial fetch of each message's first text/plain part."""
-        by_part: dict[str, list[tuple[int, str, str]]] = {}
-        for uid, data in response.items():
-            found = first_text_part(data.get(b"BODYSTRUCTURE"))
-            if found:
-                by_part.setdefault(found[0], []).append((uid, found[1], found[2]))
-        limit = max(256, self.options.snippet_chars * 4)
-        snippets: dict[int, str] = {}
-        for part, entries in by_part.items():
-            fetched = client.fetch([uid for uid, _e, _c in entries], [f"BODY.PEEK[{part}]<0.{limit}>"])
-            for uid, encoding, charset in entries:
-                data = fetched.get(uid, {})
-                raw = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"") or b""
-                snippets[uid] = _decode_part(raw, encoding, charset)
-        return snippets
+    @property
+    def snippet_bytes(self) -> int:
+        # Room for MIME part headers before the text, and for multi-byte characters.
+        return max(1024, self.options.snippet_chars * 8)
 
     # ---- write-back ----------------------------------------------------------------
 

@@ -73,8 +73,11 @@ def _unescape_8bit(value: str, charset_hint: str | None) -> str:
     """Raw 8-bit header bytes (kept as surrogates by the parser) as UTF-8, else the charset
     the message declares for its body (clients that send raw headers use the same one),
     else Latin-1, which never fails."""
-    if not any("\udc80" <= c <= "\udcff" for c in value):
-        return value
+    try:
+        value.encode("utf-8")
+        return value  # no raw bytes hidden as surrogates: the common case, checked in C
+    except UnicodeEncodeError:
+        pass
     raw = value.encode("ascii", errors="surrogateescape")
     for charset in ("utf-8", charset_hint):
         if charset:

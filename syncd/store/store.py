@@ -18,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -267,7 +267,9 @@ class Store:
             for record in sorted(ingest.customers, key=lambda r: r.kind != CustomerKind.COMPANY):
                 if self._upsert_customer(s, source_id, record, customers_by_key, ingest.problems, now):
                     result.customers_changed += 1
-            for record in ingest.activities:
+            remaining = self._insert_new_activities(s, source_id, ingest.activities, link, now)
+            result.activities_new += len(ingest.activities) - len(remaining)
+            for record in remaining:
                 outcome = self._upsert_activity(s, source_id, record, link, now)
                 if outcome == "new":
                     result.activities_new += 1
@@ -367,6 +369,70 @@ class Store:
             s.add(IdentityRow(customer_id=row.id, kind=kind, value=value))
         s.flush()
         return True
+
+    def _insert_new_activities(
+        self, s: Session, source_id: int, records: Sequence[ActivityRecord], link: LinkFunction, now: datetime
+    ) -> list[ActivityRecord]:
+        """Insert, in bulk, the records that are new everywhere (the whole of a backfill).
+
+        A record is new everywhere when its source has no item with its key and no stored
+        activity has its Message-ID. Everything else (an edited sheet row, the second
+        mailbox's copy of a message, a Message-ID seen twice in this batch) is returned for
+        the row-by-row path, which merges. Returns those records, in order.
+        """
+        if not records:
+            return []
+        keys = [r.key for r in records]
+        existing_keys: set[str] = set()
+        message_ids = [r.message_id for r in records if r.message_id]
+        existing_ids: set[str] = set()
+        for start in range(0, len(keys), 500):
+            existing_keys.update(s.scalars(select(OccurrenceRow.item_key).where(
+                OccurrenceRow.source_id == source_id, OccurrenceRow.item_key.in_(keys[start : start + 500]))))
+        for start in range(0, len(message_ids), 500):
+            existing_ids.update(s.scalars(select(ActivityRow.message_id).where(
+                ActivityRow.message_id.in_(message_ids[start : start + 500]))))
+        fresh: list[ActivityRecord] = []
+        rest: list[ActivityRecord] = []
+        claimed: set[str] = set()
+        for record in records:
+            if record.key in existing_keys or (record.message_id and (
+                    record.message_id in existing_ids or record.message_id in claimed)):
+                rest.append(record)
+                continue
+            if record.message_id:
+                claimed.add(record.message_id)
+            fresh.append(record)
+        if not fresh:
+            return rest
+        ids = list(s.scalars(
+            insert(ActivityRow).returning(ActivityRow.id, sort_by_parameter_order=True),
+            [
+                {
+                    "kind": r.kind.value, "occurred_at": r.occurred_at, "direction": r.direction.value,
+                    "subject": r.subject, "snippet": r.snippet, "body": r.body,
+                    "participants": _participants_to_json(r.participants), "hints": dict(r.hints),
+                    "message_id": r.message_id, "thread_key": r.thread_key, "amount": r.amount,
+                    "currency": r.currency, "created_at": now, "updated_at": now, "gone_at": None,
+                }
+                for r in fresh
+            ],
+        ))
+        s.execute(insert(OccurrenceRow), [
+            {"activity_id": activity_id, "source_id": source_id, "item_key": r.key, "folder": r.folder,
+             "mailbox": r.mailbox, "link": r.link, "version": r.version, "seen_at": now, "gone_at": None,
+             "labels_written": None}
+            for activity_id, r in zip(ids, fresh)
+        ])
+        links = [
+            {"activity_id": activity_id, "customer_id": spec.customer_id, "rule": spec.rule,
+             "confidence": spec.confidence, "evidence": spec.evidence}
+            for activity_id, r in zip(ids, fresh)
+            for spec in link(r.participants, dict(r.hints), r.customer_ref)
+        ]
+        if links:
+            s.execute(insert(LinkRow), links)
+        return rest
 
     def _upsert_activity(
         self, s: Session, source_id: int, record: ActivityRecord, link: LinkFunction, now: datetime

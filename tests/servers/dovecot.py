@@ -124,6 +124,8 @@ class Dovecot:
         pid = self.pid()
         if pid is None:
             return
+        listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        children = [int(c) for c in listed if c.isdigit()]
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -135,12 +137,16 @@ class Dovecot:
             except ProcessLookupError:
                 break
             time.sleep(0.05)
+        # Session processes can outlive the master; a real restart (systemd) kills them all.
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         (self.root / "run" / "master.pid").unlink(missing_ok=True)
 
     def restart(self) -> None:
         self.stop()
-        # Kill stray imap processes still serving old connections, as a real restart does.
-        subprocess.run(["pkill", "-f", f"{self.root}/dovecot.conf"], capture_output=True)
         self.start()
 
     def add_user(self, user: str, password: str) -> None:

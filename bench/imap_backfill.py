@@ -1,0 +1,156 @@
+"""IMAP backfill benchmark: syncd against a raw imapclient FETCH of the same headers.
+
+Fills a throwaway local Dovecot with N messages of realistic sizes (one in ten carries an
+attachment), warms Dovecot's index and preview cache, then in the same run times
+
+  (a) raw: imapclient UID FETCH of UID FLAGS INTERNALDATE RFC822.SIZE and the header
+      fields syncd reads, for every message, in chunks;
+  (b) syncd: a full backfill of that mailbox into a fresh SQLite store (parse, match,
+      store, timeline workbook), in a child process so its peak RSS is its own.
+
+Run as root (Dovecot drops privileges):  python bench/imap_backfill.py --messages 20000
+Ends with one line of key=value figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.imap import HEADER_ITEM  # noqa: E402
+from tests.servers.dovecot import Dovecot  # noqa: E402
+
+USER = "bench@ourco.example"
+WORDS = ("order delivery invoice price quote meeting sample contract shipment payment container pallet week "
+         "confirm schedule thanks regards please attached update").split()
+
+
+def message(n: int, rng: random.Random, now: datetime) -> bytes:
+    msg = EmailMessage()
+    inbound = rng.random() < 0.7
+    customer = f"buyer{rng.randint(1, 400)}@customer{rng.randint(1, 300)}.example"
+    msg["From"] = customer if inbound else USER
+    msg["To"] = USER if inbound else customer
+    if rng.random() < 0.2:
+        msg["Cc"] = f"colleague{rng.randint(1, 9)}@ourco.example"
+    msg["Subject"] = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))).capitalize()
+    msg["Date"] = format_datetime(now - timedelta(minutes=n * 7))
+    msg["Message-ID"] = f"<bench{n}@mx.example>"
+    if n > 0 and rng.random() < 0.5:
+        msg["In-Reply-To"] = f"<bench{n - 1}@mx.example>"
+        msg["References"] = f"<bench{max(0, n - 5)}@mx.example> <bench{n - 1}@mx.example>"
+    body = "\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) for _ in range(rng.randint(3, 40)))
+    msg.set_content(body)
+    if rng.random() < 0.1:
+        msg.add_attachment(rng.randbytes(rng.randint(20_000, 300_000)), maintype="application", subtype="pdf",
+                           filename=f"offer-{n}.pdf")
+    return bytes(msg)
+
+
+def raw_fetch(server: Dovecot, chunk: int) -> tuple[int, float]:
+    client = server.client(USER)
+    client.select_folder("INBOX", readonly=True)
+    uids = client.search(["ALL"])
+    started = time.perf_counter()
+    count = 0
+    for start in range(0, len(uids), chunk):
+        response = client.fetch(uids[start : start + chunk], ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM])
+        count += len(response)
+    elapsed = time.perf_counter() - started
+    client.logout()
+    return count, elapsed
+
+
+def warm(server: Dovecot, chunk: int) -> None:
+    """Let Dovecot index the Maildir and build its preview cache before anything is timed."""
+    client = server.client(USER)
+    client.select_folder("INBOX", readonly=True)
+    uids = client.search(["ALL"])
+    for start in range(0, len(uids), chunk):
+        client.fetch(uids[start : start + chunk], ["UID", "PREVIEW", HEADER_ITEM])
+    client.logout()
+
+
+def syncd_backfill(server: Dovecot, work: Path, batch: int) -> tuple[int, float, float]:
+    (work / "pw").write_text(server.users[USER])
+    (work / "pw").chmod(0o600)
+    (work / "syncd.toml").write_text(f"""
+[service]
+state_dir = "state"
+batch_size = {batch}
+[matching]
+internal_domains = ["ourco.example"]
+[timeline]
+path = "timeline.xlsx"
+[[sources]]
+name = "bench"
+kind = "imap"
+host = "127.0.0.1"
+port = {server.port}
+tls = "none"
+username = "{USER}"
+owner = "{USER}"
+idle = false
+backfill_days = 3650
+password_secret = {{ file = "{work / 'pw'}" }}
+""")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "syncd", "sync", "--once", "-c", str(work / "syncd.toml")],
+                          cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"syncd failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    count = int(next(w.split("=")[1] for w in done.stdout.split() if w.startswith("new=")))
+    return count, elapsed, peak_kb / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--chunk", type=int, default=500, help="FETCH chunk for the raw run")
+    parser.add_argument("--batch", type=int, default=500, help="syncd batch_size")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+    work.chmod(0o755)  # Dovecot, running as its own user, must reach its folder inside
+    server = Dovecot(work / "dovecot", {USER: "bench-pw"})
+    try:
+        server.start()
+        rng = random.Random(7)
+        now = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        server.deliver_files(USER, "INBOX", {f"{1700000000 + n}.M{n}.bench": message(n, rng, now)
+                                             for n in range(args.messages)})
+        size_mb = sum(p.stat().st_size for p in (work / "dovecot" / "mail").rglob("*") if p.is_file()) / 2**20
+        print(f"filled {args.messages} messages ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f}s")
+        warm(server, args.chunk)
+        raw_count, raw_seconds = raw_fetch(server, args.chunk)
+        syncd_count, syncd_seconds, peak_mb = syncd_backfill(server, work, args.batch)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    raw_rate = raw_count / raw_seconds
+    syncd_rate = syncd_count / syncd_seconds
+    print(f"raw imapclient fetch: {raw_count} messages in {raw_seconds:.2f}s = {raw_rate:.0f} msg/s")
+    print(f"syncd backfill:       {syncd_count} activities in {syncd_seconds:.2f}s = {syncd_rate:.0f} msg/s "
+          f"(whole process: start, migrate, fetch, parse, match, store, workbook)")
+    print(f"messages={args.messages} raw_msgs_per_s={raw_rate:.0f} syncd_msgs_per_s={syncd_rate:.0f} "
+          f"ratio={syncd_rate / raw_rate:.2f} peak_rss_mb={peak_mb:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from datetime import datetime
+
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.table import Table, TableStyleInfo
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
 from syncd.timeline import CUSTOMER_HEADERS, REVIEW_HEADERS, TIMELINE_HEADERS, TimelineView
 
 EXCEL_CELL_LIMIT = 32_767
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
+BOLD = Font(bold=True)
 
 
 def safe_text(value: str) -> tuple[str, bool]:
@@ -41,45 +46,56 @@ class TimelineWriteError(Exception):
     """The timeline workbook could not be written; the previous file is left as it was."""
 
 
-def _fill_sheet(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[Any]], table_name: str,
+def _fill_sheet(workbook: Workbook, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
                 widths: dict[str, int]) -> None:
-    ws.append(list(headers))
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for row_index, row in enumerate(rows, start=2):
-        for column, value in enumerate(row, start=1):
-            if value is None:
-                continue
-            cell = ws.cell(row=row_index, column=column)
-            if isinstance(value, str):
-                text, quote = safe_text(value)
-                cell.value = text
-                cell.data_type = "s"  # never let openpyxl read '=...' as a formula
-                if quote:
-                    cell.quotePrefix = True
-            else:
-                cell.value = value
-                if hasattr(value, "year") and hasattr(value, "hour"):
-                    cell.number_format = DATE_FORMAT
-    last_row = max(len(rows) + 1, 2)  # a table needs a data row, even an empty one
-    ref = f"A1:{get_column_letter(len(headers))}{last_row}"
-    table = Table(displayName=table_name, ref=ref)
-    table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
-    ws.add_table(table)
+    """Stream one sheet (write-only mode: memory stays flat however many rows there are)."""
+    ws = workbook.create_sheet(title)
     ws.freeze_panes = "A2"
     for index, header in enumerate(headers, start=1):
         ws.column_dimensions[get_column_letter(index)].width = widths.get(header, 16)
+    header_cells = []
+    for header in headers:
+        cell = WriteOnlyCell(ws, header)
+        cell.font = BOLD
+        header_cells.append(cell)
+    ws.append(header_cells)
+    for row in rows:
+        out: list[Any] = []
+        for value in row:
+            if isinstance(value, str):
+                text, quote = safe_text(value)
+                cell = WriteOnlyCell(ws, text)
+                cell.data_type = "s"  # never let openpyxl read '=...' as a formula
+                if quote:
+                    cell.quotePrefix = True
+                out.append(cell)
+            elif isinstance(value, datetime):
+                cell = WriteOnlyCell(ws, value)
+                cell.number_format = DATE_FORMAT
+                out.append(cell)
+            else:
+                out.append(value)
+        ws.append(out)
+    last_row = max(len(rows) + 1, 2)  # a table needs a data row, even an empty one
+    if not rows:
+        ws.append([None] * len(headers))
+    ref = f"A1:{get_column_letter(len(headers))}{last_row}"
+    table = Table(displayName=title, ref=ref, autoFilter=AutoFilter(ref=ref))
+    table.tableColumns = [TableColumn(id=i, name=h) for i, h in enumerate(headers, start=1)]
+    table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
+    with warnings.catch_warnings():
+        # openpyxl warns in write-only mode that columns must be set by hand: they are, above.
+        warnings.simplefilter("ignore", UserWarning)
+        ws.add_table(table)
 
 
 def render_workbook(view: TimelineView) -> Workbook:
-    workbook = Workbook()
-    timeline = workbook.active
-    timeline.title = "Timeline"
-    _fill_sheet(timeline, TIMELINE_HEADERS, view.timeline, "Timeline",
+    workbook = Workbook(write_only=True)
+    _fill_sheet(workbook, "Timeline", TIMELINE_HEADERS, view.timeline,
                 {"When": 17, "Customers": 28, "Subject": 40, "Snippet": 60, "From": 28, "To": 36, "Staff": 24})
-    _fill_sheet(workbook.create_sheet("Customers"), CUSTOMER_HEADERS, view.customers, "Customers",
+    _fill_sheet(workbook, "Customers", CUSTOMER_HEADERS, view.customers,
                 {"Customer": 28, "Company": 24, "Emails": 36, "Owner": 22, "Last contact": 17})
-    _fill_sheet(workbook.create_sheet("Review"), REVIEW_HEADERS, view.review, "Review",
+    _fill_sheet(workbook, "Review", REVIEW_HEADERS, view.review,
                 {"When": 17, "Subject": 40, "From": 30, "To": 36, "Staff": 24, "Customer": 28})
     return workbook
 

@@ -30,6 +30,7 @@ login raises ``SourceAuthError`` at once, because retrying a bad password locks 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import imaplib
 import json
 import logging
@@ -111,7 +112,10 @@ class FolderCursor:
 def keyword_for(name: str, prefix: str) -> str:
     """A valid IMAP atom for a customer: ``Adriatic Foods d.o.o.`` -> ``$crm_adriatic_foods_d_o_o``."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:48] or "customer"
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:48]
+    if len(slug) < 3:
+        # Names in Cyrillic, Persian... leave nothing ASCII: a stable hash keeps them apart.
+        slug = "c" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
     return prefix + slug
 
 

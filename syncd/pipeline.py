@@ -13,6 +13,7 @@ removals are not applied and the source is marked suspect until an admin confirm
 from __future__ import annotations
 
 import logging
+import resource
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,22 @@ def warn_insecure(config: Config) -> None:
         if isinstance(source, ImapSourceConfig) and source.enabled and not source.verify_tls and source.tls != "none":
             log.warning("source=%s TLS certificate verification is OFF for %s: the connection and password "
                         "can be intercepted; set verify_tls = true", source.name, source.host)
+
+
+def peak_rss_mb() -> int:
+    """This program's peak resident memory, for the logs.
+
+    Linux's VmHWM starts afresh at exec; ru_maxrss does not (a child forked from a large
+    parent would report the parent's size), so it is only the fallback.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def make_connector(source: object, options: ReadOptions) -> Connector:
@@ -287,9 +304,9 @@ class Pipeline:
                 connector.close()
         result.seconds = time.monotonic() - started
         log.info(
-            "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f",
-            name, kind, result.ok, result.new, result.updated, result.removed, result.skipped,
-            result.quarantined, result.seconds,
+            "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f "
+            "peak_rss_mb=%d", name, kind, result.ok, result.new, result.updated, result.removed, result.skipped,
+            result.quarantined, result.seconds, peak_rss_mb(),
         )
         return result
 
@@ -327,6 +344,6 @@ class Pipeline:
             log.error("timeline write failed: %s", exc)
             return False
         self.store.set_output_hash(str(path), digest)
-        log.info("timeline written path=%s activities=%d customers=%d review=%d", path, len(view.timeline),
-                 len(view.customers), len(view.review))
+        log.info("timeline written path=%s activities=%d customers=%d review=%d peak_rss_mb=%d", path,
+                 len(view.timeline), len(view.customers), len(view.review), peak_rss_mb())
         return True

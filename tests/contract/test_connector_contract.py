@@ -137,3 +137,37 @@ def _remove_last_person(path: Path) -> None:
     sheet.cell(row=sheet.max_row, column=2).value = None
     sheet.cell(row=sheet.max_row, column=3).value = None
     workbook.save(path)
+
+
+class TestImapContract(ConnectorContract):
+    @pytest.fixture
+    def setup(self, dovecot, tmp_path: Path):  # type: ignore[no-untyped-def]
+        from datetime import datetime, timedelta, timezone
+
+        from connectors.imap import ImapAccount, ImapConnector
+
+        user, password = dovecot.new_user("contract")
+        client = dovecot.client(user)
+        for folder in ("INBOX", "Sent"):
+            client.select_folder(folder)
+            uids = client.search(["ALL"])
+            if uids:
+                client.delete_messages(uids)
+                client.expunge()
+        now = datetime.now(timezone.utc)
+        for n in range(5):
+            client.append("INBOX", make_message(n, to=user, when=now - timedelta(hours=n)), msg_time=now)
+        for n in range(2):
+            client.append("Sent", make_message(10 + n, sender=user, when=now - timedelta(hours=n)), msg_time=now)
+
+        def remove() -> None:
+            client.select_folder("INBOX")
+            client.delete_messages([client.search(["ALL"])[0]])
+            client.expunge()
+
+        account = ImapAccount(host=dovecot.host, port=dovecot.port, tls="none", verify_tls=True, username=user,
+                              owner=user, password=lambda: password)
+        connector = ImapConnector("imap", OPTIONS, account)
+        yield connector, remove
+        connector.close()
+        client.logout()

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,12 +181,14 @@ class Dovecot:
             raise KeyError(f"{user}: add {name!r} to POOL in tests/servers/dovecot.py")
         return user, self.users[user]
 
-    def deliver_files(self, user: str, folder: str, messages: dict[str, bytes]) -> None:
-        """Drop messages straight into the user's Maildir (much faster than APPEND for bulk)."""
+    def deliver_files(self, user: str, folder: str,
+                      messages: dict[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+        """Drop messages straight into the user's Maildir (much faster than APPEND for bulk).
+        ``messages`` may be a generator, so a large set never sits in memory at once."""
         base = self.root / "mail" / user / "Maildir"
         target = base if folder == "INBOX" else base / f".{folder}"
         for sub in ("cur", "new", "tmp"):
             (target / sub).mkdir(parents=True, exist_ok=True)
-        for name, raw in messages.items():
+        for name, raw in (messages.items() if isinstance(messages, dict) else messages):
             (target / "cur" / f"{name}:2,").write_bytes(raw)
         subprocess.run(["chown", "-R", "dovecot:dovecot", str(self.root / "mail")], check=True)

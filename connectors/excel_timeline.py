@@ -64,10 +64,12 @@ def _fill_sheet(workbook: Workbook, title: str, headers: Sequence[str], rows: Se
         for value in row:
             if isinstance(value, str):
                 text, quote = safe_text(value)
+                if not quote:
+                    out.append(text)  # cannot be taken for a formula: a plain string cell
+                    continue
                 cell = WriteOnlyCell(ws, text)
                 cell.data_type = "s"  # never let openpyxl read '=...' as a formula
-                if quote:
-                    cell.quotePrefix = True
+                cell.quotePrefix = True
                 out.append(cell)
             elif isinstance(value, datetime):
                 cell = WriteOnlyCell(ws, value)

@@ -37,6 +37,17 @@ class TimelineView:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def activity_ref(activity: dict[str, Any]) -> str:
+    """A stable public reference for an activity: the same after a rebuild from scratch,
+    whatever order parallel sources committed in (database ids are not)."""
+    if activity.get("message_id"):
+        basis = "mid:" + activity["message_id"]
+    else:
+        first = activity["seen_in"][0] if activity["seen_in"] else {"source": "", "key": str(activity["id"])}
+        basis = f"item:{first['source']}:{first['key']}"
+    return "A" + hashlib.sha1(basis.encode("utf-8")).hexdigest()[:9]
+
+
 def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     """Naive local time: Excel cells have no time zone."""
     return None if moment is None else moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
@@ -51,6 +62,8 @@ def build_view(
 ) -> TimelineView:
     timeline: list[tuple[Any, ...]] = []
     review: list[tuple[Any, ...]] = []
+    refs = {a["id"]: activity_ref(a) for a in activities}
+    activities = sorted(activities, key=lambda a: (a["occurred_at"], refs[a["id"]]), reverse=True)
     for a in activities:
         staff = ", ".join(dict.fromkeys(s["mailbox"] for s in a["seen_in"] if s["mailbox"]))
         seen_in = ", ".join(dict.fromkeys(f"{s['source']}/{s['folder']}" if s["folder"] else s["source"]
@@ -61,9 +74,9 @@ def build_view(
         recipients = _addresses(a["participants"], {"to", "cc", "attendee"})
         names = "; ".join(c["name"] for c in a["customers"])
         timeline.append((when, names, a["kind"], a["direction"], a["subject"], a["snippet"], sender, recipients,
-                         staff, seen_in, link, a["id"]))
+                         staff, seen_in, link, refs[a["id"]]))
         if not a["customers"]:
-            review.append((when, a["subject"], sender, recipients, staff, a["id"], None))
+            review.append((when, a["subject"], sender, recipients, staff, refs[a["id"]], None))
     customer_rows: list[tuple[Any, ...]] = []
     for c in customers:
         last = c["last_contact"]

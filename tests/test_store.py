@@ -182,3 +182,15 @@ def test_upgrade_from_the_first_migration_keeps_data(store_url: str) -> None:
         assert (source["name"], source["consecutive_failures"], source["backlog"]) == ("old", 0, 0)
     finally:
         upgraded.close()
+
+
+def test_a_message_one_of_us_sent_is_outbound_whichever_copy_came_first(store: Store) -> None:
+    alice = store.source_id("alice", "maildir")
+    bob = store.source_id("bob", "maildir")
+    cc_copy = email("INBOX/1", "sent-by-bob@x", "alice@ourco.example")  # inbound from alice's view
+    sent_copy = ActivityRecord(key="Sent/1", kind=ActivityKind.EMAIL, occurred_at=WHEN, direction=Direction.OUTBOUND,
+                               participants=cc_copy.participants, message_id="sent-by-bob@x", mailbox="bob")
+    store.commit(alice, Ingest(activities=[cc_copy]), no_links)
+    store.commit(bob, Ingest(activities=[sent_copy]), no_links)
+    [activity] = store.activities()
+    assert activity["direction"] == "outbound"

@@ -28,12 +28,13 @@ def test_overlong_text_is_cut_to_the_excel_cell_limit() -> None:
 
 
 def activity(subject: str, customers: list[str]) -> dict:
-    return {"id": 1, "kind": "email", "occurred_at": datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc),
+    return {"id": 1, "kind": "email", "message_id": f"{subject}@test.example", "occurred_at": datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc),
             "direction": "inbound", "subject": subject, "snippet": "=cmd|' /C calc'!A0",
             "participants": [{"email": "ivana@adriatic.hr", "name": "", "role": "from"},
                              {"email": "alice@ourco.example", "name": "", "role": "to"}],
             "customers": [{"name": n} for n in customers],
-            "seen_in": [{"source": "alice-mail", "folder": "INBOX", "mailbox": "alice@ourco.example", "link": None}]}
+            "seen_in": [{"source": "alice-mail", "key": "INBOX/1", "folder": "INBOX", "mailbox": "alice@ourco.example",
+                         "link": None}]}
 
 
 def test_formula_like_mail_text_is_stored_as_text_with_quote_prefix(tmp_path: Path) -> None:

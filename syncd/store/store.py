@@ -27,6 +27,7 @@ from syncd.records import (
     ActivityRecord,
     CustomerKind,
     CustomerRecord,
+    Direction,
     LinkSpec,
     Participant,
     Problem,
@@ -463,8 +464,12 @@ class Store:
             s.add(activity)
         elif occurrence is None:
             # The same message from another mailbox: keep the first copy's fields, add what
-            # this copy shows (a Bcc is only visible in the sender's copy).
+            # this copy shows (a Bcc is only visible in the sender's copy). A message one of
+            # us sent is outbound, whichever mailbox was read first (a colleague's cc'd copy
+            # would say inbound).
             activity.participants = _merge_participants(activity.participants, participants)
+            if record.direction == Direction.OUTBOUND:
+                activity.direction = Direction.OUTBOUND.value
         else:
             activity.participants = participants
             activity.hints = dict(record.hints)
@@ -696,7 +701,7 @@ class Store:
                     select(OccurrenceRow, SourceRow.name)
                     .join(SourceRow, SourceRow.id == OccurrenceRow.source_id)
                     .where(OccurrenceRow.activity_id.in_(chunk), OccurrenceRow.gone_at.is_(None))
-                    .order_by(OccurrenceRow.id)
+                    .order_by(SourceRow.name, OccurrenceRow.item_key)
                 ):
                     seen[occ.activity_id].append(
                         {"source": source_name, "key": occ.item_key, "mailbox": occ.mailbox,

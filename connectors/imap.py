@@ -275,23 +275,23 @@ class ImapConnector(Connector):
                 cursor.high = max(window[-1] if window else 0, (uidnext or 1) - 1)
                 cursor.below = cursor.high + 1
             todo = [u for u in reversed(window) if u < cursor.below and f"{prefix}{u}" not in known]
-            for start in range(0, len(todo), self.options.batch_size):
-                chunk = todo[start : start + self.options.batch_size]
-                records, problems = self._fetch(session, folder, prefix, chunk)
+
+            def backfilled(chunk: list[int]) -> None:
                 cursor.below = min(chunk)
-                yield Batch(records=tuple(records), problems=tuple(problems), folder=folder, cursor=cursor.dump(),
-                            pending=len(todo) - start - len(chunk))
+
+            yield from self._batches(session, folder, prefix, todo, cursor, backfilled)
             cursor.done = True
             cursor.below = 0
         # Incremental: everything above the high-water mark, oldest first.
-        newer = sorted(u for u in client.search(["UID", f"{cursor.high + 1}:*"]) if u > cursor.high)
-        newer = [u for u in newer if f"{prefix}{u}" not in known]
-        for start in range(0, len(newer), self.options.batch_size):
-            chunk = newer[start : start + self.options.batch_size]
-            records, problems = self._fetch(session, folder, prefix, chunk)
+        arrived = sorted(u for u in client.search(["UID", f"{cursor.high + 1}:*"]) if u > cursor.high)
+
+        def advanced(chunk: list[int]) -> None:
             cursor.high = max(chunk)
-            yield Batch(records=tuple(records), problems=tuple(problems), folder=folder, cursor=cursor.dump(),
-                        pending=len(newer) - start - len(chunk))
+
+        yield from self._batches(session, folder, prefix, [u for u in arrived if f"{prefix}{u}" not in known],
+                                 cursor, advanced)
+        if arrived:
+            cursor.high = max(cursor.high, arrived[-1])  # already-held UIDs (after a crash) count too
         # Expunged messages: what we hold for this folder that the server no longer lists.
         held = sorted(int(k[len(prefix):]) for k in known if k.startswith(prefix) and k[len(prefix):].isdigit())
         removed: list[str] = []
@@ -304,6 +304,16 @@ class ImapConnector(Connector):
         # Keys of an earlier UIDVALIDITY go only now, after the folder was read again.
         yield Batch(removed=tuple(stale + removed), folder=folder, cursor=cursor.dump(),
                     listing_complete=bool(removed) and not stale, listed=listed, pending=0)
+
+    def _batches(self, session: _Session, folder: str, prefix: str, uids: list[int], cursor: FolderCursor,
+                 advance: Callable[[list[int]], None]) -> Iterator[Batch]:
+        """Fetch ``uids`` in batches; ``advance`` moves the cursor past each before it is handed out."""
+        for start in range(0, len(uids), self.options.batch_size):
+            chunk = uids[start : start + self.options.batch_size]
+            records, problems = self._fetch(session, folder, prefix, chunk)
+            advance(chunk)
+            yield Batch(records=tuple(records), problems=tuple(problems), folder=folder, cursor=cursor.dump(),
+                        pending=len(uids) - start - len(chunk))
 
     def _fetch(self, session: _Session, folder: str, prefix: str,
                uids: Sequence[int]) -> tuple[list[ActivityRecord], list[Problem]]:

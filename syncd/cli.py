@@ -15,7 +15,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,15 @@ def _load(path: Path, debug: bool = False) -> Config:
     return config
 
 
-def _open_store(config: Config) -> Any:
+@contextmanager
+def _opened_store(config: Config) -> Iterator[Any]:
     from syncd.store import Store
 
-    return Store.open(config.store_url)
+    store = Store.open(config.store_url)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _json_default(value: Any) -> Any:
@@ -124,11 +130,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if unknown:
         print(f"syncd: unknown source(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_CONFIG
-    store = _open_store(config)
-    try:
+    with _opened_store(config) as store:
         result = Pipeline(config, store).run_pass(only=args.source or None, confirm_removals=args.confirm_removals)
-    finally:
-        store.close()
     _print_pass(result)
     print(f"timeline: {result.timeline_path} ({'written' if result.timeline_written else 'unchanged'})")
     return EXIT_OK if result.ok else EXIT_SOURCE_FAILED
@@ -152,11 +155,8 @@ def _needs_attention(source: dict[str, Any], alert_after_minutes: int, now: date
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
-    store = _open_store(config)
-    try:
+    with _opened_store(config) as store:
         status = store.status()
-    finally:
-        store.close()
     configured = {s.name: s.kind for s in config.sources}
     status["sources"] = [s for s in status["sources"] if s["name"] in configured]
     for name, kind in configured.items():
@@ -206,15 +206,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
-    store = _open_store(config)
-    try:
+    with _opened_store(config) as store:
         customers = store.find_customers(args.customer)
         if not customers:
             print(f"syncd: no customer matches {args.customer!r}", file=sys.stderr)
             return EXIT_NOT_FOUND
         activities = store.activities(limit=args.limit, customer_ids=[c.id for c in customers])
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"customers": [{"id": c.id, "name": c.name, "kind": c.kind} for c in customers],
                           "activities": activities}, indent=2, default=_json_default))
@@ -229,11 +226,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
-    store = _open_store(config)
-    try:
+    with _opened_store(config) as store:
         items = store.quarantine()
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(items, indent=2))
     else:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from syncd.config import DEFAULT_CONFIG_PATH, Config, ConfigError, check_references, load_config
+from syncd.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG, EXIT_STORE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
@@ -105,10 +105,7 @@ def _json_default(value: Any) -> Any:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config, args.debug)
-    problems = check_references(config)
-    if problems:
-        raise ConfigError(args.config.absolute(), problems)
+    config = load_config(args.config, check_files=True)
     print(f"{args.config}: OK ({len(config.sources)} sources)")
     return EXIT_OK
 

@@ -421,20 +421,48 @@ def _problem(error: dict[str, Any], data: dict[str, Any]) -> ConfigProblem:
     return ConfigProblem(key, message)
 
 
-def parse_config(text: str, path: Path) -> Config:
-    """Validate TOML text as if it were the file ``path``; raise ConfigError with every problem."""
+def parse_config(text: str, path: Path, check_files: bool = False) -> Config:
+    """Validate TOML text as if it were the file ``path``; raise ConfigError with every problem.
+
+    With ``check_files`` the files and folders sources point at are checked too, even when
+    the schema has errors, so `check-config` lists everything in one go.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
     try:
-        return Config.model_validate(data, context={"base_dir": path.parent})
+        config = Config.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
         problems = [_problem(e, data) for e in exc.errors()]  # type: ignore[arg-type]
+        if check_files:
+            problems += _raw_path_problems(data, path.parent)
         raise ConfigError(path, problems) from None
+    if check_files:
+        problems = check_references(config)
+        if problems:
+            raise ConfigError(path, problems)
+    return config
 
 
-def load_config(path: Path | str) -> Config:
+def _raw_path_problems(data: dict[str, Any], base: Path) -> list[ConfigProblem]:
+    """Missing files of sources in a config that did not validate (best effort on raw data)."""
+    problems: list[ConfigProblem] = []
+    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    for index, source in enumerate(sources):
+        if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+            continue
+        path = Path(source["path"]).expanduser()
+        path = path if path.is_absolute() else base / path
+        label = f"sources[{index}] ({source.get('name', '?')}).path"
+        if source.get("kind") == "maildir" and not path.is_dir():
+            problems.append(ConfigProblem(label, f"no such folder: {path}"))
+        elif source.get("kind") in ("mbox", "excel_customers") and not path.is_file():
+            problems.append(ConfigProblem(label, f"no such file: {path}"))
+    return problems
+
+
+def load_config(path: Path | str, check_files: bool = False) -> Config:
     path = Path(path).absolute()
     try:
         text = path.read_text(encoding="utf-8")
@@ -442,7 +470,7 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(path, [ConfigProblem("", f"cannot read the config file: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [ConfigProblem("", f"the config file is not UTF-8: {exc.reason}")]) from None
-    return parse_config(text, path)
+    return parse_config(text, path, check_files)
 
 
 def check_references(config: Config) -> list[ConfigProblem]:

@@ -48,14 +48,19 @@ owner = "alice@ourco.example"
     code = main(["check-config", "-c", str(path)])
     err = capsys.readouterr().err
     assert code == 2
+    assert f"{path}: 3 problem(s)" in err
     assert f"{path}: service.interval_secondz: unknown key (did you mean 'interval_seconds'?)" in err
     assert f"{path}: service.batch_size: Input should be a valid integer" in err and "'lots'" in err
-    # Schema errors come first; the missing file is found once the schema is valid.
-    fixed = write_config(tmp_path / "fixed.toml", path.read_text().replace("interval_secondz", "interval_seconds")
-                         .replace('"lots"', "10"))
-    assert main(["check-config", "-c", str(fixed)]) == 2
-    err = capsys.readouterr().err
-    assert f"{fixed}: sources[0] (alice).path: no such folder: {tmp_path / 'no/such/maildir'}" in err
+    assert f"{path}: sources[0] (alice).path: no such folder: {tmp_path / 'no/such/maildir'}" in err
+
+
+def test_check_config_checks_files_of_a_valid_config_too(tmp_path: Path, capsys) -> None:
+    path = write_config(tmp_path / "syncd.toml", GOOD)
+    assert main(["check-config", "-c", str(path)]) == 2
+    assert f"{path}: sources[0] (alice).path: no such folder" in capsys.readouterr().err
+    (tmp_path / "mail" / "alice" / "cur").mkdir(parents=True)
+    assert main(["check-config", "-c", str(path)]) == 0
+    assert "OK (1 sources)" in capsys.readouterr().out
 
 
 def test_three_problems_in_one_file_are_listed_together(tmp_path: Path) -> None:

@@ -88,3 +88,12 @@ def dovecot():  # type: ignore[no-untyped-def]
     finally:
         server.stop()
         _shutil.rmtree(root, ignore_errors=True)
+
+
+def require_tool(path: str | None, message: str) -> str:
+    """The tool's path; skip without it, except under CI (CI=true), where that is a failure."""
+    if path and Path(path).exists():
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)

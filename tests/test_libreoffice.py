@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.helpers import run_syncd
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
@@ -16,15 +17,19 @@ SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 CSV_ALL_SHEETS = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
 
 
+@pytest.fixture
+def soffice() -> str:
+    return require_tool(SOFFICE, "LibreOffice is not installed (scripts/test-setup installs libreoffice-calc-nogui)")
+
+
 @pytest.mark.libreoffice
-@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed (apt-get install -y libreoffice-calc-nogui)")
-def test_timeline_workbook_round_trips_through_libreoffice(tmp_path: Path) -> None:
+def test_timeline_workbook_round_trips_through_libreoffice(tmp_path: Path, soffice: str) -> None:
     demo = tmp_path / "demo"
     assert run_syncd("demo", "--dir", str(demo)).returncode == 0
     out = tmp_path / "csv"
     profile = tmp_path / "lo-profile"
     result = subprocess.run(
-        [SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", CSV_ALL_SHEETS,
+        [soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", CSV_ALL_SHEETS,
          "--outdir", str(out), str(demo / "timeline.xlsx")],
         capture_output=True, text=True, timeout=180,
     )
@@ -42,8 +47,7 @@ def test_timeline_workbook_round_trips_through_libreoffice(tmp_path: Path) -> No
 
 
 @pytest.mark.libreoffice
-@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed (apt-get install -y libreoffice-calc-nogui)")
-def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path) -> None:
+def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path, soffice: str) -> None:
     from datetime import date
     from zoneinfo import ZoneInfo
 
@@ -54,7 +58,7 @@ def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path) -> Non
     path = tmp_path / "t.xlsx"
     write_timeline(path, build_view([activity("=1+1", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))
     result = subprocess.run(
-        [SOFFICE, f"-env:UserInstallation=file://{tmp_path / 'p'}", "--headless", "--convert-to", CSV_ALL_SHEETS,
+        [soffice, f"-env:UserInstallation=file://{tmp_path / 'p'}", "--headless", "--convert-to", CSV_ALL_SHEETS,
          "--outdir", str(tmp_path), str(path)], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader((tmp_path / "t-Timeline.csv").open(encoding="utf-8")))

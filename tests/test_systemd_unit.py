@@ -7,21 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 UNIT = Path(__file__).parent.parent / "systemd" / "syncd.service"
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 
 
-@pytest.mark.skipif(not Path(ANALYZE).exists(), reason="systemd-analyze missing (apt-get install -y systemd)")
 def test_unit_verifies_without_any_output(tmp_path: Path) -> None:
+    analyze = require_tool(ANALYZE, "systemd-analyze is missing (scripts/test-setup installs systemd)")
     # verify insists that ExecStart exists; point it at this environment's syncd.
     syncd = Path(sys.executable).parent / "syncd"
     if not syncd.exists():
         syncd = Path(shutil.which("syncd") or "/bin/true")
     unit = tmp_path / "syncd.service"
     unit.write_text(UNIT.read_text().replace("/opt/syncd/venv/bin/syncd", str(syncd)))
-    result = subprocess.run([ANALYZE, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     # verify exits 0 even for unknown keys; any output at all is a finding.
     assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result.stderr + result.stdout
 

@@ -140,7 +140,7 @@ class ServiceConfig(StrictModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Zagreb)")
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Zagreb)") from None
         return value
 
 

@@ -10,7 +10,6 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from connectors.imap import ImapAccount, ImapConnector, keyword_for

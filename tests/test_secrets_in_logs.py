@@ -31,7 +31,7 @@ def test_full_run_logs_contain_no_secret_and_no_body(tmp_path: Path) -> None:
     os.chmod(secret, 0o600)
     write_maildir(tmp_path / "mail", {f"{1000 + n}.M{n}.h": make_message(n, body=BODY) for n in range(5)})
     write_maildir(tmp_path / "bad", {"1.M1.h": b"\x00 not mail " + BODY.encode()})
-    config = write_config(tmp_path / "syncd.toml", f"""
+    config = write_config(tmp_path / "syncd.toml", """
 [service]
 state_dir = "state"
 [store.url_secret]

@@ -79,7 +79,8 @@ DomainList = Annotated[list[str], AfterValidator(_domain_list)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validate_default: default paths resolve against the config folder like given ones.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class ServiceConfig(StrictModel):
@@ -332,10 +333,11 @@ class TimelineConfig(StrictModel):
 
 
 class Config(StrictModel):
-    service: ServiceConfig = Field(default_factory=ServiceConfig)
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    matching: MatchingConfig = Field(default_factory=MatchingConfig)
-    timeline: TimelineConfig = Field(default_factory=TimelineConfig)
+    # Absent tables are validated from {} so their defaults see the config folder too.
+    service: ServiceConfig = Field(default_factory=dict)  # type: ignore[arg-type]
+    store: StoreConfig = Field(default_factory=dict)  # type: ignore[arg-type]
+    matching: MatchingConfig = Field(default_factory=dict)  # type: ignore[arg-type]
+    timeline: TimelineConfig = Field(default_factory=dict)  # type: ignore[arg-type]
     sources: list[SourceConfig] = Field(default_factory=list)
 
     @field_validator("sources")

@@ -32,6 +32,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert config.sources[0].owner == "alice@ourco.example"
     assert config.matching.internal_domains == ["ourco.example"]
     assert config.store_url == f"sqlite:///{tmp_path / 'state' / 'syncd.db'}"
+    # A default path (no [timeline] table) resolves against the config folder too, not the cwd.
+    assert config.timeline.path == tmp_path / "timeline.xlsx"
 
 
 def test_typo_wrong_type_and_missing_file_are_all_reported_with_locations(tmp_path: Path, capsys) -> None:

@@ -80,11 +80,11 @@ def warm(server: Dovecot, chunk: int) -> None:
     uids = client.search(["ALL"])
     for start in range(0, len(uids), chunk):
         client.fetch(uids[start : start + chunk], ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM,
-                                                   "BODY.PEEK[TEXT]<0.2048>"])
+                                                   "BODY.PEEK[TEXT]<0.2048>", "PREVIEW"])
     client.logout()
 
 
-def syncd_backfill(server: Dovecot, work: Path, batch: int) -> tuple[int, float, float, float]:
+def syncd_backfill(server: Dovecot, work: Path, batch: int, profile: str | None) -> tuple[int, float, float, float]:
     (work / "pw").write_text(server.users[USER])
     (work / "pw").chmod(0o600)
     (work / "syncd.toml").write_text(f"""
@@ -108,7 +108,8 @@ backfill_days = 3650
 password_secret = {{ file = "{work / 'pw'}" }}
 """)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "syncd", "sync", "--once", "-c", str(work / "syncd.toml")],
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
+    done = subprocess.run([sys.executable, *profiler, "-m", "syncd", "sync", "--once", "-c", str(work / "syncd.toml")],
                           cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -128,6 +129,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--chunk", type=int, default=500, help="FETCH chunk for the raw run")
     parser.add_argument("--batch", type=int, default=500, help="syncd batch_size")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the syncd run to FILE")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     work.chmod(0o755)  # Dovecot, running as its own user, must reach its folder inside
@@ -145,7 +147,7 @@ def main() -> int:
         print(f"filled {args.messages} messages ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f}s")
         warm(server, args.chunk)
         raw_count, raw_seconds = raw_fetch(server, args.chunk)
-        syncd_count, syncd_seconds, peak_mb, ingest_seconds = syncd_backfill(server, work, args.batch)
+        syncd_count, syncd_seconds, peak_mb, ingest_seconds = syncd_backfill(server, work, args.batch, args.profile)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -47,6 +47,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from connectors import imapwire
 from connectors.base import Connector, SourceAuthError, SourceUnavailable
 from connectors.mailparse import parse_message
 from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
@@ -55,7 +56,7 @@ log = logging.getLogger("connectors.imap")
 
 HEADER_FIELDS = (
     "FROM TO CC BCC DATE SUBJECT MESSAGE-ID IN-REPLY-TO REFERENCES AUTO-SUBMITTED PRECEDENCE LIST-ID "
-    "LIST-UNSUBSCRIBE CONTENT-TYPE X-AUTO-RESPONSE-SUPPRESS"
+    "LIST-UNSUBSCRIBE CONTENT-TYPE CONTENT-TRANSFER-ENCODING X-AUTO-RESPONSE-SUPPRESS"
 )
 HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({HEADER_FIELDS})]"
 SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "inbox.sent", "[gmail]/sent mail", "gesendet",
@@ -83,6 +84,7 @@ class ImapAccount:
     backfill_days: int = 365
     timeout: float = 60
     keyword_prefix: str = "$crm_"
+    server_preview: bool = True
     retry_attempts: int = 8
     retry_max_wait: float = 30
 
@@ -319,42 +321,62 @@ class ImapConnector(Connector):
                uids: Sequence[int]) -> tuple[list[ActivityRecord], list[Problem]]:
         """Headers plus the first few KB of the body, never the whole message.
 
-        The partial body comes as a literal, which the client reads in one piece, and is
-        parsed together with the headers (Content-Type included), so the snippet comes
-        from the first text part even in multipart mail; attachments are never fetched.
+        The partial body is parsed together with the headers (Content-Type and transfer
+        encoding included), so the snippet comes from the first text part even in
+        multipart mail; attachments are never fetched.
         """
-        client = session.client
-        body_item = f"BODY.PEEK[TEXT]<0.{self.snippet_bytes}>"
-        response = client.fetch(list(uids), ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM, body_item])
+        # The server's PREVIEW (RFC 8970) is computed once and cached by the server; else
+        # the first KB of the body, from which the snippet is made here.
+        preview = self.account.server_preview and b"PREVIEW" in session.capabilities
+        body_item = "PREVIEW" if preview else f"BODY.PEEK[TEXT]<0.{self.snippet_bytes}>"
+        try:
+            fetched = imapwire.fetch(session.client._imap, uids, HEADER_ITEM, body_item)
+        except imapwire.WireFormatError as exc:
+            log.debug("source=%s folder=%s reading FETCH with imapclient: %s", self.name, folder, exc)
+            fetched = self._fetch_with_imapclient(session, uids, body_item)
         records: list[ActivityRecord] = []
         problems: list[Problem] = []
+        owners = self.account.owner_addresses | {self.account.owner}
         for uid in uids:
-            data = response.get(uid)
-            key = f"{prefix}{uid}"
-            where = f"{self.account.host} {self.account.username} {folder} UID {uid}"
+            data = fetched.get(uid)
             if data is None:
                 continue  # expunged between SEARCH and FETCH
-            header = b""
-            partial = b""
+            keywords = " ".join(f for f in data.flags if not f.startswith("\\"))
+            raw = data.header.rstrip(b"\r\n") + b"\r\n\r\n" + data.text if data.header.strip() else b""
+            item = parse_message(
+                raw, key=f"{prefix}{uid}", mailbox=self.account.owner, folder=folder, owner_addresses=owners,
+                snippet_chars=self.options.snippet_chars,
+                fallback_date=lambda d=data.internal_date: imapwire.internal_date(d),
+                where=f"{self.account.host} {self.account.username} {folder} UID {uid}",
+                extra_hints=(("x-imap-keywords", keywords),) if keywords else (),
+                snippet=(data.preview or "") if preview else None,
+            )
+            (records if isinstance(item, ActivityRecord) else problems).append(item)  # type: ignore[arg-type]
+        return records, problems
+
+    @staticmethod
+    def _fetch_with_imapclient(session: _Session, uids: Sequence[int],
+                               body_item: str) -> dict[int, imapwire.FetchedItem]:
+        response = session.client.fetch(list(uids), ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM, body_item])
+        found: dict[int, imapwire.FetchedItem] = {}
+        for uid, data in response.items():
+            header = partial = b""
+            preview = data.get(b"PREVIEW")
             for item, value in data.items():
                 if item.startswith(b"BODY[HEADER"):
                     header = value or b""
                 elif item.startswith(b"BODY[TEXT]"):
                     partial = value or b""
             internal = data.get(b"INTERNALDATE")
-            if isinstance(internal, datetime) and internal.tzinfo is None:
-                internal = internal.replace(tzinfo=timezone.utc)
-            flags = tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ()))
-            keywords = " ".join(f for f in flags if not f.startswith("\\"))
-            raw = header.rstrip(b"\r\n") + b"\r\n\r\n" + partial if header.strip() else b""
-            item = parse_message(
-                raw, key=key, mailbox=self.account.owner, folder=folder,
-                owner_addresses=self.account.owner_addresses | {self.account.owner},
-                snippet_chars=self.options.snippet_chars, fallback_date=lambda d=internal: d, where=where,
-                extra_hints=(("x-imap-keywords", keywords),) if keywords else (),
-            )
-            (records if isinstance(item, ActivityRecord) else problems).append(item)  # type: ignore[arg-type]
-        return records, problems
+            if isinstance(internal, datetime):
+                internal = (internal if internal.tzinfo else internal.replace(tzinfo=timezone.utc)).astimezone(
+                    timezone.utc).strftime("%d-%b-%Y %H:%M:%S +0000").encode()
+            found[uid] = imapwire.FetchedItem(
+                uid=uid, flags=tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ())),
+                internal_date=internal if isinstance(internal, bytes) else None, size=data.get(b"RFC822.SIZE"),
+                header=header, text=partial,
+                preview=preview.decode("utf-8", "replace") if isinstance(preview, bytes) else None)
+        return found
 
     @property
     def snippet_bytes(self) -> int:

@@ -9,17 +9,15 @@ activity: it becomes a ``Problem`` with the reason, for the quarantine.
 
 from __future__ import annotations
 
-import email
 import html
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
-from email import policy
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
-from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
+from connectors.mimelite import RawHeaders, content_type, first_text_part, split_message
 from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
 
 HINT_HEADERS = (
@@ -37,6 +35,8 @@ _QUOTE_INTRO = re.compile(r"^(on .{0,200} wrote:|am .{0,200} schrieb .{0,80}:|--
 
 
 def _clean(text: str) -> str:
+    if text.isprintable():
+        return " ".join(text.split())  # no control characters: the common case, checked in C
     return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
 
 
@@ -47,6 +47,8 @@ def decode_words(value: object) -> str:
     than losing the header; raw 8-bit headers are tried as UTF-8 first (what most
     modern clients send unlabelled), then Latin-1.
     """
+    if isinstance(value, str) and "=?" not in value:
+        return value  # no encoded words: decode_header would hand it back unchanged
     try:
         parts = decode_header(value if isinstance(value, (str, Header)) else str(value))
     except (HeaderParseError, ValueError, TypeError):
@@ -89,20 +91,21 @@ def _unescape_8bit(value: str, charset_hint: str | None) -> str:
 
 
 class _Headers:
-    """Raw header values by lower-cased name, from a compat32 parse (no header objects built).
+    """Header values by lower-cased name, raw 8-bit bytes read leniently (no header objects).
 
     ``policy.default`` builds a parsed object for every header read, which costs more
     than the rest of the pipeline; we need a dozen headers, decoded our own lenient way.
     """
 
-    def __init__(self, msg: Message):
+    def __init__(self, raw: RawHeaders):
         self.values: dict[str, list[str]] = {}
-        try:
-            hint = msg.get_content_charset()
-        except (ValueError, LookupError):
-            hint = None
-        for name, value in msg.raw_items():
-            self.values.setdefault(name.lower(), []).append(_unescape_8bit(str(value), hint))
+        hint: str | None = None
+        for name, value in raw.items:
+            if name.lower() == "content-type":
+                hint = content_type(value)[1].get("charset")
+                break
+        for name, value in raw.items:
+            self.values.setdefault(name.lower(), []).append(_unescape_8bit(value, hint))
 
     def first(self, name: str) -> str | None:
         found = self.values.get(name)
@@ -112,6 +115,36 @@ class _Headers:
         return self.values.get(name, [])
 
 
+_SIMPLE_ADDRESS_LIST = re.compile(r'[^"()\\:;=]*\Z')
+_NAME_ADDR = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*\Z", re.S)
+
+
+def _addresses(values: list[str]) -> list[tuple[str, str]]:
+    """``getaddresses`` for the plain shapes most mail has (``a@b``, ``Name <a@b>``), which
+    it parses a character at a time; anything with quotes, comments, groups or encoded
+    words goes to ``getaddresses`` itself."""
+    found: list[tuple[str, str]] = []
+    for value in values:
+        if not _SIMPLE_ADDRESS_LIST.match(value):
+            found.extend(getaddresses([value]))
+            continue
+        for piece in value.split(","):
+            piece = piece.strip()
+            if not piece:
+                continue
+            if "<" in piece:
+                match = _NAME_ADDR.match(piece)
+                if match is None or "<" in match.group(1):
+                    found.extend(getaddresses([piece]))
+                    continue
+                found.append((" ".join(match.group(1).split()), "".join(match.group(2).split())))
+            elif " " in piece or "\t" in piece or "\n" in piece:
+                found.extend(getaddresses([piece]))
+            else:
+                found.append(("", piece))
+    return found
+
+
 def _participants(headers: _Headers) -> list[Participant]:
     found: list[Participant] = []
     seen: set[tuple[str, Role]] = set()
@@ -119,7 +152,7 @@ def _participants(headers: _Headers) -> list[Participant]:
         raw = headers.all(header)
         if not raw:
             continue
-        for display, addr in getaddresses(raw):
+        for display, addr in _addresses(raw):
             email_address = addr.strip().strip("<>").lower()
             if email_address.count("@") != 1 or " " in email_address or email_address.startswith("@"):
                 continue
@@ -152,57 +185,33 @@ def _message_ids(raw: str | None) -> list[str]:
     return _MSGID.findall(raw or "")
 
 
-def _first_text_part(msg: Message) -> Message | None:
-    """The first text/plain part not sent as an attachment, else the first text/html one."""
-    html = None
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        disposition = (part.get("content-disposition") or "").lower()
-        if disposition.startswith("attachment"):
-            continue
-        content_type = part.get_content_type()
-        if content_type == "text/plain":
-            return part
-        if content_type == "text/html" and html is None:
-            html = part
-    return html
-
-
-def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:
-        return payload.decode("utf-8", errors="replace")
-
-
 _TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.S | re.I)
 
 
-def snippet_and_body(msg: Message, limit: int, keep_body: bool) -> tuple[str, str | None]:
+def snippet_and_body(headers: RawHeaders, body: bytes, limit: int, keep_body: bool) -> tuple[str, str | None]:
     """The first text part as a short snippet, without quoted replies; the body if asked."""
-    part = _first_text_part(msg)
+    part = first_text_part(headers, body)
     if part is None:
         return "", None
-    text = _part_text(part)
-    if part.get_content_subtype() == "html":
+    text = part.text
+    if part.subtype == "html":
         text = html.unescape(_TAG.sub(" ", text))
     lines = []
+    kept = 0
     for line in text.splitlines():
         stripped = line.strip()
-        if _QUOTE_INTRO.match(stripped):
-            break  # everything below is the quoted earlier message
+        if not stripped:
+            continue
         if stripped.startswith(">"):
             continue
+        if _QUOTE_INTRO.match(stripped):
+            break  # everything below is the quoted earlier message
         lines.append(stripped)
-        if sum(len(x) for x in lines) > limit * 2:
+        kept += len(stripped)
+        if kept > limit * 2:
             break
     snippet = _clean(" ".join(lines))[:limit]
-    return snippet, (text if keep_body else None)
+    return snippet, (part.text if keep_body else None)
 
 
 def parse_message(
@@ -225,10 +234,10 @@ def parse_message(
     if not raw.strip():
         return Problem(key, "empty message file", where)
     try:
-        msg = email.message_from_bytes(raw, policy=policy.compat32)
-    except Exception as exc:  # noqa: BLE001 - the parser should never raise, but has
+        raw_headers, raw_body = split_message(raw)
+    except Exception as exc:  # noqa: BLE001 - the splitter should never raise; a bug must not lose mail
         return Problem(key, f"unparseable message: {exc}", where)
-    headers = _Headers(msg)
+    headers = _Headers(raw_headers)
     participants = _participants(headers)
     if not participants:
         return Problem(key, "no valid From/To/Cc address in the message", where)
@@ -255,7 +264,7 @@ def parse_message(
     body: str | None = None
     if snippet is None:
         try:
-            snippet, body = snippet_and_body(msg, snippet_chars, keep_body)
+            snippet, body = snippet_and_body(raw_headers, raw_body, snippet_chars, keep_body)
         except Exception:  # noqa: BLE001 - a snippet is a nicety; the activity stands without it
             snippet, body = "", None
     else:

@@ -241,6 +241,11 @@ class ImapSourceConfig(MailSourceBase):
     )
     backfill_days: int = Field(default=365, ge=1, le=3650, description="How far back the first sync reads.")
     idle: bool = Field(default=True, description="Wait in IDLE on INBOX so new mail arrives within seconds.")
+    server_preview: bool = Field(
+        default=True,
+        description="Take snippets from the server's PREVIEW (RFC 8970) where it offers it; servers cache "
+        "previews, so re-reads are cheap. false: read the first KB of the body and make the snippet here.",
+    )
     timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per command.")
     write_keywords: bool = Field(
         default=False, description="Add a keyword per matched customer to each message (nothing else is changed)."

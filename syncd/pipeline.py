@@ -37,6 +37,7 @@ from syncd.config import (
     MaildirSourceConfig,
     MboxSourceConfig,
 )
+from syncd.readahead import read_ahead
 from syncd.secrets import read_secret
 from syncd.records import (
     ActivityRecord,
@@ -106,7 +107,7 @@ def imap_account(source: ImapSourceConfig) -> ImapAccount:
         username=source.username, owner=source.owner, owner_addresses=frozenset(source.owner_addresses),
         password=password, oauth2_token=token, include=tuple(source.folders_include),
         exclude=tuple(source.folders_exclude), backfill_days=source.backfill_days, timeout=source.timeout_seconds,
-        keyword_prefix=source.keyword_prefix,
+        keyword_prefix=source.keyword_prefix, server_preview=source.server_preview,
     )
 
 
@@ -226,8 +227,11 @@ class Pipeline:
             result.sources.append(source_result)
         if mail_sources and not self.stop_requested():
             workers = min(self.config.service.max_parallel_sources, len(mail_sources))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-                results = list(pool.map(lambda s: self.sync_source(s, s.name in confirmed), mail_sources))
+            if workers == 1:
+                results = [self.sync_source(s, s.name in confirmed) for s in mail_sources]
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+                    results = list(pool.map(lambda s: self.sync_source(s, s.name in confirmed), mail_sources))
             for source_result in results:
                 customers_changed += source_result.customers_changed
                 result.sources.append(source_result)
@@ -248,7 +252,7 @@ class Pipeline:
         try:
             connector = make_connector(source, self.options)
             state = self.store.sync_state(source_id)
-            for batch in connector.read(state):
+            for batch in read_ahead(connector.read(state), name=f"read-{name}"):
                 ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),
                                 backlog=batch.pending)
                 for record in batch.records:

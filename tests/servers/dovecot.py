@@ -68,7 +68,7 @@ namespace inbox {{
 
 # Mailboxes the tests use, one per test, created with the server.
 POOL = ("backfill", "writeback", "uidvalidity", "goodpw", "badpw", "restart", "sigkill", "live", "bench",
-        "contract", "spare1", "spare2")
+        "contract", "wire", "spare1", "spare2")
 
 
 def free_port() -> int:

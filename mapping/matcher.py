@@ -107,6 +107,11 @@ def is_automated(record: ActivityRecord) -> bool:
 
 def skip_reason(record: ActivityRecord, policy: MatchPolicy) -> str | None:
     """Why this record is not logged at all, or None to log it."""
+    if (record.hint("sensitivity") or "").lower() in ("private", "confidential", "personal"):
+        return "private"
+    if record.kind == ActivityKind.MEETING:
+        if record.participants and all(policy.is_internal(p.email) for p in record.participants):
+            return "internal-only"
     if record.kind == ActivityKind.EMAIL:
         if record.participants and all(policy.is_internal(p.email) for p in record.participants):
             return "internal-only"

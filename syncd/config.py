@@ -268,6 +268,42 @@ class ImapSourceConfig(MailSourceBase):
         return self.port or (993 if self.tls == "implicit" else 143)
 
 
+class CaldavSourceConfig(MailSourceBase):
+    """Calendars on a CalDAV server (Nextcloud, SOGo, Fastmail, iCloud, Radicale): meetings."""
+
+    kind: Literal["caldav"]
+    url: str = Field(description="The server's CalDAV URL (principal discovery starts here).")
+    username: str = Field(description="Login name.")
+    password_secret: SecretSource = Field(description="Password (or app password), from a secret.")
+    verify_tls: bool = Field(
+        default=True, description="Check the server certificate. false logs a warning at every start."
+    )
+    calendars: list[str] = Field(
+        default_factory=list,
+        description="Calendars to read, by display name, last URL segment or full URL. Empty: every calendar "
+        "of the account.",
+    )
+    past_days: int = Field(default=365, ge=0, le=3650, description="How far back meetings are read.")
+    future_days: int = Field(default=180, ge=0, le=3650, description="How far ahead meetings are read.")
+    sync_method: Literal["auto", "etag"] = Field(
+        default="auto",
+        description="auto: RFC 6578 sync-token where the server offers it, else ETag comparison. "
+        "etag: always compare ETags (for servers whose sync-collection is broken).",
+    )
+    timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per request.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a server on this machine)")
+        host = value.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if value.startswith("http://") and host not in ("localhost", "::1") and not host.startswith("127."):
+            raise ValueError("plain http:// is only allowed for a server on this machine (127.0.0.1, localhost); "
+                             "use https://")
+        return value
+
+
 class MboxSourceConfig(MailSourceBase):
     """An mbox file, such as a mail export."""
 
@@ -309,7 +345,7 @@ class ExcelCustomersSourceConfig(StrictModel):
 
 
 SourceConfig = Annotated[
-    Union[MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, ExcelCustomersSourceConfig],
+    Union[MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, CaldavSourceConfig, ExcelCustomersSourceConfig],
     Field(discriminator="kind"),
 ]
 
@@ -376,7 +412,7 @@ def _all_field_names() -> set[str]:
     names: set[str] = set()
     for model in (
         Config, ServiceConfig, StoreConfig, SecretSource, MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig,
-        ExcelCustomersSourceConfig, CustomerColumns, MatchingConfig, TimelineConfig,
+        CaldavSourceConfig, ExcelCustomersSourceConfig, CustomerColumns, MatchingConfig, TimelineConfig,
     ):
         names.update(model.model_fields)
     return names

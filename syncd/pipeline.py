@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from connectors.base import Connector, SourceAuthError, SourceError
+from connectors.caldav_calendar import CaldavAccount, CaldavConnector
 from connectors.excel_customers import ExcelCustomersConnector
 from connectors.excel_timeline import TimelineWriteError, write_timeline
 from connectors.imap import ImapAccount, ImapConnector
@@ -31,6 +32,7 @@ from mapping.freemail import packaged_free_mail_domains
 from mapping.matcher import CustomerIndex, MatchPolicy, link_participants, skip_reason
 from mapping.normalize import normalize_domain, normalize_email, normalize_phone
 from syncd.config import (
+    CaldavSourceConfig,
     Config,
     ExcelCustomersSourceConfig,
     ImapSourceConfig,
@@ -117,6 +119,9 @@ def warn_insecure(config: Config) -> None:
         if isinstance(source, ImapSourceConfig) and source.enabled and not source.verify_tls and source.tls != "none":
             log.warning("source=%s TLS certificate verification is OFF for %s: the connection and password "
                         "can be intercepted; set verify_tls = true", source.name, source.host)
+        if isinstance(source, CaldavSourceConfig) and source.enabled and not source.verify_tls:
+            log.warning("source=%s TLS certificate verification is OFF for %s: the connection and password "
+                        "can be intercepted; set verify_tls = true", source.name, source.url)
 
 
 def peak_rss_mb() -> int:
@@ -135,9 +140,25 @@ def peak_rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def make_connector(source: object, options: ReadOptions) -> Connector:
+def caldav_account(source: CaldavSourceConfig, floating_zone: str) -> CaldavAccount:
+    secret = source.password_secret
+
+    def password() -> str:
+        return read_secret(secret, f"source {source.name} password_secret")
+
+    return CaldavAccount(
+        url=source.url, username=source.username, password=password, owner=source.owner,
+        owner_addresses=frozenset(source.owner_addresses), verify_tls=source.verify_tls,
+        calendars=tuple(source.calendars), past_days=source.past_days, future_days=source.future_days,
+        sync_method=source.sync_method, floating_zone=floating_zone, timeout=source.timeout_seconds,
+    )
+
+
+def make_connector(source: object, options: ReadOptions, floating_zone: str = "UTC") -> Connector:
     if isinstance(source, ImapSourceConfig):
         return ImapConnector(source.name, options, imap_account(source))
+    if isinstance(source, CaldavSourceConfig):
+        return CaldavConnector(source.name, options, caldav_account(source, floating_zone))
     if isinstance(source, MaildirSourceConfig):
         return MaildirConnector(
             source.name, options, path=source.path, owner=source.owner,
@@ -157,7 +178,7 @@ def make_connector(source: object, options: ReadOptions) -> Connector:
 def match_policy(config: Config) -> MatchPolicy:
     own: set[str] = set()
     for source in config.sources:
-        if isinstance(source, (MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig)):
+        if isinstance(source, (MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, CaldavSourceConfig)):
             own.add(source.owner)
             own.update(source.owner_addresses)
     return MatchPolicy(
@@ -250,7 +271,7 @@ class Pipeline:
         self.store.mark_attempt(source_id)
         connector: Connector | None = None
         try:
-            connector = make_connector(source, self.options)
+            connector = make_connector(source, self.options, self.config.service.timezone)
             state = self.store.sync_state(source_id)
             for batch in read_ahead(connector.read(state), name=f"read-{name}"):
                 ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),

@@ -20,7 +20,7 @@ TIMELINE_HEADERS = (
     "Activity",
 )
 CUSTOMER_HEADERS = (
-    "Customer", "Type", "Company", "Emails", "Owner", "Last contact", "Days since", "Last 30 days",
+    "Customer", "Type", "Company", "Emails", "Owner", "Last contact", "Days since", "Next meeting", "Last 30 days",
     "Last 90 days", "Total", "ID",
 )
 REVIEW_HEADERS = ("When", "Subject", "From", "To", "Staff", "Activity", "Customer")
@@ -73,7 +73,10 @@ def build_view(
         sender = _addresses(a["participants"], {"from", "organizer"})
         recipients = _addresses(a["participants"], {"to", "cc", "attendee"})
         names = "; ".join(c["name"] for c in a["customers"])
-        timeline.append((when, names, a["kind"], a["direction"], a["subject"], a["snippet"], sender, recipients,
+        kind = a["kind"]
+        if (a.get("hints") or {}).get("status") == "cancelled":
+            kind = f"{kind} (cancelled)"
+        timeline.append((when, names, kind, a["direction"], a["subject"], a["snippet"], sender, recipients,
                          staff, seen_in, link, refs[a["id"]]))
         if not a["customers"]:
             review.append((when, a["subject"], sender, recipients, staff, refs[a["id"]], None))
@@ -83,5 +86,6 @@ def build_view(
         last_local = _local(last, zone)
         days = (today - last_local.date()).days if last_local else None
         customer_rows.append((c["name"], c["kind"], c["company"], ", ".join(c["emails"]), c["owner"], last_local,
-                              days, c["count_30"], c["count_90"], c["total"], c["id"]))
+                              days, _local(c.get("next_meeting"), zone), c["count_30"], c["count_90"], c["total"],
+                              c["id"]))
     return TimelineView(timeline=timeline, customers=customer_rows, review=review)

@@ -68,26 +68,39 @@ def store(store_url: str):  # type: ignore[no-untyped-def]
     opened.close()
 
 
-@pytest.fixture(scope="session")
-def dovecot():  # type: ignore[no-untyped-def]
-    """One throwaway Dovecot for the session (tests take their own users); stopped at the end."""
+def _throwaway_server(make, prefix: str):  # type: ignore[no-untyped-def]
+    """Start ``make(root)`` in a fresh temp folder, yield it, stop it and remove the folder."""
     import shutil as _shutil
     import tempfile
 
-    from tests.servers.dovecot import DOVECOT, Dovecot
-
-    if not Path(DOVECOT).exists():
-        message = "Dovecot is not installed (scripts/test-setup installs dovecot-imapd)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    root = Path(tempfile.mkdtemp(prefix="syncd-dovecot-"))
-    server = Dovecot(root).start()
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = make(root).start()
     try:
         yield server
     finally:
         server.stop()
         _shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot():  # type: ignore[no-untyped-def]
+    """One throwaway Dovecot for the session (tests take their own users); stopped at the end."""
+    from tests.servers.dovecot import DOVECOT, Dovecot
+
+    require_tool(DOVECOT, "Dovecot is not installed (scripts/test-setup installs dovecot-imapd)")
+    yield from _throwaway_server(Dovecot, "syncd-dovecot-")
+
+
+@pytest.fixture(scope="session")
+def radicale():  # type: ignore[no-untyped-def]
+    """One throwaway Radicale (CalDAV) for the session; tests take their own users."""
+    import importlib.util
+
+    from tests.servers.radicale import Radicale
+
+    spec = importlib.util.find_spec("radicale")
+    require_tool(spec.origin if spec else None, "Radicale is not installed (pip install '.[test]')")
+    yield from _throwaway_server(Radicale, "syncd-radicale-")
 
 
 def require_tool(path: str | None, message: str) -> str:

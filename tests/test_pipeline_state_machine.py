@@ -108,8 +108,8 @@ class PipelineMachine(RuleBasedStateMachine):
             commits["n"] += 1
             return real_commit(*args, **kwargs)
 
-        def make(source, options):  # type: ignore[no-untyped-def]
-            connector = self.original_make(source, options)
+        def make(source, options, *args):  # type: ignore[no-untyped-def]
+            connector = self.original_make(source, options, *args)
             if forget:
                 real_read = connector.read
                 connector.read = lambda state: real_read(SourceState(cursors={}, known={}))  # type: ignore[method-assign]

@@ -748,6 +748,7 @@ class Store:
                 "thread_key": r.thread_key,
                 "amount": r.amount,
                 "currency": r.currency,
+                "hints": r.hints or {},
                 "customers": links.get(r.id, []),
                 "seen_in": seen.get(r.id, []),
             }
@@ -771,19 +772,29 @@ class Store:
             return list(s.scalars(live.where(func.lower(CustomerRow.name).contains(needle)).order_by(CustomerRow.name)))
 
     def customer_summaries(self, now: datetime) -> list[dict[str, Any]]:
-        """One row per live customer: last contact, 30/90-day counts, owner, company."""
+        """One row per live customer: last contact and the next meeting (cancelled meetings are
+        neither), 30/90-day counts of past activities, owner, company."""
         since_30, since_90 = now - timedelta(days=30), now - timedelta(days=90)
         with self.session() as s:
             customers = list(s.scalars(select(CustomerRow).where(CustomerRow.gone_at.is_(None))))
             names = {c.id: c.name for c in customers}
-            stats: dict[int, dict[str, Any]] = {c.id: {"last": None, "n30": 0, "n90": 0, "total": 0} for c in customers}
-            for customer_id, occurred_at in s.execute(
-                select(LinkRow.customer_id, ActivityRow.occurred_at)
+            stats: dict[int, dict[str, Any]] = {
+                c.id: {"last": None, "next": None, "n30": 0, "n90": 0, "total": 0} for c in customers
+            }
+            for customer_id, occurred_at, kind, hints in s.execute(
+                select(LinkRow.customer_id, ActivityRow.occurred_at, ActivityRow.kind, ActivityRow.hints)
                 .join(ActivityRow, ActivityRow.id == LinkRow.activity_id)
                 .where(ActivityRow.gone_at.is_(None))
             ):
                 entry = stats.get(customer_id)
                 if entry is None:
+                    continue
+                if (hints or {}).get("status") == "cancelled":
+                    continue  # a meeting that did not happen is no contact
+                if occurred_at > now:
+                    # Only meetings lie ahead; the soonest is what staff want to see.
+                    if kind == "meeting" and (entry["next"] is None or occurred_at < entry["next"]):
+                        entry["next"] = occurred_at
                     continue
                 entry["total"] += 1
                 if entry["last"] is None or occurred_at > entry["last"]:
@@ -806,6 +817,7 @@ class Store:
                 "owner": c.owner,
                 "emails": emails.get(c.id, []),
                 "last_contact": stats[c.id]["last"],
+                "next_meeting": stats[c.id]["next"],
                 "count_30": stats[c.id]["n30"],
                 "count_90": stats[c.id]["n90"],
                 "total": stats[c.id]["total"],

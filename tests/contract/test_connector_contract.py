@@ -171,3 +171,29 @@ class TestImapContract(ConnectorContract):
         yield connector, remove
         connector.close()
         client.logout()
+
+
+class TestCaldavContract(ConnectorContract):
+    @pytest.fixture
+    def setup(self, radicale, tmp_path: Path):  # type: ignore[no-untyped-def]
+        from datetime import datetime, timedelta, timezone
+
+        from connectors.caldav_calendar import CaldavAccount, CaldavConnector
+        from tests.test_caldav import ics
+
+        user = "contract@ourco.example"
+        calendar = radicale.calendar(user, "Contract")
+        for event in calendar.events():
+            event.delete()
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        events = [calendar.save_event(ics(f"c{n}", now + timedelta(days=n - 3), f"Meeting {n}", attendees=(user,)))
+                  for n in range(7)]
+
+        def remove() -> None:
+            events[0].delete()
+
+        account = CaldavAccount(url=radicale.url, username=user, password=lambda: radicale.users[user], owner=user,
+                                calendars=("Contract",))
+        connector = CaldavConnector("caldav", OPTIONS, account)
+        yield connector, remove
+        connector.close()

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mapping.normalize import email_domain, parent_domains
+from mapping.normalize import email_domain, fold_plus_address, parent_domains, registrable_domain
 from syncd.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
 
 RULE_CONFIDENCE = {"manual": 1.0, "email": 1.0, "person-company": 0.95, "domain": 0.9}
@@ -36,11 +36,24 @@ class MatchPolicy:
     own_addresses: frozenset[str] = frozenset()
     free_mail_domains: frozenset[str] = frozenset()
     exclude_automated: bool = True
+    blocked_addresses: frozenset[str] = frozenset()
+    blocked_domains: frozenset[str] = frozenset()  # a domain blocks its subdomains too
+    block_whole_item: bool = True  # False: only the blocked party is ignored
+    fold_plus_addresses: bool = False
 
     def is_internal(self, email: str) -> bool:
         if email in self.own_addresses:
             return True
         return any(d in self.internal_domains for d in parent_domains(email_domain(email)))
+
+    def is_blocked(self, email: str) -> bool:
+        """On the admin's blocklist (an exact address, or a domain and its subdomains);
+        our own addresses never are."""
+        if self.is_internal(email):
+            return False
+        if email in self.blocked_addresses:
+            return True
+        return any(d in self.blocked_domains for d in parent_domains(email_domain(email)))
 
     def is_free_mail(self, domain: str) -> bool:
         return domain in self.free_mail_domains
@@ -90,6 +103,15 @@ class CustomerIndex:
         return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names)
 
 
+def company_domains(domain: str) -> list[str]:
+    """The domain and its parents down to the registrable one, never a public suffix:
+    ``eu.mail.acme.co.uk`` -> ``[eu.mail.acme.co.uk, mail.acme.co.uk, acme.co.uk]``."""
+    registrable = registrable_domain(domain)
+    if registrable is None:
+        return []
+    return [c for c in parent_domains(domain) if c == registrable or c.endswith("." + registrable)]
+
+
 def is_automated(record: ActivityRecord) -> bool:
     """Bulk, auto-replies, bounces and role senders: not conversations with a person."""
     auto_submitted = (record.hint("auto-submitted") or "").strip().lower()
@@ -109,6 +131,8 @@ def skip_reason(record: ActivityRecord, policy: MatchPolicy) -> str | None:
     """Why this record is not logged at all, or None to log it."""
     if (record.hint("sensitivity") or "").lower() in ("private", "confidential", "personal"):
         return "private"
+    if policy.block_whole_item and any(policy.is_blocked(p.email) for p in record.participants):
+        return "blocked"
     if record.kind == ActivityKind.MEETING:
         if record.participants and all(policy.is_internal(p.email) for p in record.participants):
             return "internal-only"
@@ -134,9 +158,11 @@ def link_participants(
 
     for participant in participants:
         email = participant.email
-        if policy.is_internal(email):
+        if policy.is_internal(email) or policy.is_blocked(email):
             continue
         owner = index.email_owner.get(email)
+        if owner is None and policy.fold_plus_addresses and "+" in email:
+            owner = index.email_owner.get(fold_plus_address(email))
         if owner is not None:
             offer(owner, "email", f"{participant.role.value} {email} is an address of {index.names.get(owner, owner)}")
             company = index.company_of.get(owner)
@@ -146,10 +172,50 @@ def link_participants(
         domain = email_domain(email)
         if policy.is_free_mail(domain):
             continue
-        for candidate in parent_domains(domain):
+        for candidate in company_domains(domain):
             company = index.domain_company.get(candidate)
             if company is not None:
                 offer(company, "domain", f"{participant.role.value} {email} is at {candidate}, "
                       f"the domain of {index.names.get(company, company)}")
                 break
     return sorted(best.values(), key=lambda s: s.customer_id)
+
+
+def explain_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy) -> list[str]:
+    """Each rule tried for one participant, in the order ``link_participants`` tries them,
+    and what it found or why it did not apply. For ``syncd explain``."""
+    email = participant.email
+    lines: list[str] = []
+    if policy.is_internal(email):
+        return [f"{email}: internal (our own address or domain): never identifies a customer"]
+    if policy.is_blocked(email):
+        return [f"{email}: on the blocklist: ignored"]
+    owner = index.email_owner.get(email)
+    if owner is None and policy.fold_plus_addresses and "+" in email:
+        folded = fold_plus_address(email)
+        owner = index.email_owner.get(folded)
+        lines.append(f"{email}: plus-address folded to {folded}")
+    if owner is not None:
+        lines.append(f"{email}: rule email matched: an address of #{owner} {index.names.get(owner, '')}")
+        company = index.company_of.get(owner)
+        if company is not None:
+            lines.append(f"{email}: rule person-company matched: #{owner} works at #{company} "
+                         f"{index.names.get(company, '')}")
+        return lines
+    lines.append(f"{email}: rule email failed: no customer has this address")
+    domain = email_domain(email)
+    if policy.is_free_mail(domain):
+        lines.append(f"{email}: rule domain skipped: {domain} is a free-mail or disposable domain")
+        return lines
+    candidates = company_domains(domain)
+    if not candidates:
+        lines.append(f"{email}: rule domain skipped: {domain} is a public suffix")
+        return lines
+    for candidate in candidates:
+        company = index.domain_company.get(candidate)
+        if company is not None:
+            lines.append(f"{email}: rule domain matched: {candidate} is the domain of #{company} "
+                         f"{index.names.get(company, '')}")
+            return lines
+    lines.append(f"{email}: rule domain failed: no company has {' or '.join(candidates)}")
+    return lines

@@ -73,16 +73,96 @@ def split_emails(cell: str) -> list[str]:
     return found
 
 
-def normalize_phone(raw: str) -> str | None:
-    """Digits with a leading ``+`` kept; None for fewer than 6 digits. (Full E.164 comes with phonenumbers.)"""
+def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
+    """E.164 (``+38514567890``) via phonenumbers, reading national numbers in ``default_region``
+    (ISO 3166 code such as ``HR``); None when it is not a possible phone number.
+
+    A value that went through a float in a sheet (``385914567890.0``) is read as digits.
+    Without a region, a number with no country code cannot be placed and is None: a
+    wrong guess would link one customer's calls to another.
+    """
+    import phonenumbers
+
     text = raw.strip()
-    if text.endswith(".0"):
-        text = text[:-2]  # a phone number that went through a float in a sheet
-    digits = re.sub(r"\D", "", text)
-    if len(digits) < 6:
-        return None
-    if text.startswith("+"):
-        return "+" + digits
+    if text.endswith(".0") and text[:-2].replace("+", "").isdigit():
+        text = text[:-2]
     if text.startswith("00"):
-        return "+" + digits[2:]
-    return digits
+        text = "+" + text[2:]
+    elif default_region is None and text.isdigit() and len(text) > 10:
+        text = "+" + text  # a float-mangled international number lost its "+"
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def fold_plus_address(email: str) -> str:
+    """``ana+offers@firma.hr`` -> ``ana@firma.hr`` (sub-addressing, RFC 5233)."""
+    local, _, domain = email.partition("@")
+    base = local.split("+", 1)[0]
+    return f"{base}@{domain}" if base else email
+
+
+_PSL = None
+
+
+def registrable_domain(domain: str) -> str | None:
+    """The domain a company registers: ``mail.acme.co.uk`` -> ``acme.co.uk``; None for a bare
+    public suffix (``co.uk``). Uses the public-suffix list shipped in ``publicsuffixlist``,
+    never fetched at run time."""
+    global _PSL  # noqa: PLW0603 - an immutable lookup table, built once on first use
+    if _PSL is None:
+        from publicsuffixlist import PublicSuffixList
+
+        _PSL = PublicSuffixList()
+    return _PSL.privatesuffix(domain.lower().strip("."))
+
+
+# Legal-form words, compared after lower-casing and removing accents and dots:
+# Ltd, GmbH, d.o.o., Sp. z o.o., AB, AS, Oy, ... and their Cyrillic forms.
+_LEGAL_FORMS = {
+    "ltd", "limited", "llc", "inc", "incorporated", "corp", "corporation", "co", "company", "plc", "llp", "lp",
+    "gmbh", "ag", "kg", "ug", "mbh", "ohg", "ev", "se", "sa", "sas", "sarl", "srl", "spa", "sl", "slu", "bv",
+    "nv", "ab", "as", "asa", "aps", "oy", "oyj", "kft", "zrt", "nyrt", "sro", "as", "doo", "dd", "ad", "jsc",
+    "ooo", "zao", "oao", "pjsc", "spzoo", "sp", "zoo", "ska", "sc", "sk", "dooel", "sp", "ltda", "pty", "pvt",
+    "kk", "tov", "aktiebolag", "aksjeselskap", "osakeyhtio", "пао", "ооо", "доо", "дд", "ад", "ао", "зао", "тов",
+}
+# Words that open a name as its legal form: Persian "sherkat" (company), "Firma".
+_LEADING_FORMS = {"شرکت", "firma"}
+_MULTIWORD_FORMS = (
+    ("sp", "z", "oo"), ("sp", "z", "o", "o"), ("sp", "k"), ("s", "r", "o"), ("d", "o", "o"), ("d", "d"), ("a", "s"), ("s", "a"),
+    ("b", "v"), ("n", "v"), ("д", "о", "о"), ("д", "д"), ("о", "о", "о"), ("co", "ltd"), ("pty", "ltd"),
+    ("pvt", "ltd"),
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents (č -> c, ø -> o); letters of other scripts are kept as they are."""
+    decomposed = unicodedata.normalize("NFKD", text).casefold()
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return folded.replace("ø", "o").replace("ł", "l").replace("đ", "d").replace("ß", "ss").replace("æ", "ae")
+
+
+def normalize_company_name(raw: str) -> str | None:
+    """``'Adriatic Foods d.o.o.'`` -> ``'adriatic foods'``: case, accents, punctuation and legal
+    forms removed, for comparing names across workbooks. None when nothing is left."""
+    words = _WORD.findall(_fold(raw).replace("&", " and "))
+    # Multi-word legal forms written with dots or spaces (d.o.o., Sp. z o.o., s.r.o.) at the end.
+    changed = True
+    while changed and words:
+        changed = False
+        for form in _MULTIWORD_FORMS:
+            if len(words) > len(form) and tuple(words[-len(form):]) == form:
+                words = words[: -len(form)]
+                changed = True
+        if len(words) > 1 and words[-1] in _LEGAL_FORMS:
+            words = words[:-1]
+            changed = True
+    if len(words) > 1 and words[0] in _LEADING_FORMS:
+        words = words[1:]
+    name = " ".join(words)
+    return name or None

@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument("--json", action="store_true")
     timeline.add_argument("--limit", type=int, default=50)
 
+    explain = with_config(sub.add_parser("explain", help="why an activity is linked to its customers"))
+    explain.add_argument("activity", help="the Activity reference from the timeline workbook (A1b2c3d4e5) or a Message-ID")
+    explain.add_argument("--json", action="store_true")
+
     quarantine = with_config(sub.add_parser("quarantine", help="items that could not be ingested, with reasons"))
     quarantine.add_argument("--json", action="store_true")
     return parser
@@ -221,6 +225,42 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from mapping.matcher import explain_participant
+    from syncd.pipeline import Pipeline
+    from syncd.records import Participant, Role
+    from syncd.timeline import activity_ref
+
+    config = _load(args.config, args.debug)
+    wanted = args.activity.strip().strip("<>")
+    with _opened_store(config) as store:
+        activity = next((a for a in store.activities()
+                         if activity_ref(a) == wanted or a["message_id"] == wanted), None)
+        if activity is None:
+            print(f"syncd: no activity {args.activity!r} (use the Activity column of the timeline workbook)",
+                  file=sys.stderr)
+            return EXIT_NOT_FOUND
+        pipeline = Pipeline(config, store)
+        pipeline.refresh_index()
+        trace = [line for p in activity["participants"]
+                 for line in explain_participant(Participant(p["email"], p.get("name", ""), Role(p["role"])),
+                                                 pipeline.index, pipeline.policy)]
+    if args.json:
+        print(json.dumps({"activity": activity_ref(activity), "links": activity["customers"], "trace": trace},
+                         indent=2, default=_json_default))
+        return EXIT_OK
+    print(f"{activity_ref(activity)}  {activity['occurred_at']:%Y-%m-%d %H:%M}  {activity['kind']}  "
+          f"{activity['subject']}")
+    print("linked:" if activity["customers"] else "linked: none (the activity is on the Review sheet)")
+    for link in activity["customers"]:
+        print(f"  #{link['customer_id']} {link['name']}: rule {link['rule']} ({link['confidence']:.2f}), "
+              f"{link['evidence']}")
+    print("rules tried, per participant (with today's customers and rules):")
+    for line in trace:
+        print(f"  {line}")
+    return EXIT_OK
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     with _opened_store(config) as store:
@@ -241,7 +281,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
-    "timeline": cmd_timeline, "quarantine": cmd_quarantine, "init": cmd_init,
+    "timeline": cmd_timeline, "explain": cmd_explain, "quarantine": cmd_quarantine, "init": cmd_init,
 }
 
 

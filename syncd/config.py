@@ -364,6 +364,56 @@ class MatchingConfig(StrictModel):
     exclude_automated: bool = Field(
         default=True, description="Skip mail from automated senders (no-reply, bulk, auto-replies)."
     )
+    blocklist: list[str] = Field(
+        default_factory=list,
+        description="Addresses (ana@example.com) or domains (@example.com, which covers its subdomains) that are "
+        "never logged or linked. Our own addresses are never blocked.",
+    )
+    blocklist_drops: Literal["item", "party"] = Field(
+        default="item",
+        description="item: an email or meeting with a blocked participant is not logged at all (counted as "
+        "'blocked'). party: only the blocked participant is ignored.",
+    )
+    fold_plus_addresses: bool = Field(
+        default=False, description="Match ana+offers@example.com to the customer with ana@example.com."
+    )
+    default_phone_region: str | None = Field(
+        default=None,
+        description="ISO country code (HR, PL, SE...) for phone numbers written without a country code. "
+        "Unset: such numbers are not used for matching.",
+    )
+
+    @field_validator("blocklist")
+    @classmethod
+    def _blocklist_entries(cls, value: list[str]) -> list[str]:
+        from mapping.normalize import normalize_domain, normalize_email
+
+        cleaned: list[str] = []
+        for entry in value:
+            text = entry.strip().lower()
+            if text.startswith("@") or "@" not in text:
+                domain = normalize_domain(text.lstrip("@"))
+                if domain is None:
+                    raise ValueError(f"{entry!r} is neither an address nor a domain")
+                cleaned.append("@" + domain)
+            else:
+                email = normalize_email(text)
+                if email is None:
+                    raise ValueError(f"{entry!r} is not a valid address")
+                cleaned.append(email)
+        return cleaned
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phone numbers know (use an ISO code such as HR or SE)")
+        return region
 
 
 class TimelineConfig(StrictModel):
@@ -520,7 +570,7 @@ def check_references(config: Config) -> list[ConfigProblem]:
     """Problems with what the config points at (files, folders), found without syncing."""
     problems: list[ConfigProblem] = []
     for index, source in enumerate(config.sources):
-        if isinstance(source, ImapSourceConfig):
+        if isinstance(source, (ImapSourceConfig, CaldavSourceConfig)):
             if source.password_secret is not None:
                 from syncd.secrets import SecretError, read_secret
 

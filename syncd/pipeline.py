@@ -186,12 +186,16 @@ def match_policy(config: Config) -> MatchPolicy:
         own_addresses=frozenset(own),
         free_mail_domains=packaged_free_mail_domains() | frozenset(config.matching.extra_free_mail_domains),
         exclude_automated=config.matching.exclude_automated,
+        blocked_addresses=frozenset(e for e in config.matching.blocklist if not e.startswith("@")),
+        blocked_domains=frozenset(e[1:] for e in config.matching.blocklist if e.startswith("@")),
+        block_whole_item=config.matching.blocklist_drops == "item",
+        fold_plus_addresses=config.matching.fold_plus_addresses,
     )
 
 
-def normalize_customer(record: CustomerRecord) -> CustomerRecord:
+def normalize_customer(record: CustomerRecord, phone_region: str | None = None) -> CustomerRecord:
     emails = tuple(dict.fromkeys(e for e in (normalize_email(x) for x in record.emails) if e))
-    phones = tuple(dict.fromkeys(p for p in (normalize_phone(x) for x in record.phones) if p))
+    phones = tuple(dict.fromkeys(p for p in (normalize_phone(x, phone_region) for x in record.phones) if p))
     domains = tuple(dict.fromkeys(d for d in (normalize_domain(x.split("://")[-1].split("/")[0])
                                               for x in record.domains) if d))
     return replace(record, emails=emails, phones=phones, domains=domains)
@@ -284,7 +288,7 @@ class Pipeline:
                         else:
                             ingest.activities.append(record)
                     else:
-                        ingest.customers.append(normalize_customer(record))
+                        ingest.customers.append(normalize_customer(record, self.config.matching.default_phone_region))
                 if batch.removed:
                     held = self._removal_guard(batch.listed, len(batch.removed), batch.listing_complete)
                     if held and not confirm_removals:

@@ -101,3 +101,32 @@ def test_bodies_are_kept_only_when_the_config_asks(tmp_path: Path) -> None:
             stored_body, snippet = c.execute(sa.text("select body, snippet from activities")).one()
         assert (stored_body.strip() if stored_body else None) == expected
         assert snippet.startswith("The whole body")
+
+
+def test_explain_names_the_rule_and_evidence_of_each_link_and_the_rules_that_failed(tmp_path: Path) -> None:
+    import openpyxl
+
+    from syncd.timeline import activity_ref
+
+    book = openpyxl.Workbook()
+    book.active.append(["Name", "Email"])
+    book.active.append(["Ivana Horvat", "ivana@adriaticfoods.hr"])
+    book.save(tmp_path / "customers.xlsx")
+    write_maildir(tmp_path / "mail", {
+        "1.M1.h": make_message(1, sender="ivana@adriaticfoods.hr", cc="someone@gmail.com", msgid="linked@x"),
+        "2.M2.h": make_message(2, sender="nobody@unknown-firm.example", msgid="unlinked@x"),
+    })
+    config = str(write_config(tmp_path / "syncd.toml", TWO_SOURCES + '[matching]\ninternal_domains = ["ourco.example"]\n'))
+    assert run_syncd("sync", "--once", "-c", config).returncode == 0
+    ref = activity_ref({"message_id": "linked@x"})
+    explained = run_syncd("explain", ref, "-c", config)
+    assert explained.returncode == 0, explained.stderr
+    assert "Ivana Horvat: rule email (1.00)" in explained.stdout
+    assert "ivana@adriaticfoods.hr: rule email matched" in explained.stdout
+    assert "someone@gmail.com: rule domain skipped: gmail.com is a free-mail" in explained.stdout
+    assert "alice@ourco.example: internal" in explained.stdout
+    unlinked = run_syncd("explain", "<unlinked@x>", "-c", config)
+    assert "linked: none" in unlinked.stdout
+    assert "rule domain failed: no company has unknown-firm.example" in unlinked.stdout
+    missing = run_syncd("explain", "A000000000", "-c", config)
+    assert missing.returncode == 4 and "no activity" in missing.stderr

@@ -90,7 +90,7 @@ def test_other_normalizers() -> None:
     assert normalize_domain("WWW.Example.COM.") == "example.com"
     assert parent_domains("a.b.example.com") == ["a.b.example.com", "b.example.com", "example.com"]
     assert split_emails("a@x.example; B@Y.example,\nnot-an-address") == ["a@x.example", "b@y.example"]
-    assert normalize_phone("385912345678.0") == "385912345678"
+    assert normalize_phone("385912345678.0") == "+385912345678"
     assert normalize_phone("+385 91 234 5678") == "+385912345678"
     assert normalize_phone("00 385 91 234 5678") == "+385912345678"
     assert normalize_phone("12") is None

@@ -51,7 +51,7 @@ CONTACTS = [
     Contact("Tatra Machinery s.r.o.", "Jana Kováčová", "jana.kovacova@tatramachinery.sk", "+421 2 1234 5678", "tatramachinery.sk", "bob"),
     Contact("Aegean Olive Co.", "Nikos Papadopoulos", "nikos@aegeanolive.gr", "+30 21 0123 4567", "aegeanolive.gr", "alice"),
     Contact("Rhine Chemicals GmbH", "Julia Schmidt", "j.schmidt@rhine-chem.de", "+49 221 123456", "rhine-chem.de", "bob"),
-    Contact("Vistula Print Sp. z o.o.", "Tomasz Wójcik", "t.wojcik@vistulaprint.pl", "48221234567", "vistulaprint.pl", "bob"),
+    Contact("Vistula Print Sp. z o.o.", "Tomasz Wójcik", "t.wojcik@vistulaprint.pl", "48225556677", "vistulaprint.pl", "bob"),
     Contact("Fjord Energy AS", "Ingrid Hansen", "ingrid.hansen@fjordenergy.no", "+47 22 12 34 56", "fjordenergy.no", "alice"),
     Contact("Carpathian Wood SRL", "Andrei Popescu", "andrei.popescu@carpathianwood.ro", "+40 21 123 4567", "carpathianwood.ro", "bob"),
     Contact("Iberia Textiles SL", "Lucía García", "lucia.garcia@iberiatextiles.es", "+34 91 123 45 67", "iberiatextiles.es", "alice"),

@@ -18,6 +18,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from mapping.normalize import email_domain, fold_plus_address, parent_domains, registrable_domain
 from syncd.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
@@ -28,6 +29,19 @@ _ROLE_LOCAL = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|bounces?|notifications?|"
     r"alerts?|newsletter|news|marketing|automated|auto[-_.]?confirm)([-+_.].*)?$"
 )
+
+
+def _within(domain: str, domains: frozenset[str]) -> bool:
+    """``domain`` is one of ``domains`` or a subdomain of one (no list built: this runs per address)."""
+    if not domains:
+        return False
+    while True:
+        if domain in domains:
+            return True
+        dot = domain.find(".")
+        if dot < 0:
+            return False
+        domain = domain[dot + 1 :]
 
 
 @dataclass(frozen=True)
@@ -44,16 +58,16 @@ class MatchPolicy:
     def is_internal(self, email: str) -> bool:
         if email in self.own_addresses:
             return True
-        return any(d in self.internal_domains for d in parent_domains(email_domain(email)))
+        return _within(email_domain(email), self.internal_domains)
 
     def is_blocked(self, email: str) -> bool:
         """On the admin's blocklist (an exact address, or a domain and its subdomains);
         our own addresses never are."""
+        if not self.blocked_addresses and not self.blocked_domains:
+            return False
         if self.is_internal(email):
             return False
-        if email in self.blocked_addresses:
-            return True
-        return any(d in self.blocked_domains for d in parent_domains(email_domain(email)))
+        return email in self.blocked_addresses or _within(email_domain(email), self.blocked_domains)
 
     def is_free_mail(self, domain: str) -> bool:
         return domain in self.free_mail_domains
@@ -103,13 +117,15 @@ class CustomerIndex:
         return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names)
 
 
-def company_domains(domain: str) -> list[str]:
+@lru_cache(maxsize=65536)
+def company_domains(domain: str) -> tuple[str, ...]:
     """The domain and its parents down to the registrable one, never a public suffix:
-    ``eu.mail.acme.co.uk`` -> ``[eu.mail.acme.co.uk, mail.acme.co.uk, acme.co.uk]``."""
+    ``eu.mail.acme.co.uk`` -> ``(eu.mail.acme.co.uk, mail.acme.co.uk, acme.co.uk)``.
+    Cached: mail repeats a few thousand domains, and the suffix lookup is the costly part."""
     registrable = registrable_domain(domain)
     if registrable is None:
-        return []
-    return [c for c in parent_domains(domain) if c == registrable or c.endswith("." + registrable)]
+        return ()
+    return tuple(c for c in parent_domains(domain) if c == registrable or c.endswith("." + registrable))
 
 
 def is_automated(record: ActivityRecord) -> bool:

@@ -76,8 +76,8 @@ def test_registrable_domain_uses_the_public_suffix_list(domain: str, expected: s
 
 
 def test_company_domains_never_reach_a_public_suffix() -> None:
-    assert company_domains("eu.mail.acme.co.uk") == ["eu.mail.acme.co.uk", "mail.acme.co.uk", "acme.co.uk"]
-    assert company_domains("co.uk") == []
+    assert company_domains("eu.mail.acme.co.uk") == ("eu.mail.acme.co.uk", "mail.acme.co.uk", "acme.co.uk")
+    assert company_domains("co.uk") == ()
 
 
 def test_plus_address_folding() -> None:

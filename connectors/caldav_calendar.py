@@ -165,8 +165,6 @@ class CaldavConnector(Connector):
         except error.AuthorizationError as exc:
             raise SourceAuthError(f"{self.account.url}: login as {self.account.username} refused "
                                   f"({getattr(exc, 'reason', '') or exc})") from None
-        except (SourceAuthError, SourceConfigError, SourceUnavailable):
-            raise
         except error.DAVError as exc:
             self.close()
             raise SourceUnavailable(f"{self.account.url}: the server refused a request: {exc}") from None

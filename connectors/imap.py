@@ -368,12 +368,10 @@ class ImapConnector(Connector):
                 elif item.startswith(b"BODY[TEXT]"):
                     partial = value or b""
             internal = data.get(b"INTERNALDATE")
-            if isinstance(internal, datetime):
-                internal = (internal if internal.tzinfo else internal.replace(tzinfo=timezone.utc)).astimezone(
-                    timezone.utc).strftime("%d-%b-%Y %H:%M:%S +0000").encode()
             found[uid] = imapwire.FetchedItem(
                 uid=uid, flags=tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ())),
-                internal_date=internal if isinstance(internal, bytes) else None, size=data.get(b"RFC822.SIZE"),
+                internal_date=internal if isinstance(internal, (bytes, datetime)) else None,
+                size=data.get(b"RFC822.SIZE"),
                 header=header, text=partial,
                 preview=preview.decode("utf-8", "replace") if isinstance(preview, bytes) else None)
         return found

@@ -52,7 +52,7 @@ class WireFormatError(ValueError):
 class FetchedItem:
     uid: int
     flags: tuple[str, ...]
-    internal_date: bytes | None  # parsed on demand: only mail without a usable Date needs it
+    internal_date: bytes | datetime | None  # raw bytes parsed on demand: only mail without a usable Date needs it
     size: int | None
     header: bytes
     text: bytes  # the first bytes of the body, when asked for
@@ -247,8 +247,11 @@ def _item(fields: dict[str, object]) -> FetchedItem:
     )
 
 
-def internal_date(value: bytes | None) -> datetime | None:
-    """``17-Jul-1996 02:44:25 -0700`` -> an aware UTC datetime, or None if malformed."""
+def internal_date(value: bytes | datetime | None) -> datetime | None:
+    """``17-Jul-1996 02:44:25 -0700`` -> an aware UTC datetime, or None if malformed.
+    A datetime (imapclient's fallback parse) is only made aware and UTC."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
     if not value:
         return None
     try:

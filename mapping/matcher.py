@@ -165,73 +165,70 @@ def link_participants(
 ) -> list[LinkSpec]:
     """The customers these participants belong to; the strongest rule per customer wins."""
     best: dict[int, LinkSpec] = {}
-
-    def offer(customer_id: int, rule: str, evidence: str) -> None:
-        spec = LinkSpec(customer_id, rule, RULE_CONFIDENCE[rule], evidence)
-        current = best.get(customer_id)
-        if current is None or spec.confidence > current.confidence:
-            best[customer_id] = spec
-
     for participant in participants:
-        email = participant.email
-        if policy.is_internal(email) or policy.is_blocked(email):
-            continue
-        owner = index.email_owner.get(email)
-        if owner is None and policy.fold_plus_addresses and "+" in email:
-            owner = index.email_owner.get(fold_plus_address(email))
-        if owner is not None:
-            offer(owner, "email", f"{participant.role.value} {email} is an address of {index.names.get(owner, owner)}")
-            company = index.company_of.get(owner)
-            if company is not None:
-                offer(company, "person-company", f"{email} is a contact of {index.names.get(company, company)}")
-            continue
-        domain = email_domain(email)
-        if policy.is_free_mail(domain):
-            continue
-        for candidate in company_domains(domain):
-            company = index.domain_company.get(candidate)
-            if company is not None:
-                offer(company, "domain", f"{participant.role.value} {email} is at {candidate}, "
-                      f"the domain of {index.names.get(company, company)}")
-                break
+        for customer_id, rule, evidence in _match_participant(participant, index, policy):
+            spec = LinkSpec(customer_id, rule, RULE_CONFIDENCE[rule], evidence)
+            current = best.get(customer_id)
+            if current is None or spec.confidence > current.confidence:
+                best[customer_id] = spec
     return sorted(best.values(), key=lambda s: s.customer_id)
 
 
 def explain_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy) -> list[str]:
     """Each rule tried for one participant, in the order ``link_participants`` tries them,
     and what it found or why it did not apply. For ``syncd explain``."""
+    trace: list[str] = []
+    _match_participant(participant, index, policy, trace)
+    return trace
+
+
+def _match_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy,
+                       trace: list[str] | None = None) -> list[tuple[int, str, str]]:
+    """(customer id, rule, evidence) for one participant, rules in order. With ``trace``,
+    also says what each rule found or why it did not apply (only ``syncd explain`` asks,
+    so the matching hot path builds no such text)."""
     email = participant.email
-    lines: list[str] = []
+    found: list[tuple[int, str, str]] = []
     if policy.is_internal(email):
-        return [f"{email}: internal (our own address or domain): never identifies a customer"]
+        if trace is not None:
+            trace.append(f"{email}: internal (our own address or domain): never identifies a customer")
+        return found
     if policy.is_blocked(email):
-        return [f"{email}: on the blocklist: ignored"]
+        if trace is not None:
+            trace.append(f"{email}: on the blocklist: ignored")
+        return found
     owner = index.email_owner.get(email)
     if owner is None and policy.fold_plus_addresses and "+" in email:
         folded = fold_plus_address(email)
         owner = index.email_owner.get(folded)
-        lines.append(f"{email}: plus-address folded to {folded}")
+        if trace is not None:
+            trace.append(f"{email}: plus-address folded to {folded}")
     if owner is not None:
-        lines.append(f"{email}: rule email matched: an address of #{owner} {index.names.get(owner, '')}")
+        found.append((owner, "email", f"{participant.role.value} {email} is an address of "
+                                      f"{index.names.get(owner, owner)}"))
         company = index.company_of.get(owner)
         if company is not None:
-            lines.append(f"{email}: rule person-company matched: #{owner} works at #{company} "
-                         f"{index.names.get(company, '')}")
-        return lines
-    lines.append(f"{email}: rule email failed: no customer has this address")
+            found.append((company, "person-company", f"{email} is a contact of {index.names.get(company, company)}"))
+        if trace is not None:
+            trace.extend(f"{email}: rule {rule} matched: #{cid}, {evidence}" for cid, rule, evidence in found)
+        return found
+    if trace is not None:
+        trace.append(f"{email}: rule email failed: no customer has this address")
     domain = email_domain(email)
     if policy.is_free_mail(domain):
-        lines.append(f"{email}: rule domain skipped: {domain} is a free-mail or disposable domain")
-        return lines
+        if trace is not None:
+            trace.append(f"{email}: rule domain skipped: {domain} is a free-mail or disposable domain")
+        return found
     candidates = company_domains(domain)
-    if not candidates:
-        lines.append(f"{email}: rule domain skipped: {domain} is a public suffix")
-        return lines
     for candidate in candidates:
         company = index.domain_company.get(candidate)
         if company is not None:
-            lines.append(f"{email}: rule domain matched: {candidate} is the domain of #{company} "
-                         f"{index.names.get(company, '')}")
-            return lines
-    lines.append(f"{email}: rule domain failed: no company has {' or '.join(candidates)}")
-    return lines
+            found.append((company, "domain", f"{participant.role.value} {email} is at {candidate}, "
+                                             f"the domain of {index.names.get(company, company)}"))
+            if trace is not None:
+                trace.append(f"{email}: rule domain matched: #{company}, {found[-1][2]}")
+            return found
+    if trace is not None:
+        trace.append(f"{email}: rule domain skipped: {domain} is a public suffix" if not candidates
+                     else f"{email}: rule domain failed: no company has {' or '.join(candidates)}")
+    return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from email.utils import getaddresses
 
 _LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\"]+$")
@@ -106,19 +107,18 @@ def fold_plus_address(email: str) -> str:
     return f"{base}@{domain}" if base else email
 
 
-_PSL = None
+@lru_cache(maxsize=1)
+def _public_suffix_list():  # type: ignore[no-untyped-def]
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()  # the list shipped in the package, parsed once on first use
 
 
 def registrable_domain(domain: str) -> str | None:
     """The domain a company registers: ``mail.acme.co.uk`` -> ``acme.co.uk``; None for a bare
     public suffix (``co.uk``). Uses the public-suffix list shipped in ``publicsuffixlist``,
     never fetched at run time."""
-    global _PSL  # noqa: PLW0603 - an immutable lookup table, built once on first use
-    if _PSL is None:
-        from publicsuffixlist import PublicSuffixList
-
-        _PSL = PublicSuffixList()
-    return _PSL.privatesuffix(domain.lower().strip("."))
+    return _public_suffix_list().privatesuffix(domain.lower().strip("."))
 
 
 # Legal-form words, compared after lower-casing and removing accents and dots:
@@ -126,8 +126,8 @@ def registrable_domain(domain: str) -> str | None:
 _LEGAL_FORMS = {
     "ltd", "limited", "llc", "inc", "incorporated", "corp", "corporation", "co", "company", "plc", "llp", "lp",
     "gmbh", "ag", "kg", "ug", "mbh", "ohg", "ev", "se", "sa", "sas", "sarl", "srl", "spa", "sl", "slu", "bv",
-    "nv", "ab", "as", "asa", "aps", "oy", "oyj", "kft", "zrt", "nyrt", "sro", "as", "doo", "dd", "ad", "jsc",
-    "ooo", "zao", "oao", "pjsc", "spzoo", "sp", "zoo", "ska", "sc", "sk", "dooel", "sp", "ltda", "pty", "pvt",
+    "nv", "ab", "as", "asa", "aps", "oy", "oyj", "kft", "zrt", "nyrt", "sro", "doo", "dd", "ad", "jsc",
+    "ooo", "zao", "oao", "pjsc", "spzoo", "sp", "zoo", "ska", "sc", "sk", "dooel", "ltda", "pty", "pvt",
     "kk", "tov", "aktiebolag", "aksjeselskap", "osakeyhtio", "пао", "ооо", "доо", "дд", "ад", "ао", "зао", "тов",
 }
 # Words that open a name as its legal form: Persian "sherkat" (company), "Firma".

@@ -1,10 +1,10 @@
-"""A customer list in a staff workbook, read with openpyxl in read-only mode.
+"""A customer list in a staff workbook: companies and people, read-only.
 
-The workbook belongs to staff: it is opened read-only and never saved (openpyxl drops
-charts, pivots and validation it does not understand when it saves). The file is hashed
-first; an unchanged file is not parsed again. A file that is not a complete workbook
-(being written, truncated, locked by a sync client) raises ``SourceUnavailable`` and is
-retried next pass, so nothing is half-read.
+The workbook belongs to staff: it is only ever read (``connectors.sheets``), never saved.
+The file is hashed first; an unchanged file is not parsed again, and of a changed one
+only records whose content changed go to the store. A file that is not a complete
+workbook (being written, truncated, locked by a sync client) raises ``SourceUnavailable``
+and is retried next pass, so nothing is half-read.
 
 Each row becomes a person (when the person column is mapped and filled) and/or a company
 (one per distinct company name). Row keys come from the configured key columns, else the
@@ -13,19 +13,16 @@ row's first email, else a hash of the row.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
-import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
-
-from connectors.base import Connector, SourceConfigError, SourceUnavailable
+from connectors.base import Connector, SourceUnavailable
+from connectors.cells import cell_text
+from connectors.sheets import SheetMapping, file_digest, fold_header, read_sheet
 from syncd.records import Batch, CustomerKind, CustomerRecord, ReadOptions, SourceState
 
 _SPLIT_PHONES = re.compile(r"[;,/\n]+")
@@ -33,35 +30,23 @@ _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 FIELDS = ("company", "person", "email", "phone", "domain", "owner")
 
 
-def cell_text(value: Any) -> str:
-    """A cell as text: floats that are whole numbers lose their ``.0`` (phones stored as numbers)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _version(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fold(header: str) -> str:
-    return " ".join(header.split()).casefold()
+    return fold_header(header)
+
+
+def changed_only(records: Sequence[Any], known: dict[str, str]) -> list[Any]:
+    """Records that are new or whose version differs from what the store holds."""
+    return [r for r in records if known.get(r.key) != r.version]
 
 
 class ExcelCustomersConnector(Connector):
     kind = "excel_customers"
 
-    def __init__(self, name: str, options: ReadOptions, *, path: Path, sheet: str | None, header_row: int,
+    def __init__(self, name: str, options: ReadOptions, *, path: Path, sheet: str | None, header_row: int | None,
                  columns: dict[str, str | None], key_columns: Sequence[str] = ()):
         super().__init__(name, options)
         self.path = Path(path)
@@ -80,67 +65,24 @@ class ExcelCustomersConnector(Connector):
         if state.cursors.get("") == digest:
             return  # unchanged since the last pass
         records = self._records()
+        changed = changed_only(records, state.known)
         size = self.options.batch_size
-        for start in range(0, len(records), size):
-            yield Batch(records=tuple(records[start : start + size]))
+        for start in range(0, len(changed), size):
+            yield Batch(records=tuple(changed[start : start + size]))
         listed = {r.key for r in records}
         removed = tuple(sorted(k for k in state.known if k not in listed))
         yield Batch(removed=removed, listing_complete=True, listed=len(listed), cursor=digest)
 
-    def _open(self) -> Any:
-        try:
-            return openpyxl.load_workbook(self.path, read_only=True, data_only=True, keep_links=False)
-        except (zipfile.BadZipFile, InvalidFileException, KeyError, EOFError) as exc:
-            raise SourceUnavailable(
-                f"{self.path} is not a complete .xlsx/.xlsm workbook (being saved, truncated or "
-                f"another format?): {exc}"
-            ) from None
-        except OSError as exc:
-            raise SourceUnavailable(f"cannot open workbook {self.path}: {exc.strerror or exc}") from None
-
     def _records(self) -> list[CustomerRecord]:
-        workbook = self._open()
-        try:
-            if self.sheet is None:
-                sheet = workbook.worksheets[0]
-            elif self.sheet in workbook.sheetnames:
-                sheet = workbook[self.sheet]
-            else:
-                close = difflib.get_close_matches(self.sheet, workbook.sheetnames, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; sheets: {workbook.sheetnames}"
-                raise SourceConfigError(f"{self.path.name}: no sheet {self.sheet!r}{hint}")
-            rows = sheet.iter_rows(min_row=self.header_row, values_only=True)
-            header = next(rows, None)
-            if header is None:
-                raise SourceConfigError(f"{self.path.name}!{sheet.title}: no header row at row {self.header_row}")
-            index = self._column_index(sheet.title, [cell_text(h) for h in header])
-            return self._rows_to_records(sheet.title, rows, index)
-        finally:
-            workbook.close()
+        sheet = read_sheet(SheetMapping(self.path, self.sheet, self.header_row, self.columns, self.key_columns))
+        return self._rows_to_records(sheet.title, sheet.data_rows(), sheet.index)
 
-    def _column_index(self, sheet_title: str, header: list[str]) -> dict[str, int]:
-        folded = {_fold(h): i for i, h in enumerate(header) if h}
-        index: dict[str, int] = {}
-        wanted = [(f, c) for f, c in self.columns.items()] + [(f"key:{c}", c) for c in self.key_columns]
-        for field_name, column in wanted:
-            position = folded.get(_fold(column))
-            if position is None:
-                present = [h for h in header if h]
-                close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
-                hint = f"; closest header: {close[0]!r}" if close else f"; headers: {present}"
-                raise SourceConfigError(
-                    f"{self.path.name}!{sheet_title}: column {column!r} (mapped to {field_name.removeprefix('key:')}) "
-                    f"not found in header row {self.header_row}{hint}"
-                )
-            index[field_name] = position
-        return index
-
-    def _rows_to_records(self, sheet_title: str, rows: Iterator[tuple[Any, ...]], index: dict[str, int]) -> list[CustomerRecord]:
+    def _rows_to_records(self, sheet_title: str, rows: Iterator[tuple[int, list[Any]]],
+                         index: dict[str, int]) -> list[CustomerRecord]:
         companies: dict[str, CustomerRecord] = {}
         people: list[CustomerRecord] = []
         seen_keys: set[str] = set()
-        for offset, row in enumerate(rows, start=1):
-            row_number = self.header_row + offset
+        for row_number, row in rows:
             values = {f: cell_text(row[i]) if i < len(row) else "" for f, i in index.items()}
             if not any(values.values()):
                 continue  # blank row
@@ -184,7 +126,7 @@ class ExcelCustomersConnector(Connector):
         records = [self._versioned(r) for r in companies.values()] + [self._versioned(r) for r in people]
         return records
 
-    def _row_key(self, values: dict[str, str], emails: tuple[str, ...], row: tuple[Any, ...]) -> str:
+    def _row_key(self, values: dict[str, str], emails: tuple[str, ...], row: list[Any]) -> str:
         if self.key_columns:
             return "row:" + "|".join(values[f"key:{c}"] for c in self.key_columns)
         if emails:

@@ -13,6 +13,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,28 @@ from datetime import datetime
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
-from syncd.timeline import CUSTOMER_HEADERS, REVIEW_HEADERS, TIMELINE_HEADERS, TimelineView
+from syncd.timeline import (
+    CUSTOMER_HEADERS,
+    REVIEW_ACTIVITY_COLUMN,
+    REVIEW_CUSTOMER_COLUMN,
+    REVIEW_HEADERS,
+    TIMELINE_HEADERS,
+    Reports,
+    TimelineView,
+)
 
 EXCEL_CELL_LIMIT = 32_767
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 BOLD = Font(bold=True)
+LINK_SCHEMES = ("https://", "http://", "file://")
+LINK_FONT = Font(color="0563C1", underline="single")
 
 
 def safe_text(value: str) -> tuple[str, bool]:
@@ -47,7 +59,7 @@ class TimelineWriteError(Exception):
 
 
 def _fill_sheet(workbook: Workbook, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                widths: dict[str, int]) -> None:
+                widths: dict[str, int], link_column: int | None = None) -> None:
     """Stream one sheet (write-only mode: memory stays flat however many rows there are)."""
     ws = workbook.create_sheet(title)
     ws.freeze_panes = "A2"
@@ -61,7 +73,15 @@ def _fill_sheet(workbook: Workbook, title: str, headers: Sequence[str], rows: Se
     ws.append(header_cells)
     for row in rows:
         out: list[Any] = []
-        for value in row:
+        for position, value in enumerate(row):
+            if position == link_column and isinstance(value, str) and value.startswith(LINK_SCHEMES):
+                text, _quote = safe_text(value)
+                cell = WriteOnlyCell(ws, text)
+                if len(text) <= 2000 and text == value:  # Excel refuses longer link targets
+                    cell.hyperlink = text
+                    cell.font = LINK_FONT
+                out.append(cell)
+                continue
             if isinstance(value, str):
                 text, quote = safe_text(value)
                 if not quote:
@@ -91,15 +111,126 @@ def _fill_sheet(workbook: Workbook, title: str, headers: Sequence[str], rows: Se
         ws.add_table(table)
 
 
+def _fill_reports(workbook: Workbook, reports: Reports) -> None:
+    """The Reports sheet: three small tables, each with a native bar chart beside it."""
+    ws = workbook.create_sheet("Reports")
+    ws.column_dimensions["A"].width = 18
+    row = 1
+
+    def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[int, int]:
+        nonlocal row
+        heading = WriteOnlyCell(ws, title)
+        heading.font = Font(bold=True, size=13)
+        ws.append([heading])
+        header_cells = []
+        for header in headers:
+            cell = WriteOnlyCell(ws, safe_text(header)[0])
+            cell.font = BOLD
+            header_cells.append(cell)
+        ws.append(header_cells)
+        for values in rows:
+            ws.append([safe_text(v)[0] if isinstance(v, str) else v for v in values])
+        header_row = row + 1
+        row += 2 + len(rows) + 1
+        ws.append([])
+        return header_row, header_row + len(rows)
+
+    def chart(title: str, header_row: int, last_row: int, columns: int, anchor_row: int, y_title: str,
+              stacked: bool = False) -> None:
+        bar = BarChart()
+        bar.type = "col"
+        bar.title = title
+        bar.y_axis.title = y_title
+        if stacked:
+            bar.grouping = "stacked"
+            bar.overlap = 100
+        data = Reference(ws, min_col=2, max_col=max(2, columns), min_row=header_row, max_row=last_row)
+        labels = Reference(ws, min_col=1, min_row=header_row + 1, max_row=last_row)
+        bar.add_data(data, titles_from_data=True)
+        bar.set_categories(labels)
+        bar.height, bar.width = 7.5, 18
+        ws.add_chart(bar, f"H{anchor_row}")
+
+    weekly_top = row
+    first, last = table("Activities per week per staff member", reports.weekly_headers, reports.weekly)
+    chart("Activities per week", first, last, len(reports.weekly_headers), weekly_top, "activities", stacked=True)
+    monthly_top = row
+    first, last = table("New customers per month (by first contact)", ("Month", "New customers"),
+                        reports.monthly_new)
+    chart("New customers per month", first, last, 2, max(monthly_top, weekly_top + 16), "customers")
+    buckets_top = row
+    first, last = table("Customers by days since last contact", ("Days since last contact", "Customers"),
+                        reports.contact_buckets)
+    chart("Customers by days since last contact", first, last, 2, max(buckets_top, weekly_top + 32), "customers")
+
+
 def render_workbook(view: TimelineView) -> Workbook:
     workbook = Workbook(write_only=True)
     _fill_sheet(workbook, "Timeline", TIMELINE_HEADERS, view.timeline,
-                {"When": 17, "Customers": 28, "Subject": 40, "Snippet": 60, "From": 28, "To": 36, "Staff": 24})
+                {"When": 17, "Customers": 28, "Subject": 40, "Snippet": 60, "From": 28, "To": 36, "Staff": 24,
+                 "Link": 30}, link_column=TIMELINE_HEADERS.index("Link"))
     _fill_sheet(workbook, "Customers", CUSTOMER_HEADERS, view.customers,
-                {"Customer": 28, "Company": 24, "Emails": 36, "Owner": 22, "Last contact": 17})
+                {"Customer": 28, "Company": 24, "Emails": 36, "Owner": 22, "Last contact": 17, "Status": 22})
     _fill_sheet(workbook, "Review", REVIEW_HEADERS, view.review,
-                {"When": 17, "Subject": 40, "From": 30, "To": 36, "Staff": 24, "Customer": 28})
+                {"When": 17, "Subject": 40, "From": 30, "To": 36, "Staff": 24, "Suggested customers": 40,
+                 "Customer": 28, "Note": 50})
+    if view.reports is not None:
+        _fill_reports(workbook, view.reports)
     return workbook
+
+
+@dataclass(frozen=True)
+class ReviewEntry:
+    """A row of the Review sheet as an admin left it."""
+
+    ref: str
+    customer_text: str
+    row: int
+
+
+class ReviewUnreadable(Exception):
+    """The timeline workbook exists but cannot be read (mid-save, damaged): what an admin
+    typed on Review cannot be learned, so the file must not be overwritten blindly."""
+
+
+def read_review_entries(path: Path) -> list[ReviewEntry]:
+    """Every Review row with its Customer cell, read from the timeline workbook as saved
+    (perhaps by an admin in Excel). Empty when there is no file yet; ``ReviewUnreadable``
+    when there is one that cannot be read."""
+    import python_calamine
+
+    if not path.exists():
+        return []
+    try:
+        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # noqa: BLE001 - calamine raises several types for a bad file
+        raise ReviewUnreadable(f"{path} cannot be read: {exc}") from None
+    try:
+        if "Review" not in workbook.sheet_names:
+            return []
+        rows = workbook.get_sheet_by_name("Review").to_python(skip_empty_area=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ReviewUnreadable(f"{path} Review sheet cannot be read: {exc}") from None
+    finally:
+        workbook.close()
+    if not rows:
+        return []
+    header = [str(h).strip() for h in rows[0]]
+    try:
+        ref_column = header.index(REVIEW_HEADERS[REVIEW_ACTIVITY_COLUMN])
+        customer_column = header.index(REVIEW_HEADERS[REVIEW_CUSTOMER_COLUMN])
+    except ValueError:
+        return []  # an older layout, or renamed headers: nothing can be read reliably
+    entries = []
+    for number, row in enumerate(rows[1:], start=2):
+        ref = str(row[ref_column]).strip() if ref_column < len(row) and row[ref_column] is not None else ""
+        if not ref:
+            continue
+        value = row[customer_column] if customer_column < len(row) else ""
+        text = "" if value is None else (str(int(value)) if isinstance(value, float) and value.is_integer()
+                                         else str(value).strip())
+        entries.append(ReviewEntry(ref=ref, customer_text=text, row=number))
+    return entries
 
 
 def write_atomically(workbook: Workbook, path: Path) -> None:

@@ -1,12 +1,21 @@
-"""Matching v1: which customers an activity belongs to, and which activities are not logged.
+"""Matching: which customers an activity belongs to, and which activities are not logged.
 
 Pure functions over a ``CustomerIndex`` snapshot and a ``MatchPolicy``; no store, no
-protocol. Rules, strongest first, each recorded on the link:
+protocol. Rules, strongest first, each recorded on the link with its confidence:
 
-* ``email``: a participant's address is a customer's identity (confidence 1.0);
-* ``person-company``: the company of a person matched by ``email`` (0.95);
+* ``manual``: an admin's assignment (config, or learned from the Review sheet) of an
+  address, domain, phone or name to a customer (1.0). It wins: an identity a manual rule
+  covers is not matched by any other rule;
+* ``email``: a participant's address is a customer's identity (1.0);
+* ``person-company``: the company of a person matched by address or phone (0.95);
 * ``domain``: the address's domain, or a parent of it, is a company's domain (0.9).
-  Free-mail and disposable domains never identify a company; nor do our own domains.
+  Free-mail and disposable domains never identify a company; nor do our own domains;
+* ``phone``: a number on the item (a call row) is a customer's phone, in E.164 (0.95);
+* ``name``: the customer name a sheet row gives equals a customer's, once case, accents,
+  punctuation and legal forms are set aside (0.9);
+* ``fuzzy-name``: that name is close to exactly one customer's (rapidfuzz score at least
+  the policy's ``fuzzy_auto_link``, and clearly ahead of the next); confidence = score.
+  Closer calls are only *suggested* on the Review sheet.
 
 Mail whose every participant is internal is not logged (``internal-only``), nor, when the
 policy says so, mail from automated senders (``automated``).
@@ -20,10 +29,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from mapping.normalize import email_domain, fold_plus_address, parent_domains, registrable_domain
+from mapping.fuzzy import NameIndex
+from mapping.normalize import (
+    email_domain,
+    fold_plus_address,
+    normalize_company_name,
+    normalize_phone,
+    parent_domains,
+    registrable_domain,
+)
 from syncd.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
 
-RULE_CONFIDENCE = {"manual": 1.0, "email": 1.0, "person-company": 0.95, "domain": 0.9}
+RULE_CONFIDENCE = {"manual": 1.0, "email": 1.0, "person-company": 0.95, "domain": 0.9, "phone": 0.95, "name": 0.9}
+FUZZY_MARGIN = 0.03  # the best fuzzy name must lead the next customer's by this to be linked
 
 _ROLE_LOCAL = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|bounces?|notifications?|"
@@ -54,6 +72,9 @@ class MatchPolicy:
     blocked_domains: frozenset[str] = frozenset()  # a domain blocks its subdomains too
     block_whole_item: bool = True  # False: only the blocked party is ignored
     fold_plus_addresses: bool = False
+    default_phone_region: str | None = None
+    fuzzy_auto_link: float = 0.97
+    fuzzy_suggest: float = 0.75
 
     def is_internal(self, email: str) -> bool:
         if email in self.own_addresses:
@@ -75,12 +96,16 @@ class MatchPolicy:
 
 @dataclass(frozen=True)
 class CustomerIndex:
-    """Lookup tables built once per pass from the store's identities."""
+    """Lookup tables built once per pass from the store's identities and manual rules."""
 
     email_owner: dict[str, int] = field(default_factory=dict)
     domain_company: dict[str, int] = field(default_factory=dict)
     company_of: dict[int, int] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
+    phone_owner: dict[str, int] = field(default_factory=dict)
+    name_owner: dict[str, int | None] = field(default_factory=dict)  # None: two customers share the name
+    manual: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, normalized value) -> customer
+    fuzzy: NameIndex = field(default_factory=NameIndex)
 
     @classmethod
     def build(
@@ -88,8 +113,10 @@ class CustomerIndex:
         identities: Iterable[tuple[int, str, str]],
         customers: Iterable[tuple[int, str, str, int | None]],
         policy: MatchPolicy,
+        rules: Iterable[tuple[str, str, int]] = (),
     ) -> "CustomerIndex":
-        """``identities``: (customer id, kind, value); ``customers``: (id, kind, name, company id).
+        """``identities``: (customer id, kind, value); ``customers``: (id, kind, name, company id);
+        ``rules``: manual (kind, normalized value, customer id), later ones winning.
 
         A company's domains are its explicit ones plus the business domains its people's
         addresses use; a derived domain that points at two companies is dropped, since a
@@ -101,6 +128,7 @@ class CustomerIndex:
         company_of = {cid: company for cid, _kind, _name, company in customers if company is not None}
         email_owner: dict[str, int] = {}
         domain_company: dict[str, int] = {}
+        phone_owner: dict[str, int] = {}
         derived: dict[str, set[int]] = defaultdict(set)
         for cid, kind, value in identities:
             if kind == "email":
@@ -111,10 +139,39 @@ class CustomerIndex:
                     derived[domain].add(company)
             elif kind == "domain" and not policy.is_free_mail(value):
                 domain_company[value] = cid
+            elif kind == "phone":
+                phone_owner[value] = cid
         for domain, companies in derived.items():
             if len(companies) == 1 and domain not in domain_company:
                 domain_company[domain] = next(iter(companies))
-        return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names)
+        name_owner: dict[str, int | None] = {}
+        for cid, name in names.items():
+            normalized = normalize_company_name(name)
+            if normalized:
+                name_owner[normalized] = None if normalized in name_owner and name_owner[normalized] != cid else cid
+        manual = {(kind, value): cid for kind, value, cid in rules if cid in names}
+        return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names,
+                   phone_owner=phone_owner, name_owner=name_owner, manual=manual,
+                   fuzzy=NameIndex.build(names.items()))
+
+
+def manual_rule_key(kind: str, value: str, region: str | None = None) -> tuple[str, str] | None:
+    """The normalized (kind, value) a manual rule is filed under, or None when the value
+    cannot be one (an unparsable phone, an empty name)."""
+    from mapping.normalize import normalize_domain, normalize_email
+
+    normalized: str | None
+    if kind == "email":
+        normalized = normalize_email(value)
+    elif kind == "domain":
+        normalized = normalize_domain(value.lstrip("@"))
+    elif kind == "phone":
+        normalized = normalize_phone(value, region)
+    elif kind == "name":
+        normalized = normalize_company_name(value)
+    else:
+        raise ValueError(f"unknown manual rule kind {kind!r}")
+    return (kind, normalized) if normalized else None
 
 
 @lru_cache(maxsize=65536)
@@ -164,14 +221,127 @@ def link_participants(
     participants: Iterable[Participant], index: CustomerIndex, policy: MatchPolicy
 ) -> list[LinkSpec]:
     """The customers these participants belong to; the strongest rule per customer wins."""
+    return link_activity(participants, {}, index, policy)
+
+
+_PHONE_SPLIT = re.compile(r"[;,/\n]+")
+
+
+def activity_phones(hints: dict[str, str], policy: MatchPolicy) -> list[str]:
+    """The E.164 numbers a record carries in its ``phones`` hint (a call row's number)."""
+    raw = hints.get("phones") or ""
+    region = hints.get("phone-region") or policy.default_phone_region
+    found = []
+    for part in _PHONE_SPLIT.split(raw):
+        number = normalize_phone(part, region) if part.strip() else None
+        if number and number not in found:
+            found.append(number)
+    return found
+
+
+def link_activity(
+    participants: Iterable[Participant], hints: dict[str, str], index: CustomerIndex, policy: MatchPolicy,
+    trace: list[str] | None = None,
+) -> list[LinkSpec]:
+    """Every customer an activity belongs to, by its participants and the phones and
+    customer name it carries (``hints``); the strongest rule per customer wins."""
     best: dict[int, LinkSpec] = {}
-    for participant in participants:
-        for customer_id, rule, evidence in _match_participant(participant, index, policy):
-            spec = LinkSpec(customer_id, rule, RULE_CONFIDENCE[rule], evidence)
+
+    def add(found: Iterable[tuple[int, str, str]], confidence: float | None = None) -> None:
+        for customer_id, rule, evidence in found:
+            spec = LinkSpec(customer_id, rule, confidence if confidence is not None else RULE_CONFIDENCE[rule],
+                            evidence)
             current = best.get(customer_id)
             if current is None or spec.confidence > current.confidence:
                 best[customer_id] = spec
+
+    for participant in participants:
+        add(_match_participant(participant, index, policy, trace))
+    for number in activity_phones(hints, policy):
+        add(_match_phone(number, index, trace))
+    customer_ref = hints.get("customer-ref")
+    if customer_ref:
+        for cid, rule, evidence, confidence in _match_name(customer_ref, index, policy, trace):
+            add([(cid, rule, evidence)], confidence)
     return sorted(best.values(), key=lambda s: s.customer_id)
+
+
+def _match_phone(number: str, index: CustomerIndex, trace: list[str] | None) -> list[tuple[int, str, str]]:
+    manual = index.manual.get(("phone", number))
+    if manual is not None:
+        if trace is not None:
+            trace.append(f"phone {number}: rule manual matched: #{manual}")
+        return [(manual, "manual", f"phone {number} is assigned to {index.names.get(manual, manual)}")]
+    owner = index.phone_owner.get(number)
+    if owner is None:
+        if trace is not None:
+            trace.append(f"phone {number}: rule phone failed: no customer has this number")
+        return []
+    found = [(owner, "phone", f"phone {number} is a number of {index.names.get(owner, owner)}")]
+    company = index.company_of.get(owner)
+    if company is not None:
+        found.append((company, "person-company", f"{number} is a contact of {index.names.get(company, company)}"))
+    if trace is not None:
+        trace.extend(f"phone {number}: rule {rule} matched: #{cid}, {evidence}" for cid, rule, evidence in found)
+    return found
+
+
+def _match_name(text: str, index: CustomerIndex, policy: MatchPolicy,
+                trace: list[str] | None) -> list[tuple[int, str, str, float]]:
+    normalized = normalize_company_name(text)
+    if not normalized:
+        return []
+    manual = index.manual.get(("name", normalized))
+    if manual is not None:
+        if trace is not None:
+            trace.append(f"name {text!r}: rule manual matched: #{manual}")
+        return [(manual, "manual", f"name {text!r} is assigned to {index.names.get(manual, manual)}", 1.0)]
+    if normalized in index.name_owner:
+        owner = index.name_owner[normalized]
+        if owner is not None:
+            if trace is not None:
+                trace.append(f"name {text!r}: rule name matched: #{owner}, {index.names.get(owner)}")
+            return [(owner, "name", f"name {text!r} is {index.names.get(owner, owner)}", RULE_CONFIDENCE["name"])]
+        if trace is not None:
+            trace.append(f"name {text!r}: rule name failed: two or more customers have this name")
+        return []
+    close = index.fuzzy.closest(text, limit=2, min_score=policy.fuzzy_suggest)
+    if close and close[0][1] >= policy.fuzzy_auto_link and (
+        len(close) == 1 or close[0][1] - close[1][1] >= FUZZY_MARGIN
+    ):
+        cid, score = close[0]
+        if trace is not None:
+            trace.append(f"name {text!r}: rule fuzzy-name matched: #{cid}, {index.names.get(cid)} ({score:.2f})")
+        return [(cid, "fuzzy-name", f"name {text!r} is close to {index.names.get(cid, cid)} ({score:.2f})", score)]
+    if trace is not None:
+        shown = ", ".join(f"{index.names.get(c)} ({sc:.2f})" for c, sc in close) or "none close"
+        trace.append(f"name {text!r}: rule fuzzy-name failed: below {policy.fuzzy_auto_link:.2f} or not clear "
+                     f"of the next; candidates: {shown}")
+    return []
+
+
+def suggest_customers(participants: Iterable[Participant], hints: dict[str, str], index: CustomerIndex,
+                      policy: MatchPolicy, limit: int = 3) -> list[tuple[int, float]]:
+    """Customers an unmatched activity may belong to, for the Review sheet: names close to
+    the row's customer name, a participant's display name, or the name in its mail domain
+    (``adriatic-foods.hr`` -> "adriatic foods")."""
+    queries: list[str] = []
+    if hints.get("customer-ref"):
+        queries.append(hints["customer-ref"])
+    for p in participants:
+        if policy.is_internal(p.email):
+            continue
+        if p.name and "@" not in p.name:
+            queries.append(p.name)
+        domain = email_domain(p.email)
+        if not policy.is_free_mail(domain):
+            registrable = registrable_domain(domain) or domain
+            queries.append(registrable.split(".")[0].replace("-", " ").replace("_", " "))
+    scores: dict[int, float] = {}
+    for query in dict.fromkeys(queries):
+        for cid, score in index.fuzzy.closest(query, limit=limit, min_score=policy.fuzzy_suggest):
+            scores[cid] = max(score, scores.get(cid, 0.0))
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def explain_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy) -> list[str]:
@@ -197,6 +367,21 @@ def _match_participant(participant: Participant, index: CustomerIndex, policy: M
         if trace is not None:
             trace.append(f"{email}: on the blocklist: ignored")
         return found
+    if index.manual:
+        manual = index.manual.get(("email", email))
+        rule_value = email
+        if manual is None:
+            for candidate in parent_domains(email_domain(email)):
+                manual = index.manual.get(("domain", candidate))
+                if manual is not None:
+                    rule_value = "@" + candidate
+                    break
+        if manual is not None:
+            found.append((manual, "manual", f"{email} is assigned to {index.names.get(manual, manual)} "
+                                            f"by a manual rule ({rule_value})"))
+            if trace is not None:
+                trace.append(f"{email}: rule manual matched: #{manual} ({rule_value}); other rules not tried")
+            return found
     owner = index.email_owner.get(email)
     if owner is None and policy.fold_plus_addresses and "+" in email:
         folded = fold_plus_address(email)

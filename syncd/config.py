@@ -78,6 +78,17 @@ def _domain_list(values: list[str]) -> list[str]:
 DomainList = Annotated[list[str], AfterValidator(_domain_list)]
 
 
+def _phone_region(value: str | None) -> str | None:
+    if value is None:
+        return None
+    import phonenumbers
+
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a region phone numbers know (use an ISO code such as HR or SE)")
+    return region
+
+
 class StrictModel(BaseModel):
     # validate_default: default paths resolve against the config folder like given ones.
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -328,30 +339,148 @@ class CustomerColumns(StrictModel):
         return self
 
 
-class ExcelCustomersSourceConfig(StrictModel):
-    """A customer list kept in a staff workbook. Read-only: syncd never writes to it."""
+class SheetSourceBase(StrictModel):
+    """What every mapped sheet says: which workbook and sheet, where the header is, how its
+    cells are written. Staff workbooks are read-only to syncd: it never writes to them."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Unique source name.")
-    kind: Literal["excel_customers"]
-    path: ConfigPath = Field(description="The workbook (.xlsx or .xlsm).")
-    sheet: str | None = Field(default=None, description="Sheet name. Default: the first sheet.")
-    header_row: int = Field(default=1, ge=1, description="Row number of the header.")
-    columns: CustomerColumns
+    path: ConfigPath = Field(description="The workbook (.xlsx, .xlsm, .xlsb, .xls or .ods).")
+    sheet: str | None = Field(default=None, description="Sheet name (hidden sheets too). Default: the first sheet.")
+    header_row: int | Literal["auto"] = Field(
+        default="auto",
+        description="Row number of the header, or \"auto\": the first of the top 50 rows that holds every "
+        "mapped header.",
+    )
     key_columns: list[str] = Field(
         default_factory=list,
-        description="Headers whose values identify a row. Default: the email column, else a hash of the row.",
+        description="Headers whose values identify a row, so an edited row updates its record. Default: the "
+        "email column for people; otherwise a hash of the row (an edited row then replaces the old one).",
+    )
+    date_formats: list[str] = Field(
+        default_factory=list,
+        description="strptime formats for dates written as text, tried in order (e.g. \"%m/%d/%Y\" for US "
+        "sheets). Default: ISO, then day-first formats (31.12.2026, 31/12/2026...). Date cells and Excel "
+        "serial numbers are always understood.",
+    )
+    decimal_separator: Literal["auto", ".", ","] = Field(
+        default="auto", description="Decimal mark of amounts written as text (1.234,56 or 1,234.56)."
+    )
+    phone_region: str | None = Field(
+        default=None,
+        description="Country (ISO code) for phone numbers in this sheet written without a country code. "
+        "Default: matching.default_phone_region.",
     )
     enabled: bool = True
 
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return _phone_region(value)
+
+    @field_validator("date_formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        from datetime import datetime as _dt
+
+        for pattern in value:
+            if "%" not in pattern:
+                raise ValueError(f"{pattern!r} is not a strptime format (e.g. \"%d.%m.%Y\")")
+            try:
+                _dt(2026, 1, 2, 3, 4).strftime(pattern)
+            except ValueError as exc:
+                raise ValueError(f"{pattern!r} is not a valid format: {exc}") from None
+        return value
+
+    @property
+    def header_row_number(self) -> int | None:
+        return None if self.header_row == "auto" else self.header_row
+
+
+class ExcelCustomersSourceConfig(SheetSourceBase):
+    """A customer list kept in a staff workbook: companies and people."""
+
+    kind: Literal["excel_customers"]
+    columns: CustomerColumns
+
+
+class ActivityColumns(StrictModel):
+    """Which header names hold which activity fields. ``date`` and one of ``customer``,
+    ``email`` or ``phone`` are required."""
+
+    date: str = Field(description="When it happened (a date cell, an Excel serial number or text).")
+    customer: str | None = Field(
+        default=None, description="The customer's name (company or person) as the customer list writes it."
+    )
+    email: str | None = Field(default=None, description="The customer's email address.")
+    phone: str | None = Field(default=None, description="The customer's phone number (calls).")
+    subject: str | None = Field(default=None, description="Short title (order number, call topic).")
+    details: str | None = Field(default=None, description="Longer text, shown as the snippet.")
+    amount: str | None = Field(default=None, description="Amount (orders).")
+    currency: str | None = Field(default=None, description="Currency code of the amount.")
+    staff: str | None = Field(default=None, description="The staff member who did it.")
+
+    @model_validator(mode="after")
+    def _needs_customer(self) -> "ActivityColumns":
+        if not (self.customer or self.email or self.phone):
+            raise ValueError("map at least one of customer, email or phone, so rows can find their customer")
+        return self
+
+
+class ExcelActivitiesSourceConfig(SheetSourceBase):
+    """Orders, calls, notes or anything else with a date and a customer, kept in a staff workbook."""
+
+    kind: Literal["excel_activities"]
+    activity: Literal["order", "call", "note", "meeting"] = Field(
+        default="order", description="What each row is: order, call, note or meeting."
+    )
+    currency: str | None = Field(default=None, description="Currency of amounts when no currency column is mapped.")
+    columns: ActivityColumns
+
 
 SourceConfig = Annotated[
-    Union[MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, CaldavSourceConfig, ExcelCustomersSourceConfig],
+    Union[
+        MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, CaldavSourceConfig, ExcelCustomersSourceConfig,
+        ExcelActivitiesSourceConfig,
+    ],
     Field(discriminator="kind"),
 ]
 
 
+class ManualRule(StrictModel):
+    """An admin's assignment: items with this address, domain, phone or customer name belong
+    to ``customer``. Manual rules win over every automatic rule."""
+
+    email: str | None = Field(default=None, description="An address (ana@example.com).")
+    domain: str | None = Field(default=None, description="A domain (example.com), with its subdomains.")
+    phone: str | None = Field(default=None, description="A phone number (+385 91 234 5678).")
+    name: str | None = Field(default=None, description="A customer name as sheets write it (\"Acme\").")
+    customer: str = Field(description="The customer's name as the customer list has it.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ManualRule":
+        given = [n for n in ("email", "domain", "phone", "name") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of email, domain, phone or name, and customer")
+        return self
+
+
 class MatchingConfig(StrictModel):
     """How records are matched to customers."""
+
+    rules: list[ManualRule] = Field(
+        default_factory=list,
+        description="Manual assignments; they win over every other rule. Assignments typed into the "
+        "timeline's Review sheet are learned as rules too (`syncd rules` lists them).",
+    )
+    fuzzy_auto_link: float = Field(
+        default=0.97, ge=0.5, le=1.0,
+        description="A customer name in a sheet row that matches no customer exactly is linked to the "
+        "closest name scoring at least this (0..1), when no other name comes close; lower scores are "
+        "suggestions on Review.",
+    )
+    fuzzy_suggest: float = Field(
+        default=0.75, ge=0.3, le=1.0, description="Least score for a name to be suggested on Review."
+    )
 
     internal_domains: DomainList = Field(
         default_factory=list,
@@ -406,14 +535,14 @@ class MatchingConfig(StrictModel):
     @field_validator("default_phone_region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        import phonenumbers
+        return _phone_region(value)
 
-        region = value.strip().upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{value!r} is not a region phone numbers know (use an ISO code such as HR or SE)")
-        return region
+
+class StatusRule(StrictModel):
+    """A label the Customers sheet shows once a customer has had no contact for a while."""
+
+    after_days: int = Field(ge=1, le=3650, description="Days without contact after which the label applies.")
+    label: str = Field(min_length=1, max_length=80, description="The label, e.g. \"no contact in 60 days\".")
 
 
 class TimelineConfig(StrictModel):
@@ -421,6 +550,39 @@ class TimelineConfig(StrictModel):
 
     path: ConfigPath = Field(default=Path("timeline.xlsx"), description="Where the timeline workbook is written.")
     max_rows: int = Field(default=100_000, ge=100, le=1_000_000, description="Newest activities kept on Timeline.")
+    min_interval_seconds: int = Field(
+        default=10, ge=0, le=3600,
+        description="At most one write every this many seconds; changes in between are written together "
+        "(staff with the file open in Excel are not interrupted by every new mail).",
+    )
+    status: list[StatusRule] = Field(
+        default_factory=lambda: [
+            StatusRule(after_days=60, label="no contact in 60 days"),
+            StatusRule(after_days=120, label="no contact in 120 days"),
+        ],
+        description="Customers sheet Status labels by days since last contact; the largest matching "
+        "after_days wins. Customers in contact more recently show \"active\", never contacted \"no contact yet\".",
+    )
+    reports: bool = Field(default=True, description="Add the Reports sheet with charts.")
+    per_owner: bool = Field(
+        default=False,
+        description="Also write one workbook per customer owner (the owner column of the customer sheet), "
+        "holding only that owner's customers and their activities.",
+    )
+    per_owner_dir: ConfigPath = Field(
+        default=Path("timelines"), description="Folder for the per-owner workbooks (timeline-OWNER.xlsx)."
+    )
+    review_suggestions: int = Field(
+        default=3, ge=0, le=10, description="Suggested customers shown per unmatched activity on Review."
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _distinct_days(cls, value: list[StatusRule]) -> list[StatusRule]:
+        days = [r.after_days for r in value]
+        if len(days) != len(set(days)):
+            raise ValueError("two status labels have the same after_days")
+        return sorted(value, key=lambda r: r.after_days)
 
 
 class Config(StrictModel):
@@ -463,6 +625,7 @@ def _all_field_names() -> set[str]:
     for model in (
         Config, ServiceConfig, StoreConfig, SecretSource, MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig,
         CaldavSourceConfig, ExcelCustomersSourceConfig, CustomerColumns, MatchingConfig, TimelineConfig,
+        ExcelActivitiesSourceConfig, ActivityColumns, SheetSourceBase, StatusRule, ManualRule,
     ):
         names.update(model.model_fields)
     return names
@@ -550,7 +713,7 @@ def _raw_path_problems(data: dict[str, Any], base: Path) -> list[ConfigProblem]:
         label = f"sources[{index}] ({source.get('name', '?')}).path"
         if source.get("kind") == "maildir" and not path.is_dir():
             problems.append(ConfigProblem(label, f"no such folder: {path}"))
-        elif source.get("kind") in ("mbox", "excel_customers") and not path.is_file():
+        elif source.get("kind") in ("mbox", "excel_customers", "excel_activities") and not path.is_file():
             problems.append(ConfigProblem(label, f"no such file: {path}"))
     return problems
 

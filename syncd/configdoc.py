@@ -13,9 +13,13 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from syncd.config import (
+    ActivityColumns,
     Config,
     CustomerColumns,
+    ExcelActivitiesSourceConfig,
     ExcelCustomersSourceConfig,
+    ManualRule,
+    StatusRule,
     ImapSourceConfig,
     CaldavSourceConfig,
     MaildirSourceConfig,
@@ -57,7 +61,9 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("[store]", StoreConfig, "Where syncd keeps what it has read."),
     ("[store.url_secret] and every other `*_secret` table", SecretSource, "Where a secret is read from."),
     ("[matching]", MatchingConfig, "How records are matched to customers."),
+    ("[[matching.rules]]", ManualRule, "A manual assignment; manual rules win over every automatic rule."),
     ("[timeline]", TimelineConfig, "The timeline workbook syncd writes."),
+    ("[[timeline.status]]", StatusRule, "A Status label on the Customers sheet."),
     ("[[sources]] with kind = \"maildir\"", MaildirSourceConfig, "A Maildir on disk (Dovecot, Postfix, mbsync)."),
     ("[[sources]] with kind = \"mbox\"", MboxSourceConfig, "An mbox file, such as a mail export."),
     ("[[sources]] with kind = \"imap\"", ImapSourceConfig,
@@ -68,6 +74,10 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
      "A customer list in a staff workbook, read-only."),
     ("[sources.columns] of an excel_customers source", CustomerColumns,
      "Header names for each customer field; the match ignores case and extra spaces."),
+    ("[[sources]] with kind = \"excel_activities\"", ExcelActivitiesSourceConfig,
+     "Orders, calls, notes or meetings kept as rows of a staff workbook, read-only."),
+    ("[sources.columns] of an excel_activities source", ActivityColumns,
+     "Header names for each activity field; the match ignores case and extra spaces."),
 ]
 
 
@@ -98,6 +108,8 @@ def _default(field: Any) -> str:
         return "**required**"
     if isinstance(value, BaseModel):
         return "(table)"
+    if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        return "; ".join(", ".join(f"{k} = {v!r}" for k, v in item.model_dump().items()) for item in value)
     if value is None:
         return "—"
     if isinstance(value, bool):

@@ -20,20 +20,24 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.base import Connector, SourceAuthError, SourceError
 from connectors.caldav_calendar import CaldavAccount, CaldavConnector
+from connectors.excel_activities import ExcelActivitiesConnector, activity_sheet
 from connectors.excel_customers import ExcelCustomersConnector
-from connectors.excel_timeline import TimelineWriteError, write_timeline
+from connectors.excel_timeline import ReviewUnreadable, TimelineWriteError, read_review_entries, write_timeline
 from connectors.imap import ImapAccount, ImapConnector
 from connectors.maildir import MaildirConnector, MboxConnector
 from mapping.freemail import packaged_free_mail_domains
-from mapping.matcher import CustomerIndex, MatchPolicy, link_participants, skip_reason
+from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, skip_reason, suggest_customers
+from mapping.review import config_rules, resolve_customer, rule_keys
 from mapping.normalize import normalize_domain, normalize_email, normalize_phone
 from syncd.config import (
     CaldavSourceConfig,
     Config,
+    ExcelActivitiesSourceConfig,
     ExcelCustomersSourceConfig,
     ImapSourceConfig,
     MaildirSourceConfig,
@@ -47,14 +51,16 @@ from syncd.records import (
     LinkSpec,
     Participant,
     ReadOptions,
+    Role,
 )
 from syncd.scheduler import retry_at
 from syncd.store import Ingest, Skip, Store
-from syncd.timeline import build_view
+from syncd.timeline import TimelineView, build_view
 
 log = logging.getLogger("syncd.pipeline")
 
 CUSTOMER_KINDS = {"excel_customers"}
+WORKBOOK_KINDS = {"excel_customers", "excel_activities"}
 
 
 @dataclass
@@ -81,6 +87,8 @@ class PassResult:
     timeline_written: bool = False
     timeline_path: str = ""
     rematched: int = 0
+    timeline_retry_in: float | None = None  # a write was held back by timeline.min_interval_seconds
+    learned: int = 0
 
     @property
     def ok(self) -> bool:
@@ -169,9 +177,11 @@ def make_connector(source: object, options: ReadOptions, floating_zone: str = "U
                              owner_addresses=frozenset(source.owner_addresses))
     if isinstance(source, ExcelCustomersSourceConfig):
         return ExcelCustomersConnector(
-            source.name, options, path=source.path, sheet=source.sheet, header_row=source.header_row,
+            source.name, options, path=source.path, sheet=source.sheet, header_row=source.header_row_number,
             columns=source.columns.model_dump(), key_columns=source.key_columns,
         )
+    if isinstance(source, ExcelActivitiesSourceConfig):
+        return ExcelActivitiesConnector(source.name, options, activity_sheet(source, floating_zone))
     raise ValueError(f"no connector for source kind {getattr(source, 'kind', source)!r}")
 
 
@@ -190,6 +200,9 @@ def match_policy(config: Config) -> MatchPolicy:
         blocked_domains=frozenset(e[1:] for e in config.matching.blocklist if e.startswith("@")),
         block_whole_item=config.matching.blocklist_drops == "item",
         fold_plus_addresses=config.matching.fold_plus_addresses,
+        default_phone_region=config.matching.default_phone_region,
+        fuzzy_auto_link=config.matching.fuzzy_auto_link,
+        fuzzy_suggest=config.matching.fuzzy_suggest,
     )
 
 
@@ -214,6 +227,7 @@ class Pipeline:
         self.heartbeat = heartbeat
         self.policy = match_policy(config)
         self.index = CustomerIndex()
+        self.rule_problems: list[str] = []
         self.options = ReadOptions(
             snippet_chars=config.store.snippet_chars,
             keep_bodies=config.store.keep_bodies,
@@ -222,12 +236,23 @@ class Pipeline:
 
     def refresh_index(self) -> None:
         customers = [(c.id, c.kind, c.name, c.company_id) for c in self.store.customer_rows()]
-        self.index = CustomerIndex.build(self.store.identity_rows(), customers, self.policy)
+        identities = self.store.identity_rows()
+        learned = self.store.manual_rule_rows()
+        # Config rules name customers; resolve them against the customers as they are now.
+        plain = CustomerIndex.build(identities, customers, self.policy, learned)
+        from_config, problems = config_rules(self.config.matching.rules, plain,
+                                             self.config.matching.default_phone_region)
+        for problem in problems:
+            log.warning("%s", problem)
+        self.rule_problems = problems
+        # Config rules come last so they win over rules learned on Review.
+        self.index = CustomerIndex.build(identities, customers, self.policy, [*learned, *from_config])
 
     def link(self, participants: tuple[Participant, ...], hints: dict[str, str], ref: str | None) -> list[LinkSpec]:
-        return link_participants(participants, self.index, self.policy)
+        return link_activity(participants, hints, self.index, self.policy)
 
-    def run_pass(self, only: Iterable[str] | None = None, confirm_removals: Iterable[str] = ()) -> PassResult:
+    def run_pass(self, only: Iterable[str] | None = None, confirm_removals: Iterable[str] = (),
+                 debounce: bool = False) -> PassResult:
         """Sync the enabled sources (only those named, when given), then write the timeline.
 
         Stops between batches when ``stop_requested`` says so; the timeline is then still
@@ -263,9 +288,25 @@ class Pipeline:
         if customers_changed:
             result.rematched = self.store.rematch(self.link)
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
-        result.timeline_written = self.write_timeline()
-        result.timeline_path = str(self.config.timeline.path)
+        self.write_outputs(result, debounce)
         return result
+
+    def write_outputs(self, result: PassResult, debounce: bool = False) -> None:
+        """Learn what admins typed on Review, then write the timeline workbook(s)."""
+        result.timeline_path = str(self.config.timeline.path)
+        try:
+            result.learned = self.learn_review()
+        except ReviewUnreadable as exc:
+            log.warning("timeline not written this pass: %s (retried next pass, so nothing typed on Review "
+                        "is lost)", exc)
+            result.timeline_retry_in = float(max(5, self.config.timeline.min_interval_seconds))
+            return
+        if result.learned:
+            self.refresh_index()
+            result.rematched += self.store.rematch(self.link)
+            log.info("review: learned assignments=%d rematched=%d", result.learned, result.rematched)
+        written, retry_in = self.write_timeline(debounce)
+        result.timeline_written, result.timeline_retry_in = written, retry_in
 
     def sync_source(self, source: object, confirm_removals: bool = False) -> SourceResult:
         name, kind = source.name, source.kind  # type: ignore[attr-defined]
@@ -355,24 +396,114 @@ class Pipeline:
             return f"{removing} of {held} items ({ratio:.0%}) would be removed; removals held"
         return None
 
-    def write_timeline(self) -> bool:
-        """Write the timeline workbook if its content changed (or the file is gone)."""
+    def learn_review(self) -> int:
+        """Turn Customer cells an admin filled on the Review sheet into manual rules.
+        Returns how many assignments were learned (pending ones show their note on Review)."""
+        entries = read_review_entries(self.config.timeline.path)
+        pending = self.store.pending_assignments()
+        for entry in entries:
+            if not entry.customer_text and entry.ref in pending:
+                self.store.drop_pending(entry.ref)  # the admin cleared the cell: forget it
+        typed = [e for e in entries if e.customer_text]
+        if not typed:
+            return 0
+        from syncd.timeline import activity_ref
+
+        by_ref = {activity_ref(a): a for a in self.store.activities(limit=self.config.timeline.max_rows)}
+        learned = 0
+        for entry in typed:
+            activity = by_ref.get(entry.ref)
+            if activity is None:
+                self.store.drop_pending(entry.ref)
+                continue
+            if activity["customers"]:
+                continue  # matched meanwhile (e.g. the customer was added to the customer sheet)
+            resolution = resolve_customer(entry.customer_text, self.index)
+            if resolution.customer_id is None:
+                if pending.get(entry.ref) != (entry.customer_text, resolution.note or ""):
+                    self.store.save_assignment(entry.ref, [], None, entry.customer_text, resolution.note)
+                    log.warning("review row %d (%s): %s", entry.row, entry.ref, resolution.note)
+                continue
+            keys = rule_keys(activity, self.policy)
+            if not keys:
+                note = "this activity has no outside address, phone or customer name to learn from"
+                self.store.save_assignment(entry.ref, [], None, entry.customer_text, note)
+                continue
+            self.store.save_assignment(entry.ref, keys, resolution.customer_id, entry.customer_text)
+            log.info("review row %d (%s): learned %s -> customer #%d %s", entry.row, entry.ref,
+                     ", ".join(f"{k}={v}" for k, v in keys), resolution.customer_id,
+                     self.index.names.get(resolution.customer_id, ""))
+            learned += 1
+        return learned
+
+    def _views(self) -> list[tuple[Path, TimelineView]]:
+        """The main timeline view and, with timeline.per_owner, one per customer owner."""
+        cfg = self.config.timeline
         zone = ZoneInfo(self.config.service.timezone)
         today = datetime.now(timezone.utc).astimezone(zone).date()
         day_start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        view = build_view(
-            self.store.activities(limit=self.config.timeline.max_rows), self.store.customer_summaries(day_start), today, zone
-        )
-        path = self.config.timeline.path
-        digest = view.content_hash()
-        if path.exists() and self.store.output_hash(str(path)) == digest:
-            return False
-        try:
-            write_timeline(path, view)
-        except TimelineWriteError as exc:
-            log.error("timeline write failed: %s", exc)
-            return False
-        self.store.set_output_hash(str(path), digest)
-        log.info("timeline written path=%s activities=%d customers=%d review=%d peak_rss_mb=%d", path,
-                 len(view.timeline), len(view.customers), len(view.review), peak_rss_mb())
-        return True
+        activities = self.store.activities(limit=cfg.max_rows)
+        customers = self.store.customer_summaries(day_start)
+        suggestions: dict[int, list[str]] = {}
+        if cfg.review_suggestions:
+            for a in activities:
+                if a["customers"]:
+                    continue
+                found = suggest_customers(
+                    tuple(Participant(p["email"], p.get("name", ""), Role(p["role"])) for p in a["participants"]),
+                    a.get("hints") or {}, self.index, self.policy, cfg.review_suggestions)
+                suggestions[a["id"]] = [f"{self.index.names[cid]} ({score:.0%})" for cid, score in found]
+        rules = [(r.after_days, r.label) for r in cfg.status]
+        pending = self.store.pending_assignments()
+        views = [(cfg.path, build_view(activities, customers, today, zone, status_rules=rules,
+                                       suggestions=suggestions, pending=pending, reports=cfg.reports))]
+        if cfg.per_owner:
+            owners = sorted({c["owner"] for c in customers if c["owner"]})
+            for owner in owners:
+                mine = [c for c in customers if c["owner"] == owner]
+                ids = {c["id"] for c in mine}
+                their = [a for a in activities if any(link["customer_id"] in ids for link in a["customers"])]
+                views.append((cfg.per_owner_dir / f"timeline-{owner_file_name(owner)}.xlsx",
+                              build_view(their, mine, today, zone, status_rules=rules, reports=cfg.reports)))
+        return views
+
+    def write_timeline(self, debounce: bool = False) -> tuple[bool, float | None]:
+        """Write the timeline workbook(s) whose content changed (or whose file is gone).
+
+        With ``debounce`` (the service), a workbook written less than
+        ``timeline.min_interval_seconds`` ago is held back; the seconds to wait are returned
+        so the service comes back for it.
+        """
+        written = False
+        retry_in: float | None = None
+        for path, view in self._views():
+            digest = view.content_hash()
+            if path.exists() and self.store.output_hash(str(path)) == digest:
+                continue
+            if debounce and path.exists():
+                last = self.store.output_written_at(str(path))
+                wait = self.config.timeline.min_interval_seconds - (
+                    (datetime.now(timezone.utc) - last).total_seconds() if last else 1e9)
+                if wait > 0:
+                    retry_in = wait if retry_in is None else min(retry_in, wait)
+                    continue
+            try:
+                write_timeline(path, view)
+            except TimelineWriteError as exc:
+                log.error("timeline write failed: %s", exc)
+                retry_in = float(max(5, self.config.timeline.min_interval_seconds))
+                continue
+            self.store.set_output_hash(str(path), digest)
+            written = True
+            log.info("timeline written path=%s activities=%d customers=%d review=%d peak_rss_mb=%d", path,
+                     len(view.timeline), len(view.customers), len(view.review), peak_rss_mb())
+        return written, retry_in
+
+
+def owner_file_name(owner: str) -> str:
+    """A file-name-safe form of an owner (an address or a name)."""
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", owner).encode("ascii", "ignore").decode("ascii").lower()
+    return re.sub(r"[^a-z0-9@._-]+", "-", text).strip("-.") or "owner"

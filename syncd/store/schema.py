@@ -203,4 +203,22 @@ class OutputRow(Base):
     written_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ManualRuleRow(Base):
+    """An assignment an admin made on the Review sheet: items with this address, phone or
+    customer name belong to that customer. ``customer_id`` is empty while the typed name
+    matches no customer; ``note`` then says why, and Review shows it."""
+
+    __tablename__ = "manual_rules"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_manual_rules_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(512))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_text: Mapped[str] = mapped_column(String(500))
+    origin: Mapped[str] = mapped_column(String(255), default="")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 Index("ix_activities_thread_key", ActivityRow.thread_key)

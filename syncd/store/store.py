@@ -40,6 +40,7 @@ from syncd.store.schema import (
     CustomerRow,
     IdentityRow,
     LinkRow,
+    ManualRuleRow,
     OccurrenceRow,
     OutputRow,
     QuarantineRow,
@@ -657,6 +658,53 @@ class Store:
                     .values(labels_written="\n".join(labels))
                 )
 
+    # ---- manual rules (learned from the Review sheet) ---------------------------------
+
+    def manual_rule_rows(self) -> list[tuple[str, str, int]]:
+        """(kind, normalized value, customer id) of every resolved manual rule, oldest first."""
+        with self.session() as s:
+            return list(s.execute(
+                select(ManualRuleRow.kind, ManualRuleRow.value, ManualRuleRow.customer_id)
+                .where(ManualRuleRow.customer_id.is_not(None), ManualRuleRow.kind != "pending")
+                .order_by(ManualRuleRow.id)
+            ).all())
+
+    def manual_rules(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [
+                {"id": r.id, "kind": r.kind, "value": r.value, "customer_id": r.customer_id,
+                 "customer": r.customer_text, "origin": r.origin, "note": r.note, "created_at": r.created_at}
+                for r in s.scalars(select(ManualRuleRow).order_by(ManualRuleRow.id))
+            ]
+
+    def pending_assignments(self) -> dict[str, tuple[str, str]]:
+        """Activity ref -> (customer name as typed, why it did not resolve)."""
+        with self.session() as s:
+            return {r.value: (r.customer_text, r.note or "") for r in
+                    s.scalars(select(ManualRuleRow).where(ManualRuleRow.kind == "pending"))}
+
+    def save_assignment(self, ref: str, keys: Sequence[tuple[str, str]], customer_id: int | None, text: str,
+                        note: str | None = None) -> None:
+        """Record what an admin typed on Review for activity ``ref``: rules for ``keys`` to
+        ``customer_id``, or, when it did not resolve (``customer_id`` None), a pending entry
+        with ``note``. A rule for the same key made earlier is replaced."""
+        now = utcnow()
+        with self.session() as s, s.begin():
+            s.execute(delete(ManualRuleRow).where(ManualRuleRow.kind == "pending", ManualRuleRow.value == ref))
+            entries = [("pending", ref)] if customer_id is None else list(keys)
+            for kind, value in entries:
+                s.execute(delete(ManualRuleRow).where(ManualRuleRow.kind == kind, ManualRuleRow.value == value))
+                s.add(ManualRuleRow(kind=kind, value=value, customer_id=customer_id, customer_text=text,
+                                    origin=f"review {ref}", note=note, created_at=now))
+
+    def drop_pending(self, ref: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(ManualRuleRow).where(ManualRuleRow.kind == "pending", ManualRuleRow.value == ref))
+
+    def delete_manual_rule(self, rule_id: int) -> bool:
+        with self.session() as s, s.begin():
+            return s.execute(delete(ManualRuleRow).where(ManualRuleRow.id == rule_id)).rowcount > 0
+
     # ---- the identities matching reads --------------------------------------------
 
     def identity_rows(self) -> list[tuple[int, str, str]]:
@@ -680,6 +728,11 @@ class Store:
         with self.session() as s:
             row = s.get(OutputRow, path)
             return row.content_hash if row else None
+
+    def output_written_at(self, path: str) -> datetime | None:
+        with self.session() as s:
+            row = s.get(OutputRow, path)
+            return row.written_at if row else None
 
     def set_output_hash(self, path: str, content_hash: str) -> None:
         with self.session() as s, s.begin():
@@ -779,7 +832,7 @@ class Store:
             customers = list(s.scalars(select(CustomerRow).where(CustomerRow.gone_at.is_(None))))
             names = {c.id: c.name for c in customers}
             stats: dict[int, dict[str, Any]] = {
-                c.id: {"last": None, "next": None, "n30": 0, "n90": 0, "total": 0} for c in customers
+                c.id: {"first": None, "last": None, "next": None, "n30": 0, "n90": 0, "total": 0} for c in customers
             }
             for customer_id, occurred_at, kind, hints in s.execute(
                 select(LinkRow.customer_id, ActivityRow.occurred_at, ActivityRow.kind, ActivityRow.hints)
@@ -799,6 +852,8 @@ class Store:
                 entry["total"] += 1
                 if entry["last"] is None or occurred_at > entry["last"]:
                     entry["last"] = occurred_at
+                if entry["first"] is None or occurred_at < entry["first"]:
+                    entry["first"] = occurred_at
                 if occurred_at >= since_90:
                     entry["n90"] += 1
                     if occurred_at >= since_30:
@@ -815,6 +870,8 @@ class Store:
                 "name": c.name,
                 "company": names.get(c.company_id) if c.company_id else None,
                 "owner": c.owner,
+                "created_at": c.created_at,
+                "first_contact": stats[c.id]["first"],
                 "emails": emails.get(c.id, []),
                 "last_contact": stats[c.id]["last"],
                 "next_meeting": stats[c.id]["next"],

@@ -1,0 +1,79 @@
+"""Fuzzy customer names: close-but-not-equal names found fast, scored with rapidfuzz.
+
+Comparing a name against 100,000 customers one by one is slow and finds nonsense, so
+names are *blocked*: each normalized name is filed under the first three and the last
+three letters of each of its words, and a query is scored only against names sharing
+such a block with it. A typo rarely touches both ends of a word, so a misspelled name
+still meets its customer. Scores are ``0..1``: the better of rapidfuzz's plain ratio and
+its token-sort ratio over normalized names (word order and legal forms do not count).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz
+
+from mapping.normalize import normalize_company_name
+
+MIN_BLOCK_WORD = 3
+MAX_BLOCK_SIZE = 2_000  # a block this common ("the", "foods") says nothing; it is skipped
+
+
+def block_keys(normalized: str) -> set[str]:
+    keys: set[str] = set()
+    for word in normalized.split():
+        if len(word) >= MIN_BLOCK_WORD:
+            keys.add("<" + word[:3])
+            keys.add(word[-3:] + ">")
+    return keys
+
+
+def name_score(a: str, b: str) -> float:
+    """Similarity of two normalized names, 0..1."""
+    return max(fuzz.ratio(a, b), fuzz.token_sort_ratio(a, b)) / 100.0
+
+
+@dataclass
+class NameIndex:
+    """Normalized customer names, blocked for fast fuzzy lookup."""
+
+    names: dict[int, str] = field(default_factory=dict)  # customer id -> normalized name
+    blocks: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def build(cls, customers: Iterable[tuple[int, str]]) -> "NameIndex":
+        index = cls()
+        for cid, name in customers:
+            normalized = normalize_company_name(name)
+            if not normalized:
+                continue
+            index.names[cid] = normalized
+            for key in block_keys(normalized):
+                index.blocks[key].append(cid)
+        return index
+
+    def closest(self, query: str, limit: int = 3, min_score: float = 0.75) -> list[tuple[int, float]]:
+        """Up to ``limit`` (customer id, score) at or above ``min_score``, best first."""
+        normalized = normalize_company_name(query)
+        if not normalized:
+            return []
+        candidates: set[int] = set()
+        for key in block_keys(normalized):
+            block = self.blocks.get(key)
+            if block and len(block) <= MAX_BLOCK_SIZE:
+                candidates.update(block)
+        scored = [(cid, name_score(normalized, self.names[cid])) for cid in candidates]
+        scored = [(cid, score) for cid, score in scored if score >= min_score]
+        scored.sort(key=lambda item: (-item[1], item[0]))
+        return scored[:limit]
+
+    def size_bytes(self) -> int:
+        import sys
+
+        total = sys.getsizeof(self.names) + sys.getsizeof(self.blocks)
+        total += sum(sys.getsizeof(n) for n in self.names.values())
+        total += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self.blocks.items())
+        return total

@@ -94,8 +94,17 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
+        number = None
+    if (number is None or not phonenumbers.is_valid_number(number)) and text.isdigit() and len(text) > 10:
+        # Digits only and too long for a national number: an international number whose
+        # "+" a spreadsheet dropped (385912345678.0), whatever the region.
+        try:
+            international = phonenumbers.parse("+" + text, None)
+        except phonenumbers.NumberParseException:
+            international = None
+        if international is not None and phonenumbers.is_valid_number(international):
+            number = international
+    if number is None or not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -133,7 +142,8 @@ _LEGAL_FORMS = {
 # Words that open a name as its legal form: Persian "sherkat" (company), "Firma".
 _LEADING_FORMS = {"شرکت", "firma"}
 _MULTIWORD_FORMS = (
-    ("sp", "z", "oo"), ("sp", "z", "o", "o"), ("sp", "k"), ("s", "r", "o"), ("d", "o", "o"), ("d", "d"), ("a", "s"), ("s", "a"),
+    ("sp", "z", "oo"), ("sp", "z", "o", "o"), ("sp", "k"), ("s", "r", "o"), ("s", "r", "l"), ("s", "p", "a"),
+    ("s", "a", "s"), ("s", "l"), ("s", "a", "r", "l"), ("l", "t", "d", "a"), ("d", "o", "o"), ("d", "d"), ("a", "s"), ("s", "a"),
     ("b", "v"), ("n", "v"), ("д", "о", "о"), ("д", "д"), ("о", "о", "о"), ("co", "ltd"), ("pty", "ltd"),
     ("pvt", "ltd"),
 )

@@ -551,7 +551,7 @@ class TimelineConfig(StrictModel):
     path: ConfigPath = Field(default=Path("timeline.xlsx"), description="Where the timeline workbook is written.")
     max_rows: int = Field(default=100_000, ge=100, le=1_000_000, description="Newest activities kept on Timeline.")
     min_interval_seconds: int = Field(
-        default=10, ge=0, le=3600,
+        default=5, ge=0, le=3600,
         description="At most one write every this many seconds; changes in between are written together "
         "(staff with the file open in Excel are not interrupted by every new mail).",
     )
@@ -729,6 +729,22 @@ def load_config(path: Path | str, check_files: bool = False) -> Config:
     return parse_config(text, path, check_files)
 
 
+def _sheet_problems(index: int, source: Any) -> list[ConfigProblem]:
+    """Does the mapping fit the workbook: the sheet exists, every mapped header is there."""
+    from connectors.base import SourceConfigError, SourceUnavailable
+    from connectors.sheets import SheetMapping, read_sheet
+
+    columns = {f: c for f, c in source.columns.model_dump().items() if c}
+    mapping = SheetMapping(source.path, source.sheet, source.header_row_number, columns, tuple(source.key_columns))
+    try:
+        read_sheet(mapping)
+    except SourceConfigError as exc:
+        return [ConfigProblem(f"sources[{index}] ({source.name}).columns", str(exc))]
+    except SourceUnavailable as exc:
+        return [ConfigProblem(f"sources[{index}] ({source.name}).path", str(exc))]
+    return []
+
+
 def check_references(config: Config) -> list[ConfigProblem]:
     """Problems with what the config points at (files, folders), found without syncing."""
     problems: list[ConfigProblem] = []
@@ -751,6 +767,8 @@ def check_references(config: Config) -> list[ConfigProblem]:
                 problems.append(ConfigProblem(key, f"{path} is not a Maildir (no cur/ or new/ inside)"))
         elif not path.is_file():
             problems.append(ConfigProblem(key, f"no such file: {path}"))
+        elif isinstance(source, SheetSourceBase):
+            problems += _sheet_problems(index, source)
     if config.store.url_secret:
         from syncd.secrets import SecretError, read_secret
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from syncd.config import Config, ConfigError, load_config
 from syncd.notify import SystemdNotifier
-from syncd.pipeline import Pipeline, warn_insecure
+from syncd.pipeline import WORKBOOK_KINDS, PassResult, Pipeline, warn_insecure
 from syncd.scheduler import due
 from syncd.store import Store
+from syncd.watch import TIMELINE_MARK, WorkbookWatcher
 
 log = logging.getLogger("syncd.service")
 
@@ -81,6 +82,7 @@ class Service:
         self.urgent_lock = threading.Lock()
         self.watchers_stop = threading.Event()
         self.watcher_threads: list[threading.Thread] = []
+        self.workbook_watcher: WorkbookWatcher | None = None
 
     def mark_urgent(self, source_name: str) -> None:
         """Called from an IDLE thread: sync this source now, not at the next interval."""
@@ -110,8 +112,15 @@ class Service:
                 thread.start()
                 self.watcher_threads.append(thread)
                 log.info("source=%s idle watcher started folder=INBOX", source.name)
+        files = [(s.name, s.path) for s in config.sources if s.enabled and s.kind in WORKBOOK_KINDS]
+        files.append((TIMELINE_MARK, config.timeline.path))
+        self.workbook_watcher = WorkbookWatcher(files, self.mark_urgent)
+        self.workbook_watcher.start()
 
     def stop_watchers(self) -> None:
+        if self.workbook_watcher is not None:
+            self.workbook_watcher.stop()
+            self.workbook_watcher = None
         self.watchers_stop.set()
         for thread in self.watcher_threads:
             thread.join(timeout=5)
@@ -175,6 +184,7 @@ class Service:
         self.start_watchers(config)
         self.notifier.ready(f"ready; sources: {names or 'none'}")
         next_full_pass = time.monotonic()
+        timeline_due: float | None = None  # a timeline write held back by min_interval_seconds
         try:
             while not self.stop.is_set():
                 if self.reload.is_set():
@@ -187,21 +197,31 @@ class Service:
                         self.start_watchers(config)
                         next_full_pass = time.monotonic()
                 enabled = [s.name for s in config.sources if s.enabled]
-                urgent = self.take_urgent() & set(enabled)
+                urgent = self.take_urgent()
+                outputs_due = TIMELINE_MARK in urgent or (timeline_due is not None and time.monotonic() >= timeline_due)
+                urgent &= set(enabled)
                 if time.monotonic() >= next_full_pass:
                     wanted = due(enabled, store.next_attempts(), datetime.now(timezone.utc))
                     next_full_pass = time.monotonic() + config.service.interval_seconds
                 else:
                     wanted = []
                 wanted = sorted(set(wanted) | urgent)
+                result: PassResult | None = None
+                pipeline = Pipeline(config, store, stop_requested=self.stop.is_set, heartbeat=self.notifier.watchdog)
                 if wanted:
-                    pipeline = Pipeline(config, store, stop_requested=self.stop.is_set,
-                                        heartbeat=self.notifier.watchdog)
-                    pipeline.run_pass(only=wanted)
+                    result = pipeline.run_pass(only=wanted, debounce=True)
+                elif outputs_due:
+                    # Only the timeline: a held-back write, or an admin saved the Review sheet.
+                    result = PassResult()
+                    pipeline.refresh_index()
+                    pipeline.write_outputs(result, debounce=True)
+                if result is not None:
+                    timeline_due = (time.monotonic() + result.timeline_retry_in
+                                    if result.timeline_retry_in is not None else None)
                     self.notifier.status(_summary(store))
                 self.notifier.watchdog()
                 if not self.stop.is_set():
-                    self._sleep_until(next_full_pass)
+                    self._sleep_until(min(next_full_pass, timeline_due) if timeline_due else next_full_pass)
         finally:
             self.notifier.stopping()
             self.stop_watchers()

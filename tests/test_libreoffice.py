@@ -35,7 +35,7 @@ def test_timeline_workbook_round_trips_through_libreoffice(tmp_path: Path, soffi
     )
     assert result.returncode == 0, result.stderr
     sheets = {p.stem.split("-", 1)[1]: list(csv.reader(p.open(encoding="utf-8"))) for p in out.glob("*.csv")}
-    assert set(sheets) == {"Timeline", "Customers", "Review"}
+    assert set(sheets) == {"Timeline", "Customers", "Review", "Reports"}
     timeline = sheets["Timeline"]
     assert timeline[0][:5] == ["When", "Customers", "Kind", "Direction", "Subject"]
     assert len(timeline) - 1 >= 200
@@ -64,3 +64,40 @@ def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path, soffic
     rows = list(csv.reader((tmp_path / "t-Timeline.csv").open(encoding="utf-8")))
     assert rows[1][4] == "=1+1"  # not 2
     assert rows[1][5] == "=cmd|' /C calc'!A0"
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_keeps_sheets_tables_and_charts_when_it_resaves_the_workbook(tmp_path: Path, soffice: str) -> None:
+    """LibreOffice opens the workbook and saves it again as .xlsx: the four sheets, the three
+    tables with their data and the three Reports charts (bar charts over the Reports tables)
+    are all still there."""
+    import re
+    import zipfile
+
+    import openpyxl
+
+    demo = tmp_path / "demo"
+    assert run_syncd("demo", "--dir", str(demo)).returncode == 0
+    out = tmp_path / "resaved"
+    result = subprocess.run(
+        [soffice, f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}", "--headless", "--convert-to", "xlsx",
+         "--outdir", str(out), str(demo / "timeline.xlsx")],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    resaved = out / "timeline.xlsx"
+    with zipfile.ZipFile(resaved) as archive:
+        charts = [archive.read(n).decode() for n in archive.namelist() if re.match(r"xl/charts/chart\d+\.xml$", n)]
+        tables = [archive.read(n).decode() for n in archive.namelist() if re.match(r"xl/tables/table\d+\.xml$", n)]
+    assert len(charts) == 3 and all("<c:barChart>" in c for c in charts)
+    assert all("Reports!" in c for c in charts)  # each chart still plots the Reports tables
+    assert sorted(re.search(r'displayName="(\w+)"', t).group(1) for t in tables) == ["Customers", "Review", "Timeline"]
+    original = openpyxl.load_workbook(demo / "timeline.xlsx", read_only=True)
+    copy = openpyxl.load_workbook(resaved, read_only=True)
+    assert copy.sheetnames == original.sheetnames == ["Timeline", "Customers", "Review", "Reports"]
+    for name in ("Timeline", "Reports"):
+        def rows(book: openpyxl.Workbook) -> list[tuple]:
+            trimmed = [tuple(row[:5]) + (None,) * (5 - len(row[:5])) for row in book[name].iter_rows(values_only=True)]
+            return [r for r in trimmed if any(v is not None for v in r)]
+
+        assert rows(copy) == rows(original)

@@ -44,10 +44,11 @@ class NameIndex:
     blocks: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
-    def build(cls, customers: Iterable[tuple[int, str]]) -> "NameIndex":
+    def build(cls, customers: Iterable[tuple[int, str]], normalized_names: bool = False) -> "NameIndex":
+        """``customers``: (id, name), or (id, normalized name) with ``normalized_names``."""
         index = cls()
         for cid, name in customers:
-            normalized = normalize_company_name(name)
+            normalized = name if normalized_names else normalize_company_name(name)
             if not normalized:
                 continue
             index.names[cid] = normalized

@@ -24,10 +24,12 @@ policy says so, mail from automated senders (``automated``).
 from __future__ import annotations
 
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from mapping.fuzzy import NameIndex
 from mapping.normalize import (
@@ -103,9 +105,33 @@ class CustomerIndex:
     company_of: dict[int, int] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     phone_owner: dict[str, int] = field(default_factory=dict)
-    name_owner: dict[str, int | None] = field(default_factory=dict)  # None: two customers share the name
     manual: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, normalized value) -> customer
-    fuzzy: NameIndex = field(default_factory=NameIndex)
+    # The name tables are built on first use: most passes match mail only, and normalizing
+    # 100,000 names for nothing would cost a large sheet's import a second.
+    _name_tables: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _name_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def _names(self) -> tuple[dict[str, int | None], NameIndex]:
+        with self._name_lock:
+            if not self._name_tables:
+                name_owner: dict[str, int | None] = {}
+                normalized_names: list[tuple[int, str]] = []
+                for cid, name in self.names.items():
+                    normalized = normalize_company_name(name)
+                    if normalized:
+                        name_owner[normalized] = None if name_owner.get(normalized, cid) != cid else cid
+                        normalized_names.append((cid, normalized))
+                self._name_tables.extend([name_owner, NameIndex.build(normalized_names, normalized_names=True)])
+            return self._name_tables[0], self._name_tables[1]
+
+    @property
+    def name_owner(self) -> dict[str, int | None]:
+        """Normalized name -> customer; None where two customers share the name."""
+        return self._names()[0]
+
+    @property
+    def fuzzy(self) -> NameIndex:
+        return self._names()[1]
 
     @classmethod
     def build(
@@ -144,15 +170,9 @@ class CustomerIndex:
         for domain, companies in derived.items():
             if len(companies) == 1 and domain not in domain_company:
                 domain_company[domain] = next(iter(companies))
-        name_owner: dict[str, int | None] = {}
-        for cid, name in names.items():
-            normalized = normalize_company_name(name)
-            if normalized:
-                name_owner[normalized] = None if normalized in name_owner and name_owner[normalized] != cid else cid
         manual = {(kind, value): cid for kind, value, cid in rules if cid in names}
         return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names,
-                   phone_owner=phone_owner, name_owner=name_owner, manual=manual,
-                   fuzzy=NameIndex.build(names.items()))
+                   phone_owner=phone_owner, manual=manual)
 
 
 def manual_rule_key(kind: str, value: str, region: str | None = None) -> tuple[str, str] | None:

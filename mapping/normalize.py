@@ -91,19 +91,19 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
         text = "+" + text[2:]
     elif default_region is None and text.isdigit() and len(text) > 10:
         text = "+" + text  # a float-mangled international number lost its "+"
-    try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
-    except phonenumbers.NumberParseException:
-        number = None
-    if (number is None or not phonenumbers.is_valid_number(number)) and text.isdigit() and len(text) > 10:
-        # Digits only and too long for a national number: an international number whose
-        # "+" a spreadsheet dropped (385912345678.0), whatever the region.
+    if text.isdigit() and len(text) > 10 and not text.startswith("0"):
+        # Digits only, too long for a national number and no trunk 0: an international
+        # number whose "+" a spreadsheet dropped (385912345678.0), whatever the region.
         try:
             international = phonenumbers.parse("+" + text, None)
         except phonenumbers.NumberParseException:
             international = None
         if international is not None and phonenumbers.is_valid_number(international):
-            number = international
+            return phonenumbers.format_number(international, phonenumbers.PhoneNumberFormat.E164)
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        number = None
     if number is None or not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -235,18 +235,19 @@ class Pipeline:
         )
 
     def refresh_index(self) -> None:
-        customers = [(c.id, c.kind, c.name, c.company_id) for c in self.store.customer_rows()]
+        customers = self.store.customer_tuples()
         identities = self.store.identity_rows()
         learned = self.store.manual_rule_rows()
-        # Config rules name customers; resolve them against the customers as they are now.
-        plain = CustomerIndex.build(identities, customers, self.policy, learned)
-        from_config, problems = config_rules(self.config.matching.rules, plain,
-                                             self.config.matching.default_phone_region)
-        for problem in problems:
-            log.warning("%s", problem)
-        self.rule_problems = problems
-        # Config rules come last so they win over rules learned on Review.
-        self.index = CustomerIndex.build(identities, customers, self.policy, [*learned, *from_config])
+        self.index = CustomerIndex.build(identities, customers, self.policy, learned)
+        if self.config.matching.rules:
+            # Config rules name customers; resolve them against the customers as they are
+            # now. They come last, so they win over rules learned on Review.
+            from_config, problems = config_rules(self.config.matching.rules, self.index,
+                                                 self.config.matching.default_phone_region)
+            for problem in problems:
+                log.warning("%s", problem)
+            self.rule_problems = problems
+            self.index = CustomerIndex.build(identities, customers, self.policy, [*learned, *from_config])
 
     def link(self, participants: tuple[Participant, ...], hints: dict[str, str], ref: str | None) -> list[LinkSpec]:
         return link_activity(participants, hints, self.index, self.policy)
@@ -345,10 +346,11 @@ class Pipeline:
                 result.skipped += committed.skipped
                 if committed.customers_changed:
                     result.customers_changed += committed.customers_changed
-                    self.refresh_index()
                 self.heartbeat()
                 if self.stop_requested():
                     raise PassInterrupted()
+            if result.customers_changed:
+                self.refresh_index()  # once per source: rebuilding per batch would be quadratic
             if getattr(source, "write_keywords", False):
                 pending = self.store.pending_labels(source_id)
                 written = connector.write_back(pending)

@@ -194,3 +194,36 @@ def test_a_message_one_of_us_sent_is_outbound_whichever_copy_came_first(store: S
     store.commit(bob, Ingest(activities=[sent_copy]), no_links)
     [activity] = store.activities()
     assert activity["direction"] == "outbound"
+
+
+def test_bulk_import_claims_identities_once_and_takes_them_from_gone_customers(store: Store) -> None:
+    sheet = store.source_id("customers", "excel_customers")
+    first = CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@x.hr",), phones=("+38591111",), version="1")
+    twin = CustomerRecord("p:2", CustomerKind.PERSON, "Ana Twin", emails=("ana@x.hr", "twin@x.hr"), version="1")
+    result = store.commit(sheet, Ingest(customers=[first, twin]), no_links)
+    assert result.customers_changed == 2
+    [problem] = store.quarantine()
+    assert problem["key"] == "p:2#email:ana@x.hr" and "already on customer" in problem["reason"]
+    owners = {value: cid for cid, _kind, value in store.identity_rows()}
+    names = {c.id: c.name for c in store.customer_rows()}
+    assert {v: names[c] for v, c in owners.items()} == {"ana@x.hr": "Ana", "+38591111": "Ana", "twin@x.hr": "Ana Twin"}
+    store.commit(sheet, Ingest(removed=["p:1"]), no_links)
+    other = store.source_id("crm-export", "excel_customers")
+    newcomer = CustomerRecord("p:9", CustomerKind.PERSON, "Ana New", emails=("ana@x.hr",), version="1")
+    store.commit(other, Ingest(customers=[newcomer]), no_links)
+    owners = {value: cid for cid, _kind, value in store.identity_rows()}
+    assert {c.id: c.name for c in store.customer_rows()}[owners["ana@x.hr"]] == "Ana New"
+
+
+def test_review_assignments_become_rules_or_stay_pending_with_a_note(store: Store) -> None:
+    sheet = store.source_id("customers", "excel_customers")
+    store.commit(sheet, Ingest(customers=[CustomerRecord("c:1", CustomerKind.COMPANY, "Acme", version="1")]), no_links)
+    [acme] = store.customer_rows()
+    store.save_assignment("A1", [], None, "Acmee", "no customer named 'Acmee'; did you mean 'Acme'?")
+    assert store.pending_assignments() == {"A1": ("Acmee", "no customer named 'Acmee'; did you mean 'Acme'?")}
+    assert store.manual_rule_rows() == []
+    store.save_assignment("A1", [("email", "tom@gmail.com"), ("phone", "+38591111")], acme.id, "Acme")
+    assert store.pending_assignments() == {}
+    assert sorted(store.manual_rule_rows()) == [("email", "tom@gmail.com", acme.id), ("phone", "+38591111", acme.id)]
+    store.save_assignment("A2", [("email", "tom@gmail.com")], acme.id, "acme")  # the same key again: replaced
+    assert len(store.manual_rules()) == 2

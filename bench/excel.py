@@ -1,0 +1,149 @@
+"""Excel benchmark: reading a 100,000-row customer sheet, writing the timeline, one-row updates.
+
+In one run, on the same generated workbook:
+
+* ``raw_read_s``: a plain openpyxl read-only pass over every row (values only), the
+  baseline any Python tool reading .xlsx starts from;
+* ``ingest_s``: syncd's full ingest of that sheet as a source (read, parse, normalize,
+  store in SQLite), from an empty store;
+* ``timeline_write_s``: building and writing a timeline workbook of 100,000 activities;
+* ``one_row_update_s``: after one row of the sheet changed, the pass that brings the store
+  up to date (re-read, diff, commit of the one changed customer, re-match).
+
+Run:  python bench/excel.py [--rows 100000]
+Ends with one line of key=value figures. Target: ingest_ratio <= 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import openpyxl  # noqa: E402
+from openpyxl import Workbook  # noqa: E402
+
+from connectors.excel_timeline import write_timeline  # noqa: E402
+from syncd.config import parse_config  # noqa: E402
+from syncd.pipeline import Pipeline, peak_rss_mb  # noqa: E402
+from syncd.store import Store  # noqa: E402
+from syncd.timeline import build_view  # noqa: E402
+
+HEADER = ["Company", "Contact", "Email", "Phone", "Website", "Owner"]
+
+
+def write_sheet(path: Path, rows: int, changed_row: int | None = None) -> None:
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Customers")
+    sheet.append(HEADER)
+    for n in range(rows):
+        contact = f"Person {n}" if n != changed_row else f"Person {n} (renamed)"
+        sheet.append([f"Company {n} d.o.o.", contact, f"person{n}@company{n}.example", 385912000000 + n,
+                      f"company{n}.example", f"owner{n % 20}@ourco.example"])
+    book.save(path)
+
+
+def raw_read(path: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    count = sum(1 for _row in book["Customers"].iter_rows(values_only=True))
+    book.close()
+    return time.perf_counter() - started, count
+
+
+CONFIG = """
+[service]
+state_dir = "{state}"
+batch_size = 2000
+[matching]
+internal_domains = ["ourco.example"]
+default_phone_region = "HR"
+[timeline]
+path = "{state}/timeline.xlsx"
+[[sources]]
+name = "customers"
+kind = "excel_customers"
+path = "{sheet}"
+sheet = "Customers"
+header_row = 1
+[sources.columns]
+company = "Company"
+person = "Contact"
+email = "Email"
+phone = "Phone"
+domain = "Website"
+owner = "Owner"
+"""
+
+
+def synthetic_activities(count: int) -> list[dict]:
+    start = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    return [
+        {"id": n, "kind": "email", "occurred_at": start - timedelta(minutes=7 * n), "direction": "inbound",
+         "subject": f"Re: order {n} for next week", "snippet": "Thank you for the offer, we would like to " * 3,
+         "participants": [{"email": f"person{n}@company{n}.example", "name": f"Person {n}", "role": "from"},
+                          {"email": "alice@ourco.example", "name": "Alice", "role": "to"}],
+         "message_id": f"m{n}@company{n}.example", "hints": {},
+         "customers": [{"customer_id": n, "name": f"Company {n} d.o.o.", "kind": "company", "rule": "domain",
+                        "confidence": 0.9, "evidence": ""}],
+         "seen_in": [{"source": "alice-mail", "key": str(n), "mailbox": "alice@ourco.example", "folder": "INBOX",
+                      "link": None}]}
+        for n in range(count)
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-excel-") as temp:
+        root = Path(temp)
+        sheet = root / "customers.xlsx"
+        write_sheet(sheet, args.rows)
+        raw_s, count = raw_read(sheet)
+        print(f"raw openpyxl read-only pass: {count} rows in {raw_s:.2f} s")
+
+        config = parse_config(CONFIG.format(state=root / "state", sheet=sheet), root / "syncd.toml")
+        (root / "state").mkdir()
+        store = Store.open(config.store_url)
+        pipeline = Pipeline(config, store)
+        started = time.perf_counter()
+        result = pipeline.sync_source(config.sources[0])
+        ingest_s = time.perf_counter() - started
+        assert result.ok, result.error
+        customers = len(store.customer_rows())
+        print(f"syncd ingest: {customers} customers (companies and people) in {ingest_s:.2f} s "
+              f"({ingest_s / raw_s:.2f}x the raw read)")
+
+        activities = synthetic_activities(args.rows)
+        started = time.perf_counter()
+        view = build_view(activities, [], date(2026, 11, 23), ZoneInfo("Europe/Zagreb"), reports=True)
+        write_timeline(root / "timeline-100k.xlsx", view)
+        timeline_s = time.perf_counter() - started
+        print(f"timeline workbook of {len(activities)} activities written in {timeline_s:.2f} s "
+              f"({(root / 'timeline-100k.xlsx').stat().st_size / 2**20:.1f} MB)")
+
+        write_sheet(sheet, args.rows, changed_row=args.rows // 2)
+        pipeline = Pipeline(config, store)
+        started = time.perf_counter()
+        pipeline.refresh_index()
+        result = pipeline.sync_source(config.sources[0])
+        if result.customers_changed:
+            store.rematch(pipeline.link)
+        update_s = time.perf_counter() - started
+        assert result.ok and result.updated + result.customers_changed >= 1, result
+        print(f"one changed row: customers_changed={result.customers_changed} in {update_s:.2f} s")
+        store.close()
+    print(f"rows={args.rows} raw_read_s={raw_s:.2f} ingest_s={ingest_s:.2f} ingest_ratio={ingest_s / raw_s:.2f} "
+          f"timeline_write_s={timeline_s:.2f} one_row_update_s={update_s:.2f} peak_rss_mb={peak_rss_mb()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

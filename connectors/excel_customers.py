@@ -34,6 +34,15 @@ def _version(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _fingerprint(kind: str, name: str, emails: tuple[str, ...], phones: tuple[str, ...], domains: tuple[str, ...],
+                 company_key: str | None, owner: str) -> str:
+    """A customer record's version: what it says, not where it sits in the sheet (a row that
+    merely moved is not an update). Fields joined by separators no cell holds."""
+    text = "\x1f".join((kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains),
+                        company_key or "", owner))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
 def _fold(header: str) -> str:
     return fold_header(header)
 
@@ -79,14 +88,18 @@ class ExcelCustomersConnector(Connector):
 
     def _rows_to_records(self, sheet_title: str, rows: Iterator[tuple[int, list[Any]]],
                          index: dict[str, int]) -> list[CustomerRecord]:
-        companies: dict[str, CustomerRecord] = {}
+        # Companies gather domains, emails and phones over their rows; each record is built
+        # once, with its version, at the end (this loop runs 100,000 times on a large sheet).
+        companies: dict[str, dict[str, Any]] = {}
         people: list[CustomerRecord] = []
         seen_keys: set[str] = set()
+        prefix = f"{self.path.name}!{sheet_title} row "
+        fields = list(index.items())
         for row_number, row in rows:
-            values = {f: cell_text(row[i]) if i < len(row) else "" for f, i in index.items()}
+            width = len(row)
+            values = {f: cell_text(row[i]) if i < width else "" for f, i in fields}
             if not any(values.values()):
                 continue  # blank row
-            where = f"{self.path.name}!{sheet_title} row {row_number}"
             emails = tuple(e for e in _SPLIT_EMAILS.split(values.get("email", "")) if e)
             phones = tuple(p.strip() for p in _SPLIT_PHONES.split(values.get("phone", "")) if p.strip())
             company_name, person_name = values.get("company", ""), values.get("person", "")
@@ -94,37 +107,38 @@ class ExcelCustomersConnector(Connector):
             company_key = None
             if company_name:
                 company_key = "company:" + _fold(company_name)
-                existing = companies.get(company_key)
-                domains = tuple(d for d in _SPLIT_EMAILS.split(values.get("domain", "")) if d)
-                own_emails = emails if not person_name else ()
-                own_phones = phones if not person_name else ()
-                if existing is None:
-                    companies[company_key] = CustomerRecord(
-                        key=company_key, kind=CustomerKind.COMPANY, name=company_name, domains=domains,
-                        emails=own_emails, phones=own_phones, owner=owner, where=where,
-                    )
-                else:
-                    companies[company_key] = CustomerRecord(
-                        key=company_key, kind=CustomerKind.COMPANY, name=existing.name,
-                        domains=tuple(dict.fromkeys(existing.domains + domains)),
-                        emails=tuple(dict.fromkeys(existing.emails + own_emails)),
-                        phones=tuple(dict.fromkeys(existing.phones + own_phones)),
-                        owner=existing.owner or owner, where=existing.where,
-                    )
+                entry = companies.get(company_key)
+                if entry is None:
+                    entry = companies[company_key] = {"name": company_name, "domains": {}, "emails": {},
+                                                      "phones": {}, "owner": owner, "where": prefix + str(row_number)}
+                for domain in _SPLIT_EMAILS.split(values.get("domain", "")):
+                    if domain:
+                        entry["domains"][domain] = None
+                if not person_name:
+                    entry["emails"].update(dict.fromkeys(emails))
+                    entry["phones"].update(dict.fromkeys(phones))
+                entry["owner"] = entry["owner"] or owner
             if not person_name and not (emails and not company_name):
                 continue
             key = self._row_key(values, emails, row)
             if key in seen_keys:
                 key = f"{key}#row{row_number}"
             seen_keys.add(key)
-            people.append(
-                CustomerRecord(
-                    key=key, kind=CustomerKind.PERSON, name=person_name or emails[0], emails=emails, phones=phones,
-                    company_key=company_key, owner=owner, where=where,
-                )
-            )
-        records = [self._versioned(r) for r in companies.values()] + [self._versioned(r) for r in people]
-        return records
+            name = person_name or emails[0]
+            people.append(CustomerRecord(
+                key=key, kind=CustomerKind.PERSON, name=name, emails=emails, phones=phones, company_key=company_key,
+                owner=owner, where=prefix + str(row_number),
+                version=_fingerprint("person", name, emails, phones, (), company_key, owner),
+            ))
+        records = []
+        for key, entry in companies.items():
+            domains, emails, phones = tuple(entry["domains"]), tuple(entry["emails"]), tuple(entry["phones"])
+            records.append(CustomerRecord(
+                key=key, kind=CustomerKind.COMPANY, name=entry["name"], domains=domains, emails=emails, phones=phones,
+                owner=entry["owner"], where=entry["where"],
+                version=_fingerprint("company", entry["name"], emails, phones, domains, None, entry["owner"]),
+            ))
+        return records + people
 
     def _row_key(self, values: dict[str, str], emails: tuple[str, ...], row: list[Any]) -> str:
         if self.key_columns:
@@ -133,12 +147,3 @@ class ExcelCustomersConnector(Connector):
             return "person:" + emails[0].lower()
         return "row:" + _version(*[cell_text(v) for v in row])
 
-    @staticmethod
-    def _versioned(record: CustomerRecord) -> CustomerRecord:
-        version = _version(record.kind.value, record.name, record.emails, record.phones, record.domains,
-                           record.company_key, record.owner)
-        return CustomerRecord(
-            key=record.key, kind=record.kind, name=record.name, emails=record.emails, phones=record.phones,
-            domains=record.domains, company_key=record.company_key, owner=record.owner, version=version,
-            where=record.where,
-        )

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from mapping.normalize import normalize_company_name
 
@@ -42,6 +42,7 @@ class NameIndex:
 
     names: dict[int, str] = field(default_factory=dict)  # customer id -> normalized name
     blocks: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    words: set[str] = field(default_factory=set)  # every word of every customer name
 
     @classmethod
     def build(cls, customers: Iterable[tuple[int, str]], normalized_names: bool = False) -> "NameIndex":
@@ -52,6 +53,7 @@ class NameIndex:
             if not normalized:
                 continue
             index.names[cid] = normalized
+            index.words.update(normalized.split())
             for key in block_keys(normalized):
                 index.blocks[key].append(cid)
         return index
@@ -66,10 +68,28 @@ class NameIndex:
             block = self.blocks.get(key)
             if block and len(block) <= MAX_BLOCK_SIZE:
                 candidates.update(block)
-        scored = [(cid, name_score(normalized, self.names[cid])) for cid in candidates]
-        scored = [(cid, score) for cid, score in scored if score >= min_score]
-        scored.sort(key=lambda item: (-item[1], item[0]))
+        if not candidates:
+            return []
+        ids = list(candidates)
+        choices = [self.names[cid] for cid in ids]
+        cutoff = min_score * 100
+        best: dict[int, float] = {}
+        # rapidfuzz scores the whole block in C; two scorers, the better one counts.
+        for scorer in (fuzz.ratio, fuzz.token_sort_ratio):
+            for _choice, score, position in process.extract(normalized, choices, scorer=scorer, limit=limit + 2,
+                                                              score_cutoff=cutoff):
+                cid = ids[position]
+                best[cid] = max(best.get(cid, 0.0), score / 100.0)
+        scored = sorted(best.items(), key=lambda item: (-item[1], item[0]))
         return scored[:limit]
+
+    def differs_by_real_words(self, query: str, customer_id: int) -> bool:
+        """Whether the query differs from the customer's name by a word that is itself in
+        some customer's name ("Elbe Tehnika" vs "Elbe Technika" when both words are known):
+        that is two companies, not a typo, however close the letters are."""
+        normalized = normalize_company_name(query) or ""
+        theirs = set(self.names.get(customer_id, "").split())
+        return any(word in self.words for word in normalized.split() if word not in theirs)
 
     def size_bytes(self) -> int:
         import sys

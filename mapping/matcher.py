@@ -14,7 +14,9 @@ protocol. Rules, strongest first, each recorded on the link with its confidence:
 * ``name``: the customer name a sheet row gives equals a customer's, once case, accents,
   punctuation and legal forms are set aside (0.9);
 * ``fuzzy-name``: that name is close to exactly one customer's (rapidfuzz score at least
-  the policy's ``fuzzy_auto_link``, and clearly ahead of the next); confidence = score.
+  the policy's ``fuzzy_auto_link``, clearly ahead of the next, and not differing by a
+  word that is itself part of a customer name: "Elbe Tehnika" is not a typo of "Elbe
+  Technika" when both are customers' words); confidence = score.
   Closer calls are only *suggested* on the Review sheet.
 
 Mail whose every participant is internal is not logged (``internal-only``), nor, when the
@@ -75,7 +77,7 @@ class MatchPolicy:
     block_whole_item: bool = True  # False: only the blocked party is ignored
     fold_plus_addresses: bool = False
     default_phone_region: str | None = None
-    fuzzy_auto_link: float = 0.97
+    fuzzy_auto_link: float = 0.92
     fuzzy_suggest: float = 0.75
 
     def is_internal(self, email: str) -> bool:
@@ -328,15 +330,15 @@ def _match_name(text: str, index: CustomerIndex, policy: MatchPolicy,
     close = index.fuzzy.closest(text, limit=2, min_score=policy.fuzzy_suggest)
     if close and close[0][1] >= policy.fuzzy_auto_link and (
         len(close) == 1 or close[0][1] - close[1][1] >= FUZZY_MARGIN
-    ):
+    ) and not index.fuzzy.differs_by_real_words(text, close[0][0]):
         cid, score = close[0]
         if trace is not None:
             trace.append(f"name {text!r}: rule fuzzy-name matched: #{cid}, {index.names.get(cid)} ({score:.2f})")
         return [(cid, "fuzzy-name", f"name {text!r} is close to {index.names.get(cid, cid)} ({score:.2f})", score)]
     if trace is not None:
         shown = ", ".join(f"{index.names.get(c)} ({sc:.2f})" for c, sc in close) or "none close"
-        trace.append(f"name {text!r}: rule fuzzy-name failed: below {policy.fuzzy_auto_link:.2f} or not clear "
-                     f"of the next; candidates: {shown}")
+        trace.append(f"name {text!r}: rule fuzzy-name failed: below {policy.fuzzy_auto_link:.2f}, not clear "
+                     f"of the next, or differing by a word another customer's name has; candidates: {shown}")
     return []
 
 

@@ -137,13 +137,14 @@ _LEGAL_FORMS = {
     "gmbh", "ag", "kg", "ug", "mbh", "ohg", "ev", "se", "sa", "sas", "sarl", "srl", "spa", "sl", "slu", "bv",
     "nv", "ab", "as", "asa", "aps", "oy", "oyj", "kft", "zrt", "nyrt", "sro", "doo", "dd", "ad", "jsc",
     "ooo", "zao", "oao", "pjsc", "spzoo", "sp", "zoo", "ska", "sc", "sk", "dooel", "ltda", "pty", "pvt",
-    "kk", "tov", "aktiebolag", "aksjeselskap", "osakeyhtio", "пао", "ооо", "доо", "дд", "ад", "ао", "зао", "тов",
+    "kk", "tov", "aktiebolag", "hb", "kb", "jdoo", "spk", "aksjeselskap", "osakeyhtio", "пао", "ооо", "доо", "дд", "ад", "ао", "зао", "тов",
 }
 # Words that open a name as its legal form: Persian "sherkat" (company), "Firma".
 _LEADING_FORMS = {"شرکت", "firma"}
 _MULTIWORD_FORMS = (
     ("sp", "z", "oo"), ("sp", "z", "o", "o"), ("sp", "k"), ("s", "r", "o"), ("s", "r", "l"), ("s", "p", "a"),
-    ("s", "a", "s"), ("s", "l"), ("s", "a", "r", "l"), ("l", "t", "d", "a"), ("d", "o", "o"), ("d", "d"), ("a", "s"), ("s", "a"),
+    ("s", "a", "s"), ("s", "l"), ("s", "a", "r", "l"), ("l", "t", "d", "a"), ("j", "d", "o", "o"), ("a", "d"),
+    ("s", "p", "k"), ("k", "d"), ("o", "d"), ("a", "b"), ("h", "b"), ("a", "g"), ("k", "g"), ("d", "o", "o"), ("d", "d"), ("a", "s"), ("s", "a"),
     ("b", "v"), ("n", "v"), ("д", "о", "о"), ("д", "д"), ("о", "о", "о"), ("co", "ltd"), ("pty", "ltd"),
     ("pvt", "ltd"),
 )

@@ -473,7 +473,7 @@ class MatchingConfig(StrictModel):
         "timeline's Review sheet are learned as rules too (`syncd rules` lists them).",
     )
     fuzzy_auto_link: float = Field(
-        default=0.97, ge=0.5, le=1.0,
+        default=0.92, ge=0.5, le=1.0,
         description="A customer name in a sheet row that matches no customer exactly is linked to the "
         "closest name scoring at least this (0..1), when no other name comes close; lower scores are "
         "suggestions on Review.",

@@ -30,7 +30,8 @@ def read_orders(path: Path, columns: dict[str, str] = ORDER_COLUMNS):
 def test_messy_order_sheet_loads_every_row_right(tmp_path: Path) -> None:
     records, problems, batches = read_orders(messy_orders(tmp_path / "orders.xlsx"))
     by_key = {r.key: r for r in records}
-    assert sorted(by_key) == ["row:2026-101", "row:2026-102", "row:2026-103", "row:2026-104", "row:2026-106"]
+    assert sorted(by_key) == ["row:2026-101", "row:2026-102", "row:2026-103", "row:2026-104", "row:2026-106",
+                              "row:2026-107"]
     utc = timezone.utc
     assert by_key["row:2026-101"].occurred_at == datetime(2026, 10, 5, 8, 30, tzinfo=utc)  # date cell, CEST
     assert by_key["row:2026-102"].occurred_at == datetime(2026, 10, 5, 22, 0, tzinfo=utc)  # serial 46301 = 6 Oct
@@ -45,7 +46,7 @@ def test_messy_order_sheet_loads_every_row_right(tmp_path: Path) -> None:
     assert by_key["row:2026-101"].link.endswith("orders.xlsx#Orders!A5")
     assert [(p.key, p.where) for p in problems] == [("row:2026-105", "orders.xlsx!Orders row 11")]
     assert "column 'Date'" in problems[0].reason and "'not a date' is not a date" in problems[0].reason
-    assert batches[-1].listing_complete and batches[-1].listed == 6
+    assert batches[-1].listing_complete and batches[-1].listed == 7
 
 
 def test_unchanged_rows_are_not_sent_again_and_deleted_rows_are_removed(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_a_misspelled_column_names_workbook_sheet_column_and_the_closest_header(
     with pytest.raises(SourceConfigError) as caught:
         read_orders(path, {**ORDER_COLUMNS, "amount": "Amount EUR"})
     assert str(caught.value) == (
-        "orders.xlsx!Orders: column 'Amount EUR' (mapped to amount) not found in the first 12 rows "
+        "orders.xlsx!Orders: column 'Amount EUR' (mapped to amount) not found in the first 13 rows "
         "(best guess: row 4); closest header: 'Amount (EUR)'"
     )
 
@@ -153,7 +154,8 @@ def test_customers_orders_and_calls_from_config_link_and_staff_files_stay_byte_i
     rows = {r[4]: r for r in book["Timeline"].iter_rows(min_row=2, values_only=True)}
     assert rows["2026-101"][1] == "Adriatic Foods d.o.o.; Ivana Horvat"  # by email (person and company)
     assert rows["2026-103"][1] == "Adriatic Foods d.o.o."  # by name, case and legal form aside
-    assert rows["2026-104"][1] is None  # "Adriatik Foods" scores 0.93: below fuzzy_auto_link, so Review
+    assert rows["2026-104"][1] == "Adriatic Foods d.o.o."  # "Adriatik Foods": fuzzy (0.93), clear of the rest
+    assert rows["2026-107"][1] is None  # "Adria Foods" scores 0.88: below fuzzy_auto_link, so Review
     assert rows["2026-102"][1] == "Tuscany Wines S.r.l."
     assert rows["2026-106"][1] == "Baltic Amber Sp. z o.o."
     assert rows["Delivery date"][1] == "Adriatic Foods d.o.o.; Ivana Horvat"  # phone stored as a float
@@ -163,8 +165,8 @@ def test_customers_orders_and_calls_from_config_link_and_staff_files_stay_byte_i
     assert rows["2026-101"][2] == "order" and rows["Delivery date"][2] == "call"
     assert rows["2026-101"][10].startswith("file://") and rows["2026-101"][10].endswith("#Orders!A5")
     review = {r[1]: r for r in book["Review"].iter_rows(min_row=2, values_only=True)}
-    assert list(review) == ["Wrong number", "2026-104"]
-    assert review["2026-104"][6] == "Adriatic Foods d.o.o. (93%)"  # Suggested customers
+    assert list(review) == ["2026-107", "Wrong number"]
+    assert review["2026-107"][6] == "Adriatic Foods d.o.o. (88%)"  # Suggested customers
     assert review["Wrong number"][3] == "+1 212 555 0100"
     status = run_syncd("quarantine", "-c", str(config))
     assert "orders.xlsx!Orders row 11" in status.stdout and "'not a date' is not a date" in status.stdout
@@ -177,7 +179,7 @@ def test_bad_header_is_reported_by_check_config_and_status(tmp_path: Path) -> No
     checked = run_syncd("check-config", "-c", str(config))
     assert checked.returncode == 2
     assert ("sources[1] (orders).columns: orders.xlsx!Orders: column 'Amount' (mapped to amount) not found in the "
-            "first 12 rows (best guess: row 4); closest header: 'Amount (EUR)'") in checked.stdout + checked.stderr
+            "first 13 rows (best guess: row 4); closest header: 'Amount (EUR)'") in checked.stdout + checked.stderr
     run_syncd("sync", "--once", "-c", str(config))
     status = run_syncd("status", "-c", str(config))
     assert "column 'Amount' (mapped to amount) not found" in status.stdout

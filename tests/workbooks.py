@@ -80,6 +80,7 @@ def messy_orders(path: Path) -> Path:
     ws.append(["2026-104", "05/11/2026 14:30", "Adriatik Foods", None, 2, 99, "bob@northwind.example"])  # typo
     ws.append(["2026-105", "not a date", "Tuscany Wines", None, 1, 10, "bob@northwind.example"])  # row 11: bad
     ws.append(["2026-106", "2026-11-07", "Baltic Amber Sp. z o.o.", None, 1, 10, "bob@northwind.example"])
+    ws.append(["2026-107", "2026-11-08", "Adria Foods", None, 1, 10, "alice@northwind.example"])  # too far off
     wb.save(path)
     set_cached_values(path, 2, {"F6": 360})
     return path

@@ -1,0 +1,34 @@
+"""The fuzzy-name rule on a labeled synthetic set with realistic typos (bench/fuzzy_names.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.fuzzy_names import evaluate, generate, misspell
+from mapping.fuzzy import NameIndex
+from mapping.matcher import MatchPolicy
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_auto_links_are_at_least_99_percent_precise_and_most_typos_link(seed: int) -> None:
+    pairs, queries = generate(customers=5000, queries=1500, seed=seed)
+    assert sum(q.customer_id is None for q in queries) > 300  # a real share of non-customers
+    figures = evaluate(pairs, queries, MatchPolicy())
+    assert figures["precision"] >= 0.99
+    assert figures["recall"] >= 0.85
+    assert figures["suggestion_recall"] >= 0.9  # typos not auto-linked are suggested on Review
+
+
+def test_typos_are_realistic_edits() -> None:
+    import random
+
+    rng = random.Random(1)
+    variants = {misspell("Jadran Pekara d.o.o.", rng) for _ in range(40)}
+    assert "Jadran Pekara d.o.o." not in variants or len(variants) > 10
+    assert any(v.lower().startswith("jadran pekara") and "d.o.o." not in v for v in variants)  # legal form dropped
+
+
+def test_a_word_of_another_customer_is_not_taken_for_a_typo() -> None:
+    index = NameIndex.build([(1, "Elbe Technika Export Ltd"), (2, "Sava Tehnika d.o.o.")])
+    assert index.differs_by_real_words("Elbe Tehnika Export", 1)  # "tehnika" is customer 2's word
+    assert not index.differs_by_real_words("Elbe Tecnika Export", 1)  # a typo: no customer has "tecnika"

@@ -10,7 +10,7 @@ its token-sort ratio over normalized names (word order and legal forms do not co
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -63,14 +63,18 @@ class NameIndex:
         normalized = normalize_company_name(query)
         if not normalized:
             return []
-        candidates: set[int] = set()
-        for key in block_keys(normalized):
+        keys = block_keys(normalized)
+        shared: Counter[int] = Counter()
+        for key in keys:
             block = self.blocks.get(key)
             if block and len(block) <= MAX_BLOCK_SIZE:
-                candidates.update(block)
-        if not candidates:
+                shared.update(block)
+        if not shared:
             return []
-        ids = list(candidates)
+        # A name with a typo still shares most of its blocks with the right one; a name that
+        # shares a single block ("foods") with the query is rarely worth scoring.
+        needed = 2 if len(keys) >= 4 else 1
+        ids = [cid for cid, count in shared.items() if count >= needed] or list(shared)
         choices = [self.names[cid] for cid in ids]
         cutoff = min_score * 100
         best: dict[int, float] = {}

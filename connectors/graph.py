@@ -666,45 +666,67 @@ class GraphContactsConnector(Connector):
             if not values:
                 raise SourceConfigError(f"mailbox {self.mailbox}: no contact folder {self.folder!r}")
             path = f"{user}/contactFolders/{values[0]['id']}/contacts"
-        records: list[CustomerRecord] = []
-        companies: dict[str, CustomerRecord] = {}
+        found: list[ContactFields] = []
         for page in self.client.pages(path, params={"$select": ",".join(CONTACT_FIELDS), "$top": "500"},
                                       prefer=('IdType="ImmutableId"',)):
             for contact in page.get("value") or []:
                 if str(contact.get("personalNotes") or "").startswith(NOTE_MARKER):
                     continue  # our own write-back
-                records.extend(self._records(contact, companies))
-        records = list(companies.values()) + records
-        changed = [r for r in records if state.known.get(r.key) != r.version]
-        size = max(1, self.options.batch_size)
-        for start in range(0, len(changed), size):
-            yield Batch(records=tuple(changed[start : start + size]))
-        listed = {r.key for r in records}
-        yield Batch(removed=tuple(sorted(k for k in state.known if k not in listed)), listing_complete=True,
-                    listed=len(listed))
+                emails = [a[0] for a in (_address({"emailAddress": e}) for e in contact.get("emailAddresses") or [])
+                          if a]
+                phones = [*(contact.get("businessPhones") or []), contact.get("mobilePhone"),
+                          *(contact.get("homePhones") or [])]
+                found.append(ContactFields(f"contact/{contact['id']}", _clean(contact.get("displayName"), 500),
+                                           tuple(emails), tuple(str(p) for p in phones if p),
+                                           _clean(contact.get("companyName"), 500),
+                                           str(contact.get("businessHomePage") or "").strip()))
+        yield from listing_batches(contact_records(found, f"{self.mailbox} contacts {self.folder}"), state,
+                                   self.options.batch_size)
 
-    def _records(self, contact: dict[str, Any], companies: dict[str, CustomerRecord]) -> list[CustomerRecord]:
-        emails = tuple(dict.fromkeys(a[0] for a in (_address({"emailAddress": e}) for e in
-                                                   contact.get("emailAddresses") or []) if a))
-        phones = tuple(dict.fromkeys(str(p) for p in [*(contact.get("businessPhones") or []),
-                                                      contact.get("mobilePhone"), *(contact.get("homePhones") or [])]
-                                     if p))
-        name = _clean(contact.get("displayName"), 500) or (emails[0] if emails else "")
-        company_name = _clean(contact.get("companyName"), 500)
-        where = f"{self.mailbox} contacts {self.folder}"
+
+@dataclass(frozen=True)
+class ContactFields:
+    """What a customer source needs of one Exchange contact, whichever API read it."""
+
+    key: str
+    name: str
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+    company: str
+    homepage: str
+
+
+def contact_records(contacts: list[ContactFields], where: str) -> list[CustomerRecord]:
+    """Each contact a person; each company name a company (its domains from the contacts' home pages)."""
+    companies: dict[str, CustomerRecord] = {}
+    people: list[CustomerRecord] = []
+    for contact in contacts:
         company_key = None
-        if company_name:
-            company_key = "company:" + company_name.casefold()
-            homepage = str(contact.get("businessHomePage") or "").strip()
-            domains = (homepage,) if homepage else ()
+        if contact.company:
+            company_key = "company:" + contact.company.casefold()
+            homepage = (contact.homepage,) if contact.homepage else ()
             existing = companies.get(company_key)
-            merged = domains if existing is None else tuple(dict.fromkeys(existing.domains + domains))
+            domains = homepage if existing is None else tuple(dict.fromkeys(existing.domains + homepage))
             companies[company_key] = _versioned(CustomerRecord(key=company_key, kind=CustomerKind.COMPANY,
-                                                               name=company_name, domains=merged, where=where))
-        if not name:
-            return []
-        return [_versioned(CustomerRecord(key=f"contact/{contact['id']}", kind=CustomerKind.PERSON, name=name,
-                                          emails=emails, phones=phones, company_key=company_key, where=where))]
+                                                               name=contact.company, domains=domains, where=where))
+        emails = tuple(dict.fromkeys(e.strip().lower() for e in contact.emails if e.count("@") == 1))
+        name = contact.name or (emails[0] if emails else "")
+        if name:
+            people.append(_versioned(CustomerRecord(key=contact.key, kind=CustomerKind.PERSON, name=name,
+                                                    emails=emails, phones=tuple(dict.fromkeys(contact.phones)),
+                                                    company_key=company_key, where=where)))
+    return list(companies.values()) + people
+
+
+def listing_batches(records: list[CustomerRecord], state: SourceState, batch_size: int) -> Iterator[Batch]:
+    """New or changed records in batches, then the removals of a full listing."""
+    changed = [r for r in records if state.known.get(r.key) != r.version]
+    size = max(1, batch_size)
+    for start in range(0, len(changed), size):
+        yield Batch(records=tuple(changed[start : start + size]))
+    listed = {r.key for r in records}
+    yield Batch(removed=tuple(sorted(k for k in state.known if k not in listed)), listing_complete=True,
+                listed=len(listed))
 
 
 def _versioned(record: CustomerRecord) -> CustomerRecord:

@@ -18,7 +18,6 @@ kept at WARNING (its debug output includes request details).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -190,7 +189,7 @@ class GraphTokens:
             raise SourceAuthError(f"device code refused: {flow.get('error')}: {flow.get('error_description', '')}")
         say(str(flow["message"]))
         result = app.acquire_token_by_device_flow(flow)
-        token = self._checked(result)
+        self._checked(result)
         self._save()
         claims = result.get("id_token_claims") or {}
         return str(claims.get("preferred_username") or claims.get("name") or "the user")
@@ -199,11 +198,6 @@ class GraphTokens:
 def cache_file(state_dir: Path, source: str) -> Path:
     """Where a source's token cache lives: one file per source and sign-in identity."""
     return state_dir / "tokens" / f"{source}.msal.json"
-
-
-def fingerprint(text: str) -> str:
-    """A short, non-reversible tag for a secret, for telling two apart without showing either."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -372,6 +372,7 @@ class ExchangeMailboxFields(StrictModel):
         description="Mail folders read, by well-known name (inbox, sentitems, archive...) or display name "
         "(a subfolder as \"Inbox/Customers\").",
     )
+    backfill_days: int = Field(default=365, ge=1, le=3650, description="How far back the first sync reads mail.")
     calendar: bool = Field(default=True, description="Read the mailbox's default calendar (meetings).")
     past_days: int = Field(default=365, ge=0, le=3650, description="How far back meetings are read.")
     future_days: int = Field(default=180, ge=0, le=3650, description="How far ahead meetings are read.")
@@ -405,7 +406,6 @@ class GraphSourceConfig(GraphAccountFields, ExchangeMailboxFields, MailSourceBas
     """A Microsoft 365 mailbox through Microsoft Graph: mail folders and calendar, optional write-back."""
 
     kind: Literal["graph"]
-    backfill_days: int = Field(default=365, ge=1, le=3650, description="How far back the first sync reads mail.")
 
 
 class GraphContactsSourceConfig(GraphAccountFields):

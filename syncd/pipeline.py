@@ -232,8 +232,8 @@ def make_connector(source: object, options: ReadOptions, floating_zone: str = "U
     if isinstance(source, EwsSourceConfig):
         return EwsConnector(source.name, options, ews_account(source, source.effective_mailbox),
                             owner=source.owner, owner_addresses=frozenset(source.owner_addresses),
-                            folders=tuple(source.folders), calendar=source.calendar, past_days=source.past_days,
-                            future_days=source.future_days, contacts_folder=source.contacts_folder)
+                            folders=tuple(source.folders), calendar=source.calendar, backfill_days=source.backfill_days,
+                            past_days=source.past_days, future_days=source.future_days, contacts_folder=source.contacts_folder)
     if isinstance(source, EwsContactsSourceConfig):
         return EwsContactsConnector(source.name, options, ews_account(source, source.mailbox), source.contacts_folder)
     if isinstance(source, ImapSourceConfig):

@@ -122,3 +122,13 @@ def graph_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(double.ca_bundle))
     yield double
     double.stop()
+
+
+@pytest.fixture
+def ews_double():  # type: ignore[no-untyped-def]
+    """An Exchange EWS TEST DOUBLE on http://127.0.0.1 (tests/doubles/ews_double.py); stopped afterwards."""
+    from tests.doubles.ews_double import EwsDouble
+
+    double = EwsDouble().start()
+    yield double
+    double.stop()

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
-from connectors.graph import PRIVATE_CATEGORIES, ContactFields, contact_records, listing_batches
+from connectors.graph import PRIVATE_CATEGORIES, ContactFields, contact_records, listing_batches, with_categories
 from syncd.records import (
     ActivityKind,
     ActivityRecord,
@@ -493,8 +493,7 @@ class EwsConnector(Connector):
                     continue
                 raise SourceUnavailable(f"{self.mailbox}: cannot read {key}: {item}")
             existing = [str(c) for c in item.categories or []]
-            folded = {c.casefold() for c in existing}
-            merged = existing + [n for n in labels[key] if n.casefold() not in folded]
+            merged = with_categories(existing, labels[key])
             if merged != existing:
                 item.categories = merged
                 with self.session.mapped("set categories"):

@@ -367,6 +367,12 @@ def event_record(item: dict[str, Any], *, mailbox: str, owners: frozenset[str],
     )
 
 
+def with_categories(existing: list[str], names: tuple[str, ...]) -> list[str]:
+    """The user's categories, in their order, then the customers' missing ones (case-insensitive)."""
+    folded = {c.casefold() for c in existing}
+    return existing + [n for n in dict.fromkeys(names) if n.casefold() not in folded]
+
+
 @dataclass
 class DeltaCursor:
     link: str
@@ -587,8 +593,7 @@ class GraphConnector(Connector):
             except NotFound:
                 continue  # deleted since it was read; the next pass removes it
             existing = [str(c) for c in current.get("categories") or []]
-            folded = {c.casefold() for c in existing}
-            merged = existing + [n for n in names if n.casefold() not in folded]
+            merged = with_categories(existing, names)
             if merged != existing:
                 try:
                     self.client.request("PATCH", path, body={"categories": merged}, prefer=self.prefer[:1])

@@ -9,23 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.doubles.ews_double import EwsDouble
-from tests.test_graph import config, live_activities, rows, sync
 from tests.helpers import run_syncd
+from tests.test_graph import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
 
 PASSWORD = "Ews-Pw-LEAKCHECK-4d2e"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-ALICE = "alice@ourco.example"
-BOB = "bob@ourco.example"
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ews_source(double: EwsDouble, tmp_path: Path, name: str, mailbox: str, **extra: object) -> str:

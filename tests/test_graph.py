@@ -331,3 +331,22 @@ def test_device_code_sign_in_then_silent_renewal_from_the_private_cache(graph_do
     assert later.token(force_refresh=True) in graph_double.tokens  # renewed with the refresh token
     grants = [r.body["grant_type"] for r in graph_double.recorded("POST", "/oauth2/v2.0/token")]
     assert grants[-1] == "refresh_token"
+
+
+def test_graph_login_command_signs_in_once_and_the_next_sync_runs_silently(graph_double: GraphDouble, tmp_path: Path,
+                                                                           capsys) -> None:  # type: ignore[no-untyped-def]
+    from syncd.cli import main
+
+    seed(graph_double)
+    graph_double.clients[CLIENT] = None  # a public client: no secret
+    graph_double.auto_approve = ALICE
+    source = graph_source(graph_double, tmp_path, "alice", ALICE).replace(
+        f'client_secret_secret = {{ file = "{tmp_path / "client-secret"}" }}', 'auth = "device_code"')
+    path = config(tmp_path, source)
+    assert "syncd graph-login alice" in sync(path, ok=False)  # not signed in yet: says what to do
+    assert main(["graph-login", "alice", "-c", str(path)]) == 0
+    said = capsys.readouterr().out
+    assert "SYNCD-TEST" in said and f"signed in as {ALICE}" in said
+    assert stat.S_IMODE((tmp_path / "state" / "tokens" / "alice.msal.json").stat().st_mode) == 0o600
+    sync(path)
+    assert "offer@adriaticfoods.hr" in live_activities(tmp_path)

@@ -76,6 +76,7 @@ class GraphDouble:
         self.denied: set[str] = set()
         self.throttled: dict[str, list[int]] = {}  # mailbox -> Retry-After of the next 429s
         self.device_codes: dict[str, str] = {}  # device code -> user
+        self.auto_approve: str | None = None  # a user who "signs in" as soon as a code is issued
         self.token_lifetime = 3599
         self._seq = 0
         self._lock = threading.RLock()
@@ -273,7 +274,7 @@ class GraphDouble:
             }
         if rest == "oauth2/v2.0/devicecode":
             code = uuid.uuid4().hex
-            self.device_codes[code] = "pending"
+            self.device_codes[code] = self.auto_approve or "pending"
             return 200, {}, {"device_code": code, "user_code": "SYNCD-TEST", "verification_uri":
                              "https://microsoft.com/devicelogin", "expires_in": 900, "interval": 1,
                              "message": "To sign in, open https://microsoft.com/devicelogin and enter SYNCD-TEST."}

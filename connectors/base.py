@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from syncd.records import Batch, ReadOptions, SourceState
+from syncd.records import Batch, CustomerNote, ReadOptions, SourceState
 
 
 class SourceError(Exception):
@@ -63,4 +63,11 @@ class Connector(ABC):
         """Mark items with their customers' names where the system supports it (keywords,
         categories). ``labels`` maps item key to customer names; returns the keys written.
         Only called when the source's config enables write-back. Must be idempotent."""
+        return set()
+
+    def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:
+        """Create or update one contact per customer whose notes hold its recent timeline
+        (Outlook contacts). ``notes`` maps a stable customer key to the note; returns the
+        keys written. Only called when the source's config enables it, and only with notes
+        that changed since they were last written. Must be idempotent."""
         return set()

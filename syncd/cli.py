@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 
     quarantine = with_config(sub.add_parser("quarantine", help="items that could not be ingested, with reasons"))
     quarantine.add_argument("--json", action="store_true")
+
+    graph_login = with_config(sub.add_parser(
+        "graph-login", help="sign in once as the mailbox user of a graph source with auth = \"device_code\""))
+    graph_login.add_argument("source", help="the source name")
     return parser
 
 
@@ -279,7 +283,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.dir)
 
 
+def cmd_graph_login(args: argparse.Namespace) -> int:
+    """Device-code sign-in: prints where to enter the code, waits, and keeps the tokens (0600)."""
+    from connectors.base import SourceError
+    from syncd.config import GraphAccountFields
+    from syncd.pipeline import graph_client
+
+    config = _load(args.config, args.debug)
+    source = next((s for s in config.sources if s.name == args.source), None)
+    if not isinstance(source, GraphAccountFields) or source.auth != "device_code":
+        print(f"syncd: {args.source} is not a graph source with auth = \"device_code\"", file=sys.stderr)
+        return EXIT_CONFIG
+    client = graph_client(source, config.service.state_dir)
+    try:
+        user = client.tokens.device_login(lambda message: print(message, flush=True))
+    except SourceError as exc:
+        print(f"syncd: sign-in failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.source}: signed in as {user}; tokens kept in {client.tokens.sign_in.cache_path}")
+    return EXIT_OK
+
+
 COMMANDS = {
+    "graph-login": cmd_graph_login,
     "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
     "timeline": cmd_timeline, "explain": cmd_explain, "quarantine": cmd_quarantine, "init": cmd_init,
 }

@@ -315,6 +315,182 @@ class CaldavSourceConfig(MailSourceBase):
         return value
 
 
+def _https_or_loopback(value: str) -> str:
+    """An https URL, or plain http to this machine only (a test double, a local proxy)."""
+    value = value.rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must start with https:// (or http:// for a server on this machine)")
+    host = value.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if value.startswith("http://") and host not in ("localhost", "::1") and not host.startswith("127."):
+        raise ValueError("plain http:// is only allowed for a server on this machine (127.0.0.1, localhost); "
+                         "use https://")
+    return value
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_or_loopback)]
+
+
+class GraphAccountFields(StrictModel):
+    """How syncd signs in to Microsoft Graph (shared by the graph and graph_contacts kinds)."""
+
+    tenant_id: str = Field(description="Directory (tenant) ID or verified domain of the Microsoft 365 tenant.")
+    client_id: str = Field(description="Application (client) ID of syncd's app registration.")
+    auth: Literal["app", "device_code"] = Field(
+        default="app",
+        description="app: application permissions with a client secret or certificate (a service reading many "
+        "mailboxes). device_code: one user's delegated sign-in, done once with `syncd graph-login NAME`.",
+    )
+    client_secret_secret: SecretSource | None = Field(
+        default=None, description="auth = \"app\": the client secret, from a secret (never inline)."
+    )
+    certificate_secret: SecretSource | None = Field(
+        default=None,
+        description="auth = \"app\": a PEM file (or credential) holding the certificate's private key and the "
+        "certificate; preferred over a client secret.",
+    )
+    authority_host: HttpsUrl = Field(
+        default="https://login.microsoftonline.com",
+        description="The Entra ID sign-in host (national clouds: login.microsoftonline.us, login.chinacloudapi.cn).",
+    )
+    graph_url: HttpsUrl = Field(
+        default="https://graph.microsoft.com/v1.0", description="Microsoft Graph endpoint, with the API version."
+    )
+    timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per request.")
+    throttle_max_wait_seconds: float = Field(
+        default=60, ge=0, le=600,
+        description="Longest Retry-After syncd waits for inside a pass when Graph throttles (429/503); a longer "
+        "one ends this source's pass (retried next pass) so other mailboxes are not held up.",
+    )
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "GraphAccountFields":
+        given = [n for n in ("client_secret_secret", "certificate_secret") if getattr(self, n) is not None]
+        if self.auth == "app" and len(given) != 1:
+            raise ValueError("auth = \"app\" needs exactly one of client_secret_secret or certificate_secret")
+        if self.auth == "device_code" and given:
+            raise ValueError("auth = \"device_code\" signs in as a user: remove client_secret_secret/certificate_secret")
+        return self
+
+
+class ExchangeMailboxFields(StrictModel):
+    """What is read from and written back to an Exchange mailbox (shared by the graph and ews kinds)."""
+
+    mailbox: str | None = Field(
+        default=None, description="The mailbox (user principal name or primary SMTP address). Default: owner."
+    )
+    folders: list[str] = Field(
+        default_factory=lambda: ["inbox", "sentitems"],
+        description="Mail folders read, by well-known name (inbox, sentitems, archive...) or display name "
+        "(a subfolder as \"Inbox/Customers\").",
+    )
+    backfill_days: int = Field(default=365, ge=1, le=3650, description="How far back the first sync reads mail.")
+    calendar: bool = Field(default=True, description="Read the mailbox's default calendar (meetings).")
+    past_days: int = Field(default=365, ge=0, le=3650, description="How far back meetings are read.")
+    future_days: int = Field(default=180, ge=0, le=3650, description="How far ahead meetings are read.")
+    write_categories: bool = Field(
+        default=False,
+        description="Add a category per matched customer to each message and meeting; the user's own categories "
+        "are kept. Graph also adds missing ones to the master category list (needs Mail.ReadWrite, "
+        "Calendars.ReadWrite, MailboxSettings.ReadWrite).",
+    )
+    write_contacts: bool = Field(
+        default=False,
+        description="Keep a contact per customer in the contact folder `contacts_folder`, its notes holding the "
+        "customer's recent timeline (Graph needs Contacts.ReadWrite).",
+    )
+    contacts_folder: str = Field(default="Customers", description="Contact folder written by write_contacts.")
+    contact_history: int = Field(
+        default=20, ge=1, le=200, description="How many recent activities a customer contact's notes show."
+    )
+
+    @field_validator("mailbox")
+    @classmethod
+    def _lower_mailbox(cls, value: str | None) -> str | None:
+        return value.strip().lower() if value else value
+
+    @property
+    def effective_mailbox(self) -> str:
+        return self.mailbox or str(getattr(self, "owner"))
+
+
+class GraphSourceConfig(GraphAccountFields, ExchangeMailboxFields, MailSourceBase):
+    """A Microsoft 365 mailbox through Microsoft Graph: mail folders and calendar, optional write-back."""
+
+    kind: Literal["graph"]
+
+
+class GraphContactsSourceConfig(GraphAccountFields):
+    """Customers from a contact folder of a Microsoft 365 mailbox (read-only)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Unique source name.")
+    kind: Literal["graph_contacts"]
+    mailbox: str = Field(description="User principal name or SMTP address of the mailbox holding the contacts.")
+    contacts_folder: str = Field(
+        default="Contacts", description="Contact folder by display name; \"Contacts\" is the default folder."
+    )
+    enabled: bool = True
+
+
+class EwsAccountFields(StrictModel):
+    """How syncd reaches an Exchange Server over EWS (shared by the ews and ews_contacts kinds)."""
+
+    service_endpoint: HttpsUrl | None = Field(
+        default=None, description="The EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx."
+    )
+    autodiscover: bool = Field(
+        default=False, description="Find the endpoint by Autodiscover instead (service_endpoint left out)."
+    )
+    username: str = Field(description="Service account login (DOMAIN\\user or user@domain).")
+    auth_type: Literal["ntlm", "basic", "oauth"] = Field(
+        default="ntlm", description="ntlm or basic with password_secret; oauth with client_id/tenant_id/"
+        "client_secret_secret (hybrid modern auth)."
+    )
+    password_secret: SecretSource | None = Field(default=None, description="Password (ntlm/basic), from a secret.")
+    client_id: str | None = Field(default=None, description="auth_type = \"oauth\": application (client) ID.")
+    tenant_id: str | None = Field(default=None, description="auth_type = \"oauth\": tenant ID.")
+    client_secret_secret: SecretSource | None = Field(
+        default=None, description="auth_type = \"oauth\": the client secret, from a secret."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Check the server certificate. false logs a warning at every start."
+    )
+    impersonation: bool = Field(
+        default=False,
+        description="Act as the mailbox user through the ApplicationImpersonation role (else the service account "
+        "needs delegate/full access to the mailbox).",
+    )
+    timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per request.")
+
+    @model_validator(mode="after")
+    def _endpoint_and_auth(self) -> "EwsAccountFields":
+        if not self.autodiscover and not self.service_endpoint:
+            raise ValueError("give service_endpoint (or autodiscover = true)")
+        if self.auth_type == "oauth":
+            if not (self.client_id and self.tenant_id and self.client_secret_secret):
+                raise ValueError("auth_type = \"oauth\" needs client_id, tenant_id and client_secret_secret")
+        elif self.password_secret is None:
+            raise ValueError(f"auth_type = \"{self.auth_type}\" needs password_secret")
+        return self
+
+
+class EwsSourceConfig(EwsAccountFields, ExchangeMailboxFields, MailSourceBase):
+    """A mailbox on Exchange Server (on-premises) through EWS: mail folders and calendar, optional write-back."""
+
+    kind: Literal["ews"]
+
+
+class EwsContactsSourceConfig(EwsAccountFields):
+    """Customers from a contact folder of an Exchange Server mailbox (read-only)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Unique source name.")
+    kind: Literal["ews_contacts"]
+    mailbox: str = Field(description="Primary SMTP address of the mailbox holding the contacts.")
+    contacts_folder: str = Field(
+        default="contacts", description="Contact folder: \"contacts\" (the default folder) or a display name."
+    )
+    enabled: bool = True
+
+
 class MboxSourceConfig(MailSourceBase):
     """An mbox file, such as a mail export."""
 
@@ -440,7 +616,8 @@ class ExcelActivitiesSourceConfig(SheetSourceBase):
 SourceConfig = Annotated[
     Union[
         MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, CaldavSourceConfig, ExcelCustomersSourceConfig,
-        ExcelActivitiesSourceConfig,
+        ExcelActivitiesSourceConfig, GraphSourceConfig, GraphContactsSourceConfig, EwsSourceConfig,
+        EwsContactsSourceConfig,
     ],
     Field(discriminator="kind"),
 ]
@@ -626,6 +803,7 @@ def _all_field_names() -> set[str]:
         Config, ServiceConfig, StoreConfig, SecretSource, MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig,
         CaldavSourceConfig, ExcelCustomersSourceConfig, CustomerColumns, MatchingConfig, TimelineConfig,
         ExcelActivitiesSourceConfig, ActivityColumns, SheetSourceBase, StatusRule, ManualRule,
+        GraphSourceConfig, GraphContactsSourceConfig, EwsSourceConfig, EwsContactsSourceConfig,
     ):
         names.update(model.model_fields)
     return names
@@ -749,6 +927,9 @@ def check_references(config: Config) -> list[ConfigProblem]:
     """Problems with what the config points at (files, folders), found without syncing."""
     problems: list[ConfigProblem] = []
     for index, source in enumerate(config.sources):
+        if isinstance(source, (GraphAccountFields, EwsAccountFields)):
+            problems += _secret_problems(source, index, ("client_secret_secret", "certificate_secret", "password_secret"))
+            continue
         if isinstance(source, (ImapSourceConfig, CaldavSourceConfig)):
             if source.password_secret is not None:
                 from syncd.secrets import SecretError, read_secret
@@ -776,4 +957,21 @@ def check_references(config: Config) -> list[ConfigProblem]:
             read_secret(config.store.url_secret, "store.url_secret")
         except SecretError as exc:
             problems.append(ConfigProblem("store.url_secret", str(exc)))
+    return problems
+
+
+def _secret_problems(source: Any, index: int, fields: tuple[str, ...]) -> list[ConfigProblem]:
+    """The given ``*_secret`` fields of a source that cannot be read."""
+    from syncd.secrets import SecretError, read_secret
+
+    problems: list[ConfigProblem] = []
+    for field_name in fields:
+        secret = getattr(source, field_name, None)
+        if secret is None:
+            continue
+        key = f"sources[{index}] ({source.name}).{field_name}"
+        try:
+            read_secret(secret, key)
+        except SecretError as exc:
+            problems.append(ConfigProblem(key, str(exc)))
     return problems

@@ -28,6 +28,9 @@ from connectors.caldav_calendar import CaldavAccount, CaldavConnector
 from connectors.excel_activities import ExcelActivitiesConnector, activity_sheet
 from connectors.excel_customers import ExcelCustomersConnector
 from connectors.excel_timeline import ReviewUnreadable, TimelineWriteError, read_review_entries, write_timeline
+from connectors.ews import EwsAccount, EwsConnector, EwsContactsConnector, exchange_online_host
+from connectors.graph import GraphClient, GraphConnector, GraphContactsConnector, GraphMailbox
+from connectors.graph_auth import GraphSignIn, GraphTokens, cache_file
 from connectors.imap import ImapAccount, ImapConnector
 from connectors.maildir import MaildirConnector, MboxConnector
 from mapping.freemail import packaged_free_mail_domains
@@ -38,15 +41,23 @@ from syncd.config import (
     CaldavSourceConfig,
     Config,
     ExcelActivitiesSourceConfig,
+    EwsAccountFields,
+    EwsContactsSourceConfig,
+    EwsSourceConfig,
     ExcelCustomersSourceConfig,
+    GraphAccountFields,
+    GraphContactsSourceConfig,
+    GraphSourceConfig,
     ImapSourceConfig,
     MaildirSourceConfig,
     MboxSourceConfig,
 )
 from syncd.readahead import read_ahead
 from syncd.secrets import read_secret
+from syncd.contactnotes import note_hash, render_note
 from syncd.records import (
     ActivityRecord,
+    CustomerNote,
     CustomerRecord,
     LinkSpec,
     Participant,
@@ -59,7 +70,7 @@ from syncd.timeline import TimelineView, build_view
 
 log = logging.getLogger("syncd.pipeline")
 
-CUSTOMER_KINDS = {"excel_customers"}
+CUSTOMER_KINDS = {"excel_customers", "graph_contacts", "ews_contacts"}
 WORKBOOK_KINDS = {"excel_customers", "excel_activities"}
 
 
@@ -130,6 +141,19 @@ def warn_insecure(config: Config) -> None:
         if isinstance(source, CaldavSourceConfig) and source.enabled and not source.verify_tls:
             log.warning("source=%s TLS certificate verification is OFF for %s: the connection and password "
                         "can be intercepted; set verify_tls = true", source.name, source.url)
+        if isinstance(source, EwsAccountFields) and source.enabled:
+            warn_ews(source)
+
+
+def warn_ews(source: EwsAccountFields) -> None:
+    """Unverified TLS, and EWS pointed at Exchange Online, which Microsoft is switching off."""
+    name = getattr(source, "name", "?")
+    if not source.verify_tls:
+        log.warning("source=%s TLS certificate verification is OFF for %s: the connection and password "
+                    "can be intercepted; set verify_tls = true", name, source.service_endpoint)
+    if source.service_endpoint and exchange_online_host(source.service_endpoint):
+        log.warning("source=%s EWS to Exchange Online is blocked by default since 1 Oct 2026 and switched off on "
+                    "1 Apr 2027; use kind = \"graph\" for Microsoft 365 mailboxes (docs/microsoft-365.md)", name)
 
 
 def peak_rss_mb() -> int:
@@ -162,7 +186,63 @@ def caldav_account(source: CaldavSourceConfig, floating_zone: str) -> CaldavAcco
     )
 
 
-def make_connector(source: object, options: ReadOptions, floating_zone: str = "UTC") -> Connector:
+def graph_client(source: GraphAccountFields, state_dir: Path | None) -> GraphClient:
+    name = getattr(source, "name", "graph")
+    client_secret = certificate = None
+    if source.client_secret_secret is not None:
+        secret = source.client_secret_secret
+
+        def client_secret() -> str:
+            return read_secret(secret, f"source {name} client_secret_secret")
+    if source.certificate_secret is not None:
+        cert = source.certificate_secret
+
+        def certificate() -> str:
+            return read_secret(cert, f"source {name} certificate_secret")
+    sign_in = GraphSignIn(tenant_id=source.tenant_id, client_id=source.client_id, mode=source.auth,
+                          authority_host=source.authority_host, client_secret=client_secret, certificate=certificate,
+                          cache_path=cache_file(state_dir, name) if state_dir is not None else None,
+                          timeout=source.timeout_seconds)
+    return GraphClient(source.graph_url, GraphTokens(sign_in, name), source=name, timeout=source.timeout_seconds,
+                       max_wait=source.throttle_max_wait_seconds)
+
+
+def ews_account(source: EwsAccountFields, mailbox: str) -> EwsAccount:
+    name = getattr(source, "name", "ews")
+    secret = source.password_secret if source.auth_type != "oauth" else source.client_secret_secret
+    assert secret is not None
+
+    def password() -> str:
+        return read_secret(secret, f"source {name} {'password_secret' if source.auth_type != 'oauth' else 'client_secret_secret'}")
+
+    return EwsAccount(
+        mailbox=mailbox, username=source.username, password=password, auth_type=source.auth_type,
+        service_endpoint=source.service_endpoint, autodiscover=source.autodiscover, verify_tls=source.verify_tls,
+        impersonation=source.impersonation, client_id=source.client_id, tenant_id=source.tenant_id,
+        timeout=source.timeout_seconds,
+    )
+
+
+def make_connector(source: object, options: ReadOptions, floating_zone: str = "UTC",
+                   state_dir: Path | None = None) -> Connector:
+    if isinstance(source, GraphSourceConfig):
+        mailbox = GraphMailbox(
+            mailbox=source.effective_mailbox, owner=source.owner,
+            owner_addresses=frozenset(source.owner_addresses) | {source.effective_mailbox},
+            folders=tuple(source.folders), backfill_days=source.backfill_days, calendar=source.calendar,
+            past_days=source.past_days, future_days=source.future_days, contacts_folder=source.contacts_folder,
+        )
+        return GraphConnector(source.name, options, mailbox, graph_client(source, state_dir))
+    if isinstance(source, GraphContactsSourceConfig):
+        return GraphContactsConnector(source.name, options, source.mailbox, source.contacts_folder,
+                                      graph_client(source, state_dir))
+    if isinstance(source, EwsSourceConfig):
+        return EwsConnector(source.name, options, ews_account(source, source.effective_mailbox),
+                            owner=source.owner, owner_addresses=frozenset(source.owner_addresses),
+                            folders=tuple(source.folders), calendar=source.calendar, backfill_days=source.backfill_days,
+                            past_days=source.past_days, future_days=source.future_days, contacts_folder=source.contacts_folder)
+    if isinstance(source, EwsContactsSourceConfig):
+        return EwsContactsConnector(source.name, options, ews_account(source, source.mailbox), source.contacts_folder)
     if isinstance(source, ImapSourceConfig):
         return ImapConnector(source.name, options, imap_account(source))
     if isinstance(source, CaldavSourceConfig):
@@ -191,6 +271,8 @@ def match_policy(config: Config) -> MatchPolicy:
         if isinstance(source, (MaildirSourceConfig, MboxSourceConfig, ImapSourceConfig, CaldavSourceConfig)):
             own.add(source.owner)
             own.update(source.owner_addresses)
+        if isinstance(source, (GraphSourceConfig, EwsSourceConfig)):
+            own.update({source.owner, source.effective_mailbox, *source.owner_addresses})
     return MatchPolicy(
         internal_domains=frozenset(config.matching.internal_domains),
         own_addresses=frozenset(own),
@@ -317,7 +399,8 @@ class Pipeline:
         self.store.mark_attempt(source_id)
         connector: Connector | None = None
         try:
-            connector = make_connector(source, self.options, self.config.service.timezone)
+            connector = make_connector(source, self.options, self.config.service.timezone,
+                                       self.config.service.state_dir)
             state = self.store.sync_state(source_id)
             for batch in read_ahead(connector.read(state), name=f"read-{name}"):
                 ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),
@@ -351,11 +434,13 @@ class Pipeline:
                     raise PassInterrupted()
             if result.customers_changed:
                 self.refresh_index()  # once per source: rebuilding per batch would be quadratic
-            if getattr(source, "write_keywords", False):
+            if getattr(source, "write_keywords", False) or getattr(source, "write_categories", False):
                 pending = self.store.pending_labels(source_id)
                 written = connector.write_back(pending)
                 self.store.mark_labels_written(source_id, {k: pending[k] for k in written})
                 result.written_back = len(written)
+            if getattr(source, "write_contacts", False):
+                result.written_back += self.write_contacts(connector, source, source_id)
             self.store.mark_success(source_id, suspect_reason=result.suspect)
         except PassInterrupted:
             result.interrupted = True
@@ -381,6 +466,25 @@ class Pipeline:
             result.quarantined, result.seconds, peak_rss_mb(),
         )
         return result
+
+    def write_contacts(self, connector: Connector, source: object, source_id: int) -> int:
+        """Contacts whose rendered timeline changed since last written (hash kept in outputs)."""
+        zone = ZoneInfo(self.config.service.timezone)
+        name = getattr(source, "name", "")
+        notes: dict[str, CustomerNote] = {}
+        hashes: dict[str, str] = {}
+        for customer in self.store.customer_timelines(source_id, getattr(source, "contact_history", 20)):
+            key = str(customer["id"])
+            note = render_note(customer, zone)
+            digest = note_hash(note)
+            if self.store.output_hash(f"contact:{name}:{key}") != digest:
+                notes[key], hashes[key] = note, digest
+        written = connector.write_contacts(notes) if notes else set()
+        for key in written:
+            self.store.set_output_hash(f"contact:{name}:{key}", hashes[key])
+        if written:
+            log.info("source=%s customer contacts written=%d", name, len(written))
+        return len(written)
 
     def _removal_guard(self, listed: int, removing: int, complete: bool) -> str | None:
         """Why these removals look like a glitch rather than real deletions, or None.

@@ -148,6 +148,16 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerNote:
+    """A customer's recent timeline as text, for a contact written back into a mailbox."""
+
+    name: str
+    text: str
+    emails: tuple[str, ...] = ()
+    company: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LinkSpec:
     """A decided link between an activity and a customer, with the rule that made it."""
 

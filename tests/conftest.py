@@ -110,3 +110,25 @@ def require_tool(path: str | None, message: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture
+def graph_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A Microsoft Graph TEST DOUBLE on https://127.0.0.1 (tests/doubles/graph_double.py), its CA trusted
+    through REQUESTS_CA_BUNDLE (inherited by `syncd` child processes); stopped afterwards."""
+    from tests.doubles.graph_double import GraphDouble
+
+    double = GraphDouble(tmp_path / "graph-double").start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(double.ca_bundle))
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def ews_double():  # type: ignore[no-untyped-def]
+    """An Exchange EWS TEST DOUBLE on http://127.0.0.1 (tests/doubles/ews_double.py); stopped afterwards."""
+    from tests.doubles.ews_double import EwsDouble
+
+    double = EwsDouble().start()
+    yield double
+    double.stop()

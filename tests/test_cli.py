@@ -48,7 +48,7 @@ def test_a_broken_source_fails_alone_and_the_others_still_sync(tmp_path: Path) -
     assert result.returncode == 1
     status = json.loads(run_syncd("status", "--json", "-c", config).stdout)
     by_name = {s["name"]: s for s in status["sources"]}
-    assert "not a complete .xlsx" in by_name["customers"]["error"]
+    assert "not a complete workbook" in by_name["customers"]["error"]
     assert by_name["alice-mail"]["error"] is None and by_name["alice-mail"]["ingested"] == 4
     assert (tmp_path / "timeline.xlsx").exists()
 

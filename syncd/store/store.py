@@ -827,6 +827,49 @@ class Store:
     def delete_manual_rule(self, rule_id: int) -> bool:
         with self.session() as s, s.begin():
             return s.execute(delete(ManualRuleRow).where(ManualRuleRow.id == rule_id)).rowcount > 0
+    def customer_timelines(self, source_id: int, per_customer: int,
+                           all_sources: bool = True) -> list[dict[str, Any]]:
+        """Customers linked to this source's live items, each with its newest activities
+        (from every source, or only this one), newest first: for contact write-back."""
+        with self.session() as s:
+            ids = sorted(set(s.scalars(
+                select(LinkRow.customer_id)
+                .join(OccurrenceRow, OccurrenceRow.activity_id == LinkRow.activity_id)
+                .join(CustomerRow, CustomerRow.id == LinkRow.customer_id)
+                .where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None),
+                       CustomerRow.gone_at.is_(None))
+            )))
+            found: list[dict[str, Any]] = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                customers = {c.id: c for c in s.scalars(select(CustomerRow).where(CustomerRow.id.in_(chunk)))}
+                companies = {c.id: c.name for c in s.scalars(select(CustomerRow).where(
+                    CustomerRow.id.in_({c.company_id for c in customers.values() if c.company_id})))}
+                emails: dict[int, list[str]] = defaultdict(list)
+                for customer_id, value in s.execute(
+                    select(IdentityRow.customer_id, IdentityRow.value)
+                    .where(IdentityRow.customer_id.in_(chunk), IdentityRow.kind == "email").order_by(IdentityRow.value)
+                ):
+                    emails[customer_id].append(value)
+                query = (select(LinkRow.customer_id, ActivityRow)
+                         .join(ActivityRow, ActivityRow.id == LinkRow.activity_id)
+                         .where(LinkRow.customer_id.in_(chunk), ActivityRow.gone_at.is_(None))
+                         .order_by(LinkRow.customer_id, ActivityRow.occurred_at.desc(), ActivityRow.id.desc()))
+                if not all_sources:
+                    query = query.where(ActivityRow.id.in_(select(OccurrenceRow.activity_id).where(
+                        OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None))))
+                recent: dict[int, list[dict[str, Any]]] = defaultdict(list)
+                for customer_id, activity in s.execute(query):
+                    if len(recent[customer_id]) < per_customer:
+                        recent[customer_id].append({"occurred_at": activity.occurred_at, "kind": activity.kind,
+                                                    "direction": activity.direction, "subject": activity.subject,
+                                                    "hints": activity.hints or {}})
+                for customer_id in chunk:
+                    customer = customers[customer_id]
+                    found.append({"id": customer_id, "name": customer.name, "kind": customer.kind,
+                                  "company": companies.get(customer.company_id) if customer.company_id else None,
+                                  "emails": emails.get(customer_id, []), "activities": recent.get(customer_id, [])})
+        return found
 
     # ---- the identities matching reads --------------------------------------------
 

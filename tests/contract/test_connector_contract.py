@@ -197,3 +197,55 @@ class TestCaldavContract(ConnectorContract):
         connector = CaldavConnector("caldav", OPTIONS, account)
         yield connector, remove
         connector.close()
+
+
+class TestGraphContract(ConnectorContract):
+    """Against the Graph TEST DOUBLE (tests/doubles/graph_double.py): 5 inbox + 2 sent messages."""
+
+    @pytest.fixture
+    def setup(self, graph_double, tmp_path: Path):  # type: ignore[no-untyped-def]
+        from datetime import datetime, timedelta, timezone
+
+        from connectors.graph import GraphClient, GraphConnector, GraphMailbox
+        from connectors.graph_auth import GraphSignIn, GraphTokens
+
+        user = "contract@ourco.example"
+        graph_double.clients["contract-app"] = "s3cret"
+        now = datetime.now(timezone.utc)
+        stamp = lambda n: (now - timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        inbox = [graph_double.add_message(user, "inbox", sender="ivana@adriaticfoods.hr", to=[user],
+                                          subject=f"Message {n}", when=stamp(n)) for n in range(5)]
+        for n in range(2):
+            graph_double.add_message(user, "sentitems", sender=user, to=["ivana@adriaticfoods.hr"],
+                                     subject=f"Reply {n}", when=stamp(n))
+        tokens = GraphTokens(GraphSignIn(tenant_id=graph_double.tenant, client_id="contract-app", mode="app",
+                                         authority_host=graph_double.base, client_secret=lambda: "s3cret"), "graph")
+        connector = GraphConnector("graph", OPTIONS, GraphMailbox(mailbox=user, owner=user, calendar=False),
+                                   GraphClient(graph_double.graph_url, tokens, source="graph"))
+        yield connector, lambda: graph_double.delete(user, "inbox", inbox[0]["id"])
+        connector.close()
+
+
+class TestEwsContract(ConnectorContract):
+    """Against the EWS TEST DOUBLE (tests/doubles/ews_double.py): 5 inbox + 2 sent messages."""
+
+    @pytest.fixture
+    def setup(self, ews_double, tmp_path: Path):  # type: ignore[no-untyped-def]
+        from datetime import datetime, timedelta, timezone
+
+        from connectors.ews import EwsAccount, EwsConnector
+
+        user = "contract@ourco.example"
+        now = datetime.now(timezone.utc)
+        stamp = lambda n: (now - timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        inbox = [ews_double.add_message(user, "inbox", sender="ivana@adriaticfoods.hr", to=[user],
+                                        subject=f"Message {n}", when=stamp(n)) for n in range(5)]
+        for n in range(2):
+            ews_double.add_message(user, "sentitems", sender=user, to=["ivana@adriaticfoods.hr"],
+                                   subject=f"Reply {n}", when=stamp(n))
+        password = ews_double.users["svc-syncd"]
+        account = EwsAccount(mailbox=user, username="svc-syncd", password=lambda: password, auth_type="basic",
+                             service_endpoint=ews_double.url)
+        connector = EwsConnector("ews", OPTIONS, account, owner=user, calendar=False)
+        yield connector, lambda: ews_double.delete(user, "inbox", inbox[0]["id"])
+        connector.close()

@@ -655,6 +655,12 @@ class MatchingConfig(StrictModel):
         "closest name scoring at least this (0..1), when no other name comes close; lower scores are "
         "suggestions on Review.",
     )
+    auto_create_contacts: Literal["none", "inbound", "both-ways"] = Field(
+        default="none",
+        description="Add outside correspondents to the customer list as people: none; inbound (anyone who "
+        "writes to us, automated senders aside); both-ways (only people we exchanged mail with in both "
+        "directions). New people join the company of their mail domain when there is one.",
+    )
     fuzzy_suggest: float = Field(
         default=0.75, ge=0.3, le=1.0, description="Least score for a name to be suggested on Review."
     )
@@ -775,6 +781,8 @@ class Config(StrictModel):
     def _unique_names(cls, sources: list[Any]) -> list[Any]:
         seen: set[str] = set()
         for source in sources:
+            if source.name == "auto-contacts":
+                raise ValueError("the source name 'auto-contacts' is reserved for auto-created contacts")
             if source.name in seen:
                 raise ValueError(f"source name {source.name!r} is used twice")
             seen.add(source.name)

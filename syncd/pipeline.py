@@ -35,6 +35,7 @@ from connectors.imap import ImapAccount, ImapConnector
 from connectors.maildir import MaildirConnector, MboxConnector
 from mapping.freemail import packaged_free_mail_domains
 from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, skip_reason, suggest_customers
+from mapping.contacts import POLICY_THRESHOLDS, correspondent_counts, new_contacts
 from mapping.review import config_rules, resolve_customer, rule_keys
 from mapping.normalize import normalize_domain, normalize_email, normalize_phone
 from syncd.config import (
@@ -72,6 +73,7 @@ log = logging.getLogger("syncd.pipeline")
 
 CUSTOMER_KINDS = {"excel_customers", "graph_contacts", "ews_contacts"}
 WORKBOOK_KINDS = {"excel_customers", "excel_activities"}
+AUTO_CONTACTS_SOURCE = "auto-contacts"  # where auto-created people are kept (matching.auto_create_contacts)
 
 
 @dataclass
@@ -368,11 +370,29 @@ class Pipeline:
             for source_result in results:
                 customers_changed += source_result.customers_changed
                 result.sources.append(source_result)
+        if self.config.matching.auto_create_contacts != "none" and not self.stop_requested():
+            created = self.auto_create_contacts()
+            if created:
+                customers_changed += created
+                self.refresh_index()
         if customers_changed:
             result.rematched = self.store.rematch(self.link)
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
         self.write_outputs(result, debounce)
         return result
+
+    def auto_create_contacts(self) -> int:
+        """People for outside correspondents the policy admits; returns how many were added."""
+        min_in, min_out = POLICY_THRESHOLDS[self.config.matching.auto_create_contacts]
+        records = new_contacts(self.store.correspondents(min_in, min_out), self.index, self.policy)
+        if not records:
+            return 0
+        source_id = self.store.source_id(AUTO_CONTACTS_SOURCE, "auto_contacts")
+        committed = self.store.commit(source_id, Ingest(customers=records), self.link)
+        self.store.mark_success(source_id)
+        log.info("auto-created contacts=%d policy=%s", committed.customers_changed,
+                 self.config.matching.auto_create_contacts)
+        return committed.customers_changed
 
     def write_outputs(self, result: PassResult, debounce: bool = False) -> None:
         """Learn what admins typed on Review, then write the timeline workbook(s)."""
@@ -414,6 +434,8 @@ class Pipeline:
                             ingest.activities.append(record)
                     else:
                         ingest.customers.append(normalize_customer(record, self.config.matching.default_phone_region))
+                if self.config.matching.auto_create_contacts != "none" and ingest.activities:
+                    ingest.correspondents = correspondent_counts(ingest.activities, self.policy)
                 if batch.removed:
                     held = self._removal_guard(batch.listed, len(batch.removed), batch.listing_complete)
                     if held and not confirm_removals:

@@ -95,7 +95,7 @@ class CustomerRecord:
     """A company or a person from a customer source (a sheet row, a contact).
 
     ``company_key`` ties a person to the company record with that key in the same
-    source. Identities (emails, phones, domains) are normalized by the connector only as
+    source; ``company_id`` to a stored company of any source. Identities (emails, phones, domains) are normalized by the connector only as
     far as the protocol requires; mapping normalizes them for matching.
     """
 
@@ -109,6 +109,7 @@ class CustomerRecord:
     owner: str = ""
     version: str = ""
     where: str = ""
+    company_id: int | None = None  # a company held elsewhere in the store (auto-created contacts)
 
 
 @dataclass(frozen=True, slots=True)

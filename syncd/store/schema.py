@@ -221,4 +221,17 @@ class ManualRuleRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CorrespondentRow(Base):
+    """Outside addresses mail was exchanged with, by direction: what the contact
+    auto-creation policy ("people who write to us", "both directions") decides on."""
+
+    __tablename__ = "correspondents"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    inbound: Mapped[int] = mapped_column(Integer, default=0)
+    outbound: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 Index("ix_activities_thread_key", ActivityRow.thread_key)

@@ -36,6 +36,7 @@ from syncd.records import (
 )
 from syncd.store.schema import (
     ActivityRow,
+    CorrespondentRow,
     CursorRow,
     CustomerRow,
     IdentityRow,
@@ -106,6 +107,8 @@ class Ingest:
     folder: str = ""
     cursor: str | None = None
     backlog: int | None = None
+    # address -> (display name, inbound, outbound) counted in this batch (auto-creation)
+    correspondents: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -316,6 +319,8 @@ class Store:
             if ingest.removed:
                 result.removed, changed = self._apply_removals(s, source_id, ingest.removed, now)
                 result.customers_changed += changed
+            if ingest.correspondents:
+                self._count_correspondents(s, ingest.correspondents, now)
             if ingest.backlog is not None:
                 s.execute(update(SourceRow).where(SourceRow.id == source_id).values(backlog=ingest.backlog))
             if ingest.cursor is not None:
@@ -386,7 +391,8 @@ class Store:
             _executemany(s, table, ("kind", "name", "owner", "version", "source_id", "source_key", "created_at",
                                     "updated_at", "company_id"), [
                 (r.kind.value, r.name, r.owner, r.version, source_id, r.key, stamp, stamp,
-                 (ids.get(r.company_key) or getattr(by_key.get(r.company_key), "id", None)) if r.company_key else None)
+                 (ids.get(r.company_key) or getattr(by_key.get(r.company_key), "id", None)) if r.company_key
+                 else r.company_id)
                 for r in group])
             group_keys = [r.key for r in group]
             for start in range(0, len(group_keys), 500):
@@ -453,7 +459,7 @@ class Store:
         if row is not None and row.version == record.version and row.gone_at is None and record.version:
             by_key[record.key] = row
             return False
-        company_id = None
+        company_id = record.company_id
         if record.company_key:
             company = by_key.get(record.company_key) or s.scalar(
                 select(CustomerRow).where(
@@ -780,6 +786,39 @@ class Store:
                     .where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == key)
                     .values(labels_written="\n".join(labels))
                 )
+
+    # ---- correspondents (contact auto-creation) ----------------------------------------
+
+    @staticmethod
+    def _count_correspondents(s: Session, counts: dict[str, tuple[str, int, int]], now: datetime) -> None:
+        addresses = sorted(counts)
+        held: dict[str, CorrespondentRow] = {}
+        for start in range(0, len(addresses), 500):
+            for row in s.scalars(select(CorrespondentRow).where(
+                    CorrespondentRow.address.in_(addresses[start : start + 500]))):
+                held[row.address] = row
+        for address in addresses:
+            name, inbound, outbound = counts[address]
+            row = held.get(address)
+            if row is None:
+                s.add(CorrespondentRow(address=address, name=name[:500], inbound=inbound, outbound=outbound,
+                                       last_seen_at=now))
+            else:
+                row.inbound += inbound
+                row.outbound += outbound
+                row.name = row.name or name[:500]
+                row.last_seen_at = now
+
+    def correspondents(self, min_inbound: int, min_outbound: int) -> list[tuple[str, str]]:
+        """(address, display name) of outside correspondents with at least that much mail
+        each way and no customer identity yet."""
+        with self.session() as s:
+            taken = select(IdentityRow.value).where(IdentityRow.kind == "email")
+            return [tuple(r) for r in s.execute(  # type: ignore[misc]
+                select(CorrespondentRow.address, CorrespondentRow.name)
+                .where(CorrespondentRow.inbound >= min_inbound, CorrespondentRow.outbound >= min_outbound,
+                       CorrespondentRow.address.not_in(taken))
+                .order_by(CorrespondentRow.address))]
 
     # ---- manual rules (learned from the Review sheet) ---------------------------------
 

@@ -42,7 +42,7 @@ class NameIndex:
 
     names: dict[int, str] = field(default_factory=dict)  # customer id -> normalized name
     blocks: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    words: set[str] = field(default_factory=set)  # every word of every customer name
+    words: Counter[str] = field(default_factory=Counter)  # word -> how many customer names have it
 
     @classmethod
     def build(cls, customers: Iterable[tuple[int, str]], normalized_names: bool = False) -> "NameIndex":
@@ -53,7 +53,7 @@ class NameIndex:
             if not normalized:
                 continue
             index.names[cid] = normalized
-            index.words.update(normalized.split())
+            index.words.update(set(normalized.split()))
             for key in block_keys(normalized):
                 index.blocks[key].append(cid)
         return index
@@ -87,13 +87,15 @@ class NameIndex:
         scored = sorted(best.items(), key=lambda item: (-item[1], item[0]))
         return scored[:limit]
 
-    def differs_by_real_words(self, query: str, customer_id: int) -> bool:
+    def differs_by_real_words(self, query: str, customer_id: int, query_is_customer: bool = False) -> bool:
         """Whether the query differs from the customer's name by a word that is itself in
         some customer's name ("Elbe Tehnika" vs "Elbe Technika" when both words are known):
-        that is two companies, not a typo, however close the letters are."""
+        that is two companies, not a typo, however close the letters are. When the query is
+        a customer's own name, its own words do not count."""
         normalized = normalize_company_name(query) or ""
         theirs = set(self.names.get(customer_id, "").split())
-        return any(word in self.words for word in normalized.split() if word not in theirs)
+        needed = 2 if query_is_customer else 1
+        return any(self.words[word] >= needed for word in set(normalized.split()) if word not in theirs)
 
     def size_bytes(self) -> int:
         import sys

@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("activity", help="the Activity reference from the timeline workbook (A1b2c3d4e5) or a Message-ID")
     explain.add_argument("--json", action="store_true")
 
+    merge = with_config(sub.add_parser(
+        "merge", help="merge duplicate customer A into B (every activity and identity of A goes to B)"))
+    merge.add_argument("merge", metavar="A", help="the customer to merge away: ID (as on the Customers sheet) or name")
+    merge.add_argument("keep", metavar="B", help="the customer to keep: ID or name")
+
     quarantine = with_config(sub.add_parser("quarantine", help="items that could not be ingested, with reasons"))
     quarantine.add_argument("--json", action="store_true")
 
@@ -230,7 +235,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from mapping.matcher import explain_participant
+    from mapping.matcher import link_activity
     from syncd.pipeline import Pipeline
     from syncd.records import Participant, Role
     from syncd.timeline import activity_ref
@@ -246,9 +251,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             return EXIT_NOT_FOUND
         pipeline = Pipeline(config, store)
         pipeline.refresh_index()
-        trace = [line for p in activity["participants"]
-                 for line in explain_participant(Participant(p["email"], p.get("name", ""), Role(p["role"])),
-                                                 pipeline.index, pipeline.policy)]
+        trace: list[str] = []
+        link_activity(tuple(Participant(p["email"], p.get("name", ""), Role(p["role"]))
+                            for p in activity["participants"]),
+                      activity.get("hints") or {}, pipeline.index, pipeline.policy, trace)
     if args.json:
         print(json.dumps({"activity": activity_ref(activity), "links": activity["customers"], "trace": trace},
                          indent=2, default=_json_default))
@@ -259,9 +265,34 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for link in activity["customers"]:
         print(f"  #{link['customer_id']} {link['name']}: rule {link['rule']} ({link['confidence']:.2f}), "
               f"{link['evidence']}")
-    print("rules tried, per participant (with today's customers and rules):")
+    print("rules tried, per participant, phone and customer name (with today's customers and rules):")
     for line in trace:
         print(f"  {line}")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from mapping.review import resolve_customer
+    from syncd.pipeline import PassResult, Pipeline
+
+    config = _load(args.config, args.debug)
+    with _opened_store(config) as store:
+        pipeline = Pipeline(config, store)
+        pipeline.refresh_index()
+        ids = []
+        for text in (args.merge, args.keep):
+            found = resolve_customer(text, pipeline.index)
+            if found.customer_id is None:
+                print(f"syncd: {found.note}", file=sys.stderr)
+                return EXIT_NOT_FOUND
+            ids.append(found.customer_id)
+        names = pipeline.index.names
+        moved = store.merge_customers(ids[0], ids[1])
+        pipeline.refresh_index()
+        store.rematch(pipeline.link)
+        pipeline.write_outputs(PassResult())
+    print(f"merged #{ids[0]} {names[ids[0]]} into #{ids[1]} {names[ids[1]]}: {moved['links']} links, "
+          f"{moved['identities']} identities, {moved['people']} people moved")
     return EXIT_OK
 
 
@@ -308,6 +339,7 @@ COMMANDS = {
     "graph-login": cmd_graph_login,
     "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
     "timeline": cmd_timeline, "explain": cmd_explain, "quarantine": cmd_quarantine, "init": cmd_init,
+    "merge": cmd_merge,
 }
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import Connector, SourceAuthError, SourceError
@@ -36,6 +37,7 @@ from connectors.maildir import MaildirConnector, MboxConnector
 from mapping.freemail import packaged_free_mail_domains
 from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, skip_reason, suggest_customers
 from mapping.contacts import POLICY_THRESHOLDS, correspondent_counts, new_contacts
+from mapping.duplicates import duplicate_suggestions, parse_merge_ref
 from mapping.review import config_rules, resolve_customer, rule_keys
 from mapping.normalize import normalize_domain, normalize_email, normalize_phone
 from syncd.config import (
@@ -66,7 +68,7 @@ from syncd.records import (
     Role,
 )
 from syncd.scheduler import retry_at
-from syncd.store import Ingest, Skip, Store
+from syncd.store import Ingest, Skip, Store, StoreError
 from syncd.timeline import TimelineView, build_view
 
 log = logging.getLogger("syncd.pipeline")
@@ -535,10 +537,16 @@ class Pipeline:
         typed = [e for e in entries if e.customer_text]
         if not typed:
             return 0
+        learned = 0
+        merge_entries = [e for e in typed if parse_merge_ref(e.ref)]
+        for entry in merge_entries:
+            learned += self._answer_merge(entry)
+        typed = [e for e in typed if not parse_merge_ref(e.ref)]
+        if not typed:
+            return learned
         from syncd.timeline import activity_ref
 
         by_ref = {activity_ref(a): a for a in self.store.activities(limit=self.config.timeline.max_rows)}
-        learned = 0
         for entry in typed:
             activity = by_ref.get(entry.ref)
             if activity is None:
@@ -564,6 +572,41 @@ class Pipeline:
             learned += 1
         return learned
 
+    def _answer_merge(self, entry: Any) -> int:
+        """An admin's answer to a merge suggestion on Review: merge, keep a named one, or no."""
+        merge_id, keep_id = parse_merge_ref(entry.ref) or (0, 0)
+        answer = entry.customer_text.strip().lower().lstrip("#")
+        if answer in ("no", "n", "ignore", "keep both", "ne", "nie", "nej", "nein"):
+            self.store.dismiss_suggestion(entry.ref, entry.customer_text)
+            return 0
+        if answer == str(merge_id):
+            merge_id, keep_id = keep_id, merge_id  # the admin keeps the other one
+        elif answer not in ("merge", "yes", "y", "ok", "da", "tak", "ja", str(keep_id)):
+            note = f"type merge (or {keep_id} or {merge_id}: the ID to keep), or no"
+            if self.store.pending_assignments().get(entry.ref) != (entry.customer_text, note):
+                self.store.save_assignment(entry.ref, [], None, entry.customer_text, note)
+            return 0
+        try:
+            moved = self.store.merge_customers(merge_id, keep_id)
+        except StoreError as exc:
+            self.store.save_assignment(entry.ref, [], None, entry.customer_text, str(exc))
+            return 0
+        self.store.drop_pending(entry.ref)
+        log.info("review row %d: merged customer #%d into #%d (%s)", entry.row, merge_id, keep_id, moved)
+        return 1
+
+    def merge_rows(self) -> list[tuple[str, str, str, str]]:
+        """Probable duplicates as Review rows: (ref, title, reason, proposal)."""
+        customers = [(cid, kind, name) for cid, kind, name, _company in self.store.customer_tuples()]
+        names = {cid: name for cid, _kind, name in customers}
+        rows = []
+        for suggestion in duplicate_suggestions(customers, self.store.identity_conflicts(), self.index,
+                                                self.store.dismissed_suggestions()):
+            m, k = suggestion.merge_id, suggestion.keep_id
+            rows.append((suggestion.ref, f"Possible duplicate customers: {names[m]} (#{m}) and {names[k]} (#{k})",
+                         suggestion.reason, f"merge #{m} {names[m]} into #{k} {names[k]}"))
+        return rows
+
     def _views(self) -> list[tuple[Path, TimelineView]]:
         """The main timeline view and, with timeline.per_owner, one per customer owner."""
         cfg = self.config.timeline
@@ -584,7 +627,8 @@ class Pipeline:
         rules = [(r.after_days, r.label) for r in cfg.status]
         pending = self.store.pending_assignments()
         views = [(cfg.path, build_view(activities, customers, today, zone, status_rules=rules,
-                                       suggestions=suggestions, pending=pending, reports=cfg.reports))]
+                                       suggestions=suggestions, pending=pending, reports=cfg.reports,
+                                       merges=self.merge_rows()))]
         if cfg.per_owner:
             owners = sorted({c["owner"] for c in customers if c["owner"]})
             for owner in owners:

@@ -141,14 +141,20 @@ def build_view(
     activities: list[dict[str, Any]], customers: list[dict[str, Any]], today: date, zone: ZoneInfo, *,
     status_rules: Sequence[tuple[int, str]] = ((60, "no contact in 60 days"), (120, "no contact in 120 days")),
     suggestions: dict[int, list[str]] | None = None, pending: dict[str, tuple[str, str]] | None = None,
-    reports: bool = False,
+    reports: bool = False, merges: Sequence[tuple[str, str, str, str]] = (),
 ) -> TimelineView:
     """``suggestions``: activity id -> suggested customer labels for Review; ``pending``:
-    activity ref -> (what an admin typed, why it did not resolve yet)."""
+    activity ref -> (what an admin typed, why it did not resolve yet); ``merges``: probable
+    duplicate customers as (ref, title, reason, proposal), listed first on Review."""
     suggestions = suggestions or {}
     pending = pending or {}
     timeline: list[tuple[Any, ...]] = []
     review: list[tuple[Any, ...]] = []
+    for ref, title, reason, proposal in merges:
+        typed, note = pending.get(ref, (None, None))
+        review.append((None, title, reason, None, None, ref, proposal, typed,
+                       note or "type merge in Customer to merge them (every activity and identity is kept), "
+                               "or no to stop suggesting it"))
     refs = {a["id"]: activity_ref(a) for a in activities}
     activities = sorted(activities, key=lambda a: (a["occurred_at"], refs[a["id"]]), reverse=True)
     for a in activities:

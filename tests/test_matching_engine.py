@@ -111,3 +111,104 @@ def test_auto_creation_inbound_adds_whoever_writes_but_not_automated_senders(tmp
     again = run.run_pass()
     assert again.rematched == 0 and len([c for c in store.customer_rows() if c.kind == "person"]) == 1
     store.close()
+
+
+TWO_SHEETS = CONFIG.replace('''[[sources]]
+name = "mail"''', '''[[sources]]
+name = "crm-export"
+kind = "excel_customers"
+path = "export.xlsx"
+[sources.columns]
+company = "Company"
+person = "Contact"
+email = "E-mail"
+domain = "Website"
+
+[[sources]]
+name = "mail"''')
+
+
+def review_rows(path: Path) -> list[tuple]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return [r for r in book["Review"].iter_rows(min_row=2, values_only=True) if len(r) > 5 and r[5]]
+    finally:
+        book.close()
+
+
+def answer_review(path: Path, answers: dict[str, str]) -> None:
+    from tests.workbooks import save_like_excel
+
+    book = openpyxl.load_workbook(path)
+    sheet = book["Review"]
+    for row in range(2, sheet.max_row + 1):
+        ref = sheet.cell(row, 6).value
+        if ref in answers:
+            sheet.cell(row, 8).value = answers[ref]
+    save_like_excel(book, path)
+
+
+def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_everything(tmp_path: Path) -> None:
+    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods d.o.o.", "Ivana Horvat", "ivana@adriaticfoods.hr",
+                                                   "adriaticfoods.hr"]])
+    customers_sheet(tmp_path / "export.xlsx", [["ADRIATIC FOODS", "Ivana H.", "ivana@adriaticfoods.hr; ivana.h@gmail.com",
+                                                None],
+                                               ["Baltic Amber", None, None, "balticamber.pl"]])
+    write_maildir(tmp_path / "mail", {"1": mail(1, "ivana.h@gmail.com"), "2": mail(2, "ivana@adriaticfoods.hr")})
+    (tmp_path / "state").mkdir()
+    config = parse_config(TWO_SHEETS.format(policy="none"), tmp_path / "syncd.toml")
+    store = Store.open(config.store_url)
+    run = Pipeline(config, store)
+    run.run_pass()
+    ids = {c.name: c.id for c in store.customer_rows()}
+    suggestions = {r[5]: r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")}
+    company_ref = f"M{ids['ADRIATIC FOODS']}-{ids['Adriatic Foods d.o.o.']}"
+    person_ref = f"M{ids['Ivana H.']}-{ids['Ivana Horvat']}"
+    assert set(suggestions) == {company_ref, person_ref}
+    assert "both have the email ivana@adriaticfoods.hr" == suggestions[person_ref][2]
+    assert "same name" in suggestions[company_ref][2]
+    assert links(store)["Mail 1"] == ["ADRIATIC FOODS", "Ivana H."]  # by the export's gmail address
+    answer_review(tmp_path / "timeline.xlsx", {company_ref: "merge", person_ref: "yes"})
+    run = Pipeline(config, store)
+    result = run.run_pass()
+    assert result.learned == 2
+    live = {c.name for c in store.customer_rows()}
+    assert live == {"Adriatic Foods d.o.o.", "Ivana Horvat", "Baltic Amber"}
+    # Every activity and identity is kept, on the survivors.
+    assert links(store) == {"Mail 1": ["Adriatic Foods d.o.o.", "Ivana Horvat"],
+                            "Mail 2": ["Adriatic Foods d.o.o.", "Ivana Horvat"]}
+    emails = {v for cid, kind, v in store.identity_rows() if cid == ids["Ivana Horvat"]}
+    assert emails == {"ivana@adriaticfoods.hr", "ivana.h@gmail.com"}
+    assert not [r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")]
+    # The merged rows are read again unchanged, and again after an edit: they stay merged.
+    customers_sheet(tmp_path / "export.xlsx", [["ADRIATIC FOODS", "Ivana H.",
+                                                "ivana@adriaticfoods.hr; ivana.h@gmail.com; ih@adriaticfoods.hr", None],
+                                               ["Baltic Amber", None, None, "balticamber.pl"]])
+    Pipeline(config, store).run_pass()
+    assert {c.name for c in store.customer_rows()} == live
+    emails = {v for cid, kind, v in store.identity_rows() if cid == ids["Ivana Horvat"]}
+    assert "ih@adriaticfoods.hr" in emails
+    store.close()
+
+
+def test_no_dismisses_a_suggestion_and_syncd_merge_merges_from_the_command_line(tmp_path: Path) -> None:
+    from tests.helpers import run_syncd, write_config
+
+    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods d.o.o.", None, None, "adriaticfoods.hr"]])
+    customers_sheet(tmp_path / "export.xlsx", [["Adriatic Food", None, None, "adriatic-food.hr"]])
+    write_maildir(tmp_path / "mail", {"1": mail(1, "info@adriatic-food.hr")})
+    config = write_config(tmp_path / "syncd.toml", TWO_SHEETS.format(policy="none"))
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    [suggestion] = [r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")]
+    assert suggestion[2].startswith("near-identical names")
+    answer_review(tmp_path / "timeline.xlsx", {suggestion[5]: "no"})
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    assert not [r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")]
+    merged = run_syncd("merge", "Adriatic Food", "Adriatic Foods d.o.o.", "-c", str(config))
+    assert merged.returncode == 0, merged.stderr
+    assert "merged #2 Adriatic Food into #1 Adriatic Foods d.o.o.: 1 links, 1 identities" in merged.stdout
+    timeline = openpyxl.load_workbook(tmp_path / "timeline.xlsx", read_only=True)
+    [row] = list(timeline["Timeline"].iter_rows(min_row=2, values_only=True))
+    assert row[1] == "Adriatic Foods d.o.o."
+    missing = run_syncd("merge", "Nobody Ltd", "1", "-c", str(config))
+    assert missing.returncode != 0 and "no customer named 'Nobody Ltd'" in missing.stderr

@@ -234,4 +234,21 @@ class CorrespondentRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CustomerMergeRow(Base):
+    """A customer record merged into another (approved on Review or by `syncd merge`).
+
+    Keyed by the merged record's source and key, so when its sheet row is read again its
+    identities go to the customer it was merged into instead of bringing it back."""
+
+    __tablename__ = "customer_merges"
+    __table_args__ = (UniqueConstraint("source_id", "source_key", name="uq_customer_merges_source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    source_key: Mapped[str] = mapped_column(String(255))
+    into_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    merged_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 Index("ix_activities_thread_key", ActivityRow.thread_key)

@@ -38,6 +38,7 @@ from syncd.store.schema import (
     ActivityRow,
     CorrespondentRow,
     CursorRow,
+    CustomerMergeRow,
     CustomerRow,
     IdentityRow,
     LinkRow,
@@ -296,6 +297,13 @@ class Store:
             self._clear_other_outcomes(s, source_id, stored_keys)
             customers_by_key: dict[str, Any] = {}
             ordered = sorted(ingest.customers, key=lambda r: r.kind != CustomerKind.COMPANY)
+            if ordered:
+                merged = self._merged_keys(s, source_id, ordered)
+                for key, into_id in merged.items():
+                    customers_by_key[key] = _InsertedCustomer(into_id)  # its people join the survivor
+                for record in (r for r in ordered if r.key in merged):
+                    self._feed_survivor(s, record, merged[record.key], ingest.problems)
+                ordered = [r for r in ordered if r.key not in merged]
             inserted, ordered = self._insert_new_customers(s, source_id, ordered, customers_by_key,
                                                            ingest.problems, now)
             result.customers_changed += inserted
@@ -787,6 +795,94 @@ class Store:
                     .values(labels_written="\n".join(labels))
                 )
 
+    # ---- duplicates and merges ------------------------------------------------------------
+
+    @staticmethod
+    def _merged_keys(s: Session, source_id: int, records: Sequence[CustomerRecord]) -> dict[str, int]:
+        """Keys of these records (and of their companies) that were merged away -> survivor."""
+        keys = list({r.key for r in records} | {r.company_key for r in records if r.company_key})
+        merged: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            for key, into_id in s.execute(select(CustomerMergeRow.source_key, CustomerMergeRow.into_id).where(
+                    CustomerMergeRow.source_id == source_id, CustomerMergeRow.source_key.in_(keys[start : start + 500]))):
+                merged[key] = into_id
+        return merged
+
+    @staticmethod
+    def _feed_survivor(s: Session, record: CustomerRecord, into_id: int, problems: list[Problem]) -> None:
+        """A merged record read again: its identities go to the customer it was merged into."""
+        wanted = [("email", e) for e in record.emails] + [("phone", p) for p in record.phones]
+        wanted += [("domain", d) for d in record.domains]
+        for kind, value in wanted:
+            holder = s.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.value == value))
+            if holder is None:
+                s.add(IdentityRow(customer_id=into_id, kind=kind, value=value))
+                s.flush()
+            elif holder.customer_id != into_id:
+                owner = s.get(CustomerRow, holder.customer_id)
+                if owner is not None and owner.gone_at is None:
+                    problems.append(Problem(
+                        key=f"{record.key}#{kind}:{value}", where=record.where,
+                        reason=f"{kind} {value} is already on customer #{owner.id} {owner.name!r}; not added to "
+                               f"customer #{into_id}, which {record.name!r} was merged into"))
+                else:
+                    holder.customer_id = into_id
+
+    def merge_customers(self, merged_id: int, into_id: int) -> dict[str, int]:
+        """Merge customer ``merged_id`` into ``into_id``. Every link, identity, person of a
+        merged company and manual rule moves to the survivor; the merged customer leaves
+        the lists, and is remembered so that re-reading its sheet row feeds the survivor
+        instead of bringing it back. Returns what moved."""
+        if merged_id == into_id:
+            raise StoreError("a customer cannot be merged into itself")
+        now = utcnow()
+        with self.session() as s, s.begin():
+            merged, into = s.get(CustomerRow, merged_id), s.get(CustomerRow, into_id)
+            for label, row, cid in (("merge", merged, merged_id), ("keep", into, into_id)):
+                if row is None or row.gone_at is not None:
+                    raise StoreError(f"no live customer #{cid} to {label}")
+            assert merged is not None and into is not None
+            both = select(LinkRow.activity_id).where(LinkRow.customer_id == into_id)
+            dropped = s.execute(delete(LinkRow).where(LinkRow.customer_id == merged_id,
+                                                      LinkRow.activity_id.in_(both))).rowcount
+            links = s.execute(update(LinkRow).where(LinkRow.customer_id == merged_id).values(
+                customer_id=into_id, evidence=LinkRow.evidence + f" (merged from #{merged_id} {merged.name})"
+            )).rowcount
+            identities = s.execute(update(IdentityRow).where(IdentityRow.customer_id == merged_id)
+                                   .values(customer_id=into_id)).rowcount
+            people = s.execute(update(CustomerRow).where(CustomerRow.company_id == merged_id)
+                               .values(company_id=into_id)).rowcount
+            s.execute(update(ManualRuleRow).where(ManualRuleRow.customer_id == merged_id).values(customer_id=into_id))
+            s.execute(update(CustomerMergeRow).where(CustomerMergeRow.into_id == merged_id).values(into_id=into_id))
+            if merged.source_id is not None and merged.source_key:
+                s.add(CustomerMergeRow(source_id=merged.source_id, source_key=merged.source_key, into_id=into_id,
+                                       merged_id=merged_id, created_at=now))
+            into.owner = into.owner or merged.owner
+            merged.gone_at = now
+            merged.updated_at = now
+        log.info("merged customer #%d into #%d links=%d identities=%d", merged_id, into_id, links + dropped, identities)
+        return {"links": links + dropped, "identities": identities, "people": people}
+
+    def identity_conflicts(self) -> list[tuple[int, int, str, str]]:
+        """(customer, customer holding the identity, kind, value) for each identity a customer
+        record could not get because another customer has it: the surest duplicate signal."""
+        found: list[tuple[int, int, str, str]] = []
+        with self.session() as s:
+            rows = s.execute(select(QuarantineRow.source_id, QuarantineRow.item_key).where(
+                QuarantineRow.item_key.contains("#"))).all()
+            for source_id, item_key in rows:
+                key, _, identity = item_key.rpartition("#")
+                kind, _, value = identity.partition(":")
+                if kind not in ("email", "phone", "domain") or not value:
+                    continue
+                customer = s.scalar(select(CustomerRow.id).where(
+                    CustomerRow.source_id == source_id, CustomerRow.source_key == key, CustomerRow.gone_at.is_(None)))
+                holder = s.scalar(select(IdentityRow.customer_id).where(IdentityRow.kind == kind,
+                                                                         IdentityRow.value == value))
+                if customer is not None and holder is not None and customer != holder:
+                    found.append((customer, holder, kind, value))
+        return found
+
     # ---- correspondents (contact auto-creation) ----------------------------------------
 
     @staticmethod
@@ -827,7 +923,7 @@ class Store:
         with self.session() as s:
             return list(s.execute(
                 select(ManualRuleRow.kind, ManualRuleRow.value, ManualRuleRow.customer_id)
-                .where(ManualRuleRow.customer_id.is_not(None), ManualRuleRow.kind != "pending")
+                .where(ManualRuleRow.customer_id.is_not(None), ManualRuleRow.kind.not_in(("pending", "nomerge")))
                 .order_by(ManualRuleRow.id)
             ).all())
 
@@ -858,6 +954,17 @@ class Store:
                 s.execute(delete(ManualRuleRow).where(ManualRuleRow.kind == kind, ManualRuleRow.value == value))
                 s.add(ManualRuleRow(kind=kind, value=value, customer_id=customer_id, customer_text=text,
                                     origin=f"review {ref}", note=note, created_at=now))
+
+    def dismiss_suggestion(self, ref: str, text: str) -> None:
+        """An admin answered "no" to a merge suggestion: do not suggest it again."""
+        with self.session() as s, s.begin():
+            s.execute(delete(ManualRuleRow).where(ManualRuleRow.kind == "nomerge", ManualRuleRow.value == ref))
+            s.add(ManualRuleRow(kind="nomerge", value=ref, customer_id=None, customer_text=text,
+                                origin=f"review {ref}", note=None, created_at=utcnow()))
+
+    def dismissed_suggestions(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(ManualRuleRow.value).where(ManualRuleRow.kind == "nomerge")))
 
     def drop_pending(self, ref: str) -> None:
         with self.session() as s, s.begin():

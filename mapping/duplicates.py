@@ -1,0 +1,72 @@
+"""Probable duplicate customers, for merge suggestions on the Review sheet.
+
+Signals, strongest first: two customer records claiming the same email, phone or domain
+(the store keeps an identity on one customer and quarantines the other's claim); two
+customers of the same kind whose names are equal once case, accents and legal forms are
+set aside ("Adriatic Foods d.o.o." in one workbook, "ADRIATIC FOODS" in another); and
+companies whose names are near-identical by the fuzzy rule's own standard. The older
+customer (lower ID) is suggested as the one to keep. Pure functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mapping.matcher import CustomerIndex
+
+NEAR_IDENTICAL = 0.95
+
+
+@dataclass(frozen=True)
+class DuplicateSuggestion:
+    merge_id: int  # the customer that would go
+    keep_id: int  # the customer that would stay
+    reason: str
+
+    @property
+    def ref(self) -> str:
+        """The Review sheet's reference for this suggestion."""
+        return f"M{self.merge_id}-{self.keep_id}"
+
+
+def parse_merge_ref(ref: str) -> tuple[int, int] | None:
+    if not ref.startswith("M") or "-" not in ref:
+        return None
+    first, _, second = ref[1:].partition("-")
+    return (int(first), int(second)) if first.isdigit() and second.isdigit() else None
+
+
+def duplicate_suggestions(customers: Iterable[tuple[int, str, str]], conflicts: Iterable[tuple[int, int, str, str]],
+                          index: CustomerIndex, dismissed: set[str] = frozenset()) -> list[DuplicateSuggestion]:
+    """``customers``: (id, kind, name) of live customers; ``conflicts``: (customer, holder,
+    kind, value) from the store. One suggestion per pair, strongest reason."""
+    kinds = {cid: kind for cid, kind, _name in customers}
+    names = {cid: name for cid, _kind, name in customers}
+    found: dict[tuple[int, int], str] = {}
+
+    def add(a: int, b: int, reason: str) -> None:
+        if a == b or a not in kinds or b not in kinds:
+            return
+        pair = (max(a, b), min(a, b))
+        found.setdefault(pair, reason)
+
+    for customer, holder, kind, value in conflicts:
+        add(customer, holder, f"both have the {kind} {value}")
+    by_name: dict[tuple[str, str], list[int]] = {}
+    for cid, name in index.fuzzy.names.items():
+        if cid in kinds:
+            by_name.setdefault((kinds[cid], name), []).append(cid)
+    for (_kind, _name), ids in by_name.items():
+        ids.sort()
+        for other in ids[1:]:
+            add(other, ids[0], f"same name: {names[other]!r} and {names[ids[0]]!r}")
+    for cid, name in index.fuzzy.names.items():
+        if kinds.get(cid) != "company":
+            continue
+        for other, score in index.fuzzy.closest(name, limit=3, min_score=NEAR_IDENTICAL):
+            if other != cid and kinds.get(other) == "company" and not index.fuzzy.differs_by_real_words(
+                    names[cid], other, query_is_customer=True):
+                add(cid, other, f"near-identical names ({score:.0%}): {names[cid]!r} and {names[other]!r}")
+    suggestions = [DuplicateSuggestion(merge, keep, reason) for (merge, keep), reason in sorted(found.items())]
+    return [s for s in suggestions if s.ref not in dismissed]

@@ -174,6 +174,9 @@ def normalize_company_name(raw: str) -> str | None:
         if len(words) > 1 and words[-1] in _LEGAL_FORMS:
             words = words[:-1]
             changed = True
+        if len(words) > 1 and words[-1] == "and":  # what "& Co." leaves once the forms are gone
+            words = words[:-1]
+            changed = True
     if len(words) > 1 and words[0] in _LEADING_FORMS:
         words = words[1:]
     name = " ".join(words)

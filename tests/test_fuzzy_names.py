@@ -16,7 +16,7 @@ def test_auto_links_are_at_least_99_percent_precise_and_most_typos_link(seed: in
     figures = evaluate(pairs, queries, MatchPolicy())
     assert figures["precision"] >= 0.99
     assert figures["recall"] >= 0.85
-    assert figures["suggestion_recall"] >= 0.9  # typos not auto-linked are suggested on Review
+    assert figures["found_recall"] >= 0.97  # typos not auto-linked are mostly suggested on Review
 
 
 def test_typos_are_realistic_edits() -> None:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from email.utils import getaddresses
 
 _LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\"]+$")
+_LABEL_OK = re.compile(r"^[a-z0-9_-]+$")
 
 
 def normalize_domain(raw: str) -> str | None:
@@ -26,7 +27,7 @@ def normalize_domain(raw: str) -> str | None:
     except UnicodeError:
         return None
     labels = ascii_domain.split(".")
-    if any(not label or len(label) > 63 for label in labels):
+    if any(not label or len(label) > 63 or not _LABEL_OK.match(label) for label in labels):
         return None
     return ascii_domain
 
@@ -91,20 +92,35 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
         text = "+" + text[2:]
     elif default_region is None and text.isdigit() and len(text) > 10:
         text = "+" + text  # a float-mangled international number lost its "+"
-    if text.isdigit() and len(text) > 10 and not text.startswith("0"):
-        # Digits only, too long for a national number and no trunk 0: an international
-        # number whose "+" a spreadsheet dropped (385912345678.0), whatever the region.
-        try:
-            international = phonenumbers.parse("+" + text, None)
-        except phonenumbers.NumberParseException:
-            international = None
-        if international is not None and phonenumbers.is_valid_number(international):
-            return phonenumbers.format_number(international, phonenumbers.PhoneNumberFormat.E164)
+    # Digits only and no trunk 0: perhaps an international number whose "+" a spreadsheet
+    # dropped (385912345678.0). Too long for a national number: try that first; shorter:
+    # only when it is no valid number of the region.
+    bare = text.isdigit() and not text.startswith("0") and len(text) >= 8
+    if bare and len(text) > 10:
+        international = _valid_international(text)
+        if international:
+            return international
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException:
         number = None
+    if bare and len(text) <= 10 and (number is None or not phonenumbers.is_valid_number(number)):
+        international = _valid_international(text)
+        if international:
+            return international
     if number is None or not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid_international(digits: str) -> str | None:
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -160,6 +160,8 @@ def generate(root: Path = DATA) -> Path:
                 ids.append(msgid)
     _special_cases(mail, rng)
     _workbook(root / "customers.xlsx")
+    _orders_workbook(root / "orders.xlsx", rng)
+    _calls_workbook(root / "calls.xlsx", rng)
     (root / "syncd.toml").write_text(CONFIG, encoding="utf-8")
     return root
 
@@ -233,8 +235,62 @@ def _workbook(path: Path) -> None:
     workbook.save(path)
 
 
+def _orders_workbook(path: Path, rng: random.Random) -> None:
+    """Orders as a sales team keeps them: a title block, the header on row 3, customer names
+    typed by hand (upper case, without the legal form, once with a typo), dates as date
+    cells, as text and as a bare serial number, amounts as numbers and as text."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Orders"
+    sheet.append(["Northwind Trading: orders 2026"])
+    sheet.append([])
+    sheet.append(["Order no.", "Date", "Customer", "Amount", "Sales rep"])
+    companies = list(dict.fromkeys(c.company for c in CONTACTS if c.company))
+    owners = {c.company: c.owner for c in CONTACTS}
+    written = {"Adriatic Foods d.o.o.": "ADRIATIC FOODS", "Nordic Retail AB": "Nordic Retail",
+               "Danube Logistics GmbH": "Danube Logistcs GmbH", "Baltic Timber Sp. z o.o.": "Baltic Timber"}
+    number = 4100
+    for company in companies:
+        for _ in range(2):
+            number += 1
+            day = (END - timedelta(days=rng.randint(3, 160))).date()
+            style = number % 3
+            when: object = datetime(day.year, day.month, day.day) if style == 0 else (
+                day.strftime("%d.%m.%Y.") if style == 1 else (day - date(1899, 12, 30)).days)
+            amount = round(rng.uniform(300, 25000), 2)
+            shown: object = amount if number % 4 else f"{amount:,.2f}".replace(",", " ").replace(".", ",")
+            sheet.append([f"SO-{number}", when, written.get(company, company), shown,
+                          f"{owners[company]}@{OUR_DOMAIN}"])
+    workbook.properties.created = workbook.properties.modified = datetime(2026, 11, 1)
+    workbook.save(path)
+
+
+def _calls_workbook(path: Path, rng: random.Random) -> None:
+    """A call log: the number says who it was; some numbers were typed as numbers (and lost
+    their +), some in local style."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Calls"
+    sheet.append(["When", "Number", "Topic", "Notes", "Staff"])
+    topics = ["Delivery date", "Price question", "Complaint", "Follow-up on offer", "New catalogue"]
+    for n, contact in enumerate(c for c in CONTACTS if c.phone):
+        when = (END - timedelta(days=rng.randint(1, 120), hours=rng.randint(0, 8))).replace(minute=0, second=0,
+                                                                                           tzinfo=None)
+        digits = contact.phone.replace(" ", "")
+        number: object = float(digits.lstrip("+")) if n % 3 == 0 else contact.phone
+        if digits.startswith("+385") and n % 3 == 1:
+            number = "0" + digits[4:]  # a Croatian number in local style
+        sheet.append([when, number, rng.choice(topics), rng.choice(LINES), f"{contact.owner}@{OUR_DOMAIN}"])
+    workbook.properties.created = workbook.properties.modified = datetime(2026, 11, 1)
+    workbook.save(path)
+
+
 CONFIG = """\
-# syncd demo config: two staff mailboxes and a customer workbook.
+# syncd demo config: two staff mailboxes, a customer workbook, an order book and a call log.
 # Paths are relative to this file. See docs/configuration.md for every key.
 
 [service]
@@ -243,6 +299,7 @@ timezone = "Europe/Zagreb"
 
 [matching]
 internal_domains = ["northwind-trading.com"]
+default_phone_region = "HR"
 
 [timeline]
 path = "timeline.xlsx"
@@ -259,6 +316,33 @@ email = "Email"
 phone = "Phone"
 domain = "Website"
 owner = "Account owner"
+
+[[sources]]
+name = "orders"
+kind = "excel_activities"
+activity = "order"
+path = "orders.xlsx"
+sheet = "Orders"
+key_columns = ["Order no."]
+currency = "EUR"
+[sources.columns]
+date = "Date"
+customer = "Customer"
+subject = "Order no."
+amount = "Amount"
+staff = "Sales rep"
+
+[[sources]]
+name = "calls"
+kind = "excel_activities"
+activity = "call"
+path = "calls.xlsx"
+[sources.columns]
+date = "When"
+phone = "Number"
+subject = "Topic"
+details = "Notes"
+staff = "Staff"
 
 [[sources]]
 name = "alice-mail"

@@ -183,3 +183,46 @@ def test_bad_header_is_reported_by_check_config_and_status(tmp_path: Path) -> No
     run_syncd("sync", "--once", "-c", str(config))
     status = run_syncd("status", "-c", str(config))
     assert "column 'Amount' (mapped to amount) not found" in status.stdout
+
+
+def test_a_workbook_changing_while_read_is_refused_and_read_whole_next_time(tmp_path: Path, monkeypatch) -> None:
+    import connectors.sheets as sheets
+    from connectors.base import SourceUnavailable
+
+    path = messy_orders(tmp_path / "orders.xlsx")
+    real_stat = sheets._stat
+    calls = {"n": 0}
+
+    def stat_during_a_save(p: Path) -> tuple[int, int]:
+        calls["n"] += 1
+        size, mtime = real_stat(p)
+        return (size, mtime + calls["n"])  # a different mtime after the read: a save happened meanwhile
+
+    monkeypatch.setattr(sheets, "_stat", stat_during_a_save)
+    with pytest.raises(SourceUnavailable, match="changed while it was being read"):
+        read_orders(path)
+    monkeypatch.setattr(sheets, "_stat", real_stat)
+    records, _problems, _batches = read_orders(path)
+    assert len(records) == 6
+
+
+def test_an_unchanged_save_changes_nothing_and_does_not_rewrite_the_timeline(tmp_path: Path) -> None:
+    import openpyxl
+
+    from syncd.config import parse_config
+    from syncd.pipeline import Pipeline
+    from syncd.store import Store
+
+    staff_folder(tmp_path)
+    (tmp_path / "state").mkdir()
+    config = parse_config(CONFIG.format(amount="Amount (EUR)"), tmp_path / "syncd.toml")
+    store = Store.open(config.store_url)
+    Pipeline(config, store).run_pass()
+    before = (tmp_path / "timeline.xlsx").stat().st_mtime_ns
+    book = openpyxl.load_workbook(tmp_path / "staff" / "calls.xlsx")
+    book.save(tmp_path / "staff" / "calls.xlsx")  # Ctrl+S with no edit: new bytes, same content
+    result = Pipeline(config, store).run_pass()
+    calls = next(s for s in result.sources if s.name == "calls")
+    assert (calls.new, calls.updated, calls.removed) == (0, 0, 0)
+    assert not result.timeline_written and (tmp_path / "timeline.xlsx").stat().st_mtime_ns == before
+    store.close()

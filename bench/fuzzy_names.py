@@ -52,6 +52,9 @@ SECOND = [
 ]
 THIRD = ["", "", "", "", "International", "Export", "Centar", "Polska", "Sverige", "Hrvatska", "Srbija", "Nord",
          "Sud", "Plus", "Pro", "& Co", "i sinovi", "i Partneri", "Holding", "Service"]
+FOURTH = ["", "", "", "", "", "", "", "", "Zagreb", "Warszawa", "Stockholm", "Wien", "Milano", "Београд", "Split",
+          "Gdynia", "Luleå", "Graz", "Torino", "Ниш", "Rijeka", "Wrocław", "Umeå", "Linz", "Napoli", "Нови Сад",
+          "Zadar", "Lublin", "Kalmar", "Salzburg", "Verona"]
 LEGAL = {
     "hr": ["d.o.o.", "d.d.", "j.d.o.o."], "pl": ["Sp. z o.o.", "S.A.", "sp.k."], "sr": ["д.о.о.", "доо", "a.d."],
     "se": ["AB", "Aktiebolag", "HB"], "de": ["GmbH", "AG", "KG"], "it": ["S.r.l.", "S.p.A."], "en": ["Ltd", "Limited",
@@ -70,9 +73,7 @@ class Query:
 
 def company_name(rng: random.Random) -> str:
     words = [rng.choice(FIRST), rng.choice(SECOND)]
-    third = rng.choice(THIRD)
-    if third:
-        words.append(third)
+    words += [w for w in (rng.choice(THIRD), rng.choice(FOURTH)) if w]
     return " ".join(words) + " " + rng.choice(LEGAL[rng.choice(list(LEGAL))])
 
 
@@ -120,7 +121,11 @@ def generate(customers: int, queries: int, seed: int = 7) -> tuple[list[tuple[in
     pairs: list[tuple[int, str]] = []
     # Names are distinct once normalized: "Gdańsk Ceramiche Ltd" and "Gdańsk Ceramiche sp.k."
     # are the same company to anyone reading them, so they cannot be two labels.
+    attempts = 0
     while len(pairs) < customers:
+        attempts += 1
+        if attempts > customers * 50:
+            raise ValueError(f"cannot make {customers} distinct names from the word lists")
         name = company_name(rng)
         normalized = normalize_company_name(name)
         if normalized not in names:

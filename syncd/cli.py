@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("merge", metavar="A", help="the customer to merge away: ID (as on the Customers sheet) or name")
     merge.add_argument("keep", metavar="B", help="the customer to keep: ID or name")
 
+    rules = with_config(sub.add_parser("rules", help="manual rules learned on the Review sheet, and answers pending"))
+    rules.add_argument("--delete", type=int, metavar="ID", help="forget the learned rule with this ID")
+    rules.add_argument("--json", action="store_true")
+
     quarantine = with_config(sub.add_parser("quarantine", help="items that could not be ingested, with reasons"))
     quarantine.add_argument("--json", action="store_true")
 
@@ -296,6 +300,40 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    config = _load(args.config, args.debug)
+    with _opened_store(config) as store:
+        if args.delete is not None:
+            from syncd.pipeline import PassResult, Pipeline
+
+            if not store.delete_manual_rule(args.delete):
+                print(f"syncd: no learned rule {args.delete}", file=sys.stderr)
+                return EXIT_NOT_FOUND
+            pipeline = Pipeline(config, store)
+            pipeline.refresh_index()
+            changed = store.rematch(pipeline.link)
+            pipeline.write_outputs(PassResult())
+            print(f"rule {args.delete} forgotten; {changed} activities matched again")
+            return EXIT_OK
+        rules = store.manual_rules()
+        names = {c.id: c.name for c in store.customer_rows()}
+    if args.json:
+        print(json.dumps(rules, indent=2, default=_json_default))
+        return EXIT_OK
+    for rule in config.matching.rules:
+        kind = next(k for k in ("email", "domain", "phone", "name") if getattr(rule, k))
+        print(f"config  {kind}={getattr(rule, kind)} -> {rule.customer}")
+    for rule in rules:
+        if rule["kind"] == "pending":
+            print(f"{rule['id']:>6}  Review row {rule['value']}: {rule['customer']!r} not applied: {rule['note']}")
+        elif rule["kind"] == "nomerge":
+            print(f"{rule['id']:>6}  merge suggestion {rule['value']} dismissed")
+        else:
+            target = names.get(rule["customer_id"], f"#{rule['customer_id']}")
+            print(f"{rule['id']:>6}  {rule['kind']}={rule['value']} -> {target}  (learned: {rule['origin']})")
+    return EXIT_OK
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     with _opened_store(config) as store:
@@ -339,7 +377,7 @@ COMMANDS = {
     "graph-login": cmd_graph_login,
     "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
     "timeline": cmd_timeline, "explain": cmd_explain, "quarantine": cmd_quarantine, "init": cmd_init,
-    "merge": cmd_merge,
+    "merge": cmd_merge, "rules": cmd_rules,
 }
 
 

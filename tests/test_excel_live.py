@@ -153,3 +153,10 @@ def test_a_review_assignment_is_learned_and_applied_to_later_mail(tmp_path: Path
     assert timeline_rows(tmp_path)["Follow-up"][1] == "Tuscany Wines S.r.l."
     explained = run_syncd("explain", "<m3@test.example>", "-c", str(config))
     assert "manual" in explained.stdout and "tomjones1987@gmail.com" in explained.stdout
+    listed = run_syncd("rules", "-c", str(config)).stdout
+    assert "email=tomjones1987@gmail.com -> Tuscany Wines S.r.l." in listed
+    assert "'Nonexistent Shop' not applied: no customer named" in listed
+    rule_id = next(line.split()[0] for line in listed.splitlines() if "tomjones1987" in line)
+    assert run_syncd("rules", "--delete", rule_id, "-c", str(config)).returncode == 0
+    assert "tomjones1987" not in run_syncd("rules", "-c", str(config)).stdout
+    assert timeline_rows(tmp_path)["Follow-up"][1] is None  # matched again without the rule

@@ -31,7 +31,7 @@ from openpyxl import Workbook  # noqa: E402
 
 from connectors.excel_timeline import write_timeline  # noqa: E402
 from syncd.config import parse_config  # noqa: E402
-from syncd.pipeline import Pipeline, peak_rss_mb  # noqa: E402
+from syncd.pipeline import IndexCache, Pipeline, peak_rss_mb  # noqa: E402
 from syncd.store import Store  # noqa: E402
 from syncd.timeline import build_view  # noqa: E402
 
@@ -112,7 +112,8 @@ def main() -> int:
         config = parse_config(CONFIG.format(state=root / "state", sheet=sheet), root / "syncd.toml")
         (root / "state").mkdir()
         store = Store.open(config.store_url)
-        pipeline = Pipeline(config, store)
+        cache = IndexCache()  # as the service keeps it between passes
+        pipeline = Pipeline(config, store, index_cache=cache)
         started = time.perf_counter()
         result = pipeline.sync_source(config.sources[0])
         ingest_s = time.perf_counter() - started
@@ -130,7 +131,7 @@ def main() -> int:
               f"({(root / 'timeline-100k.xlsx').stat().st_size / 2**20:.1f} MB)")
 
         write_sheet(sheet, args.rows, changed_row=args.rows // 2)
-        pipeline = Pipeline(config, store)
+        pipeline = Pipeline(config, store, index_cache=cache)
         started = time.perf_counter()
         pipeline.refresh_index()
         result = pipeline.sync_source(config.sources[0])

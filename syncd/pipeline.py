@@ -300,13 +300,24 @@ def normalize_customer(record: CustomerRecord, phone_region: str | None = None) 
     return replace(record, emails=emails, phones=phones, domains=domains)
 
 
+@dataclass
+class IndexCache:
+    """The matcher index kept between passes of the service, with the store signature it
+    was built from: a pass in which no customer, identity or rule changed reuses it
+    instead of rebuilding it (seconds at 100,000 customers)."""
+
+    signature: tuple[Any, ...] | None = None
+    index: CustomerIndex | None = None
+    rule_problems: list[str] = field(default_factory=list)
+
+
 class PassInterrupted(Exception):
     """Raised inside a source's loop when a stop was requested; committed batches stay."""
 
 
 class Pipeline:
     def __init__(self, config: Config, store: Store, *, stop_requested: Callable[[], bool] = lambda: False,
-                 heartbeat: Callable[[], None] = lambda: None):
+                 heartbeat: Callable[[], None] = lambda: None, index_cache: IndexCache | None = None):
         self.config = config
         self.store = store
         self.stop_requested = stop_requested
@@ -314,6 +325,7 @@ class Pipeline:
         self.policy = match_policy(config)
         self.index = CustomerIndex()
         self.rule_problems: list[str] = []
+        self.index_cache = index_cache if index_cache is not None else IndexCache()
         self.options = ReadOptions(
             snippet_chars=config.store.snippet_chars,
             keep_bodies=config.store.keep_bodies,
@@ -321,6 +333,15 @@ class Pipeline:
         )
 
     def refresh_index(self) -> None:
+        signature = (self.store.customers_signature(), self.config.matching.rules, self.policy)
+        cache = self.index_cache
+        if cache.index is not None and cache.signature == signature:
+            self.index, self.rule_problems = cache.index, cache.rule_problems
+            return
+        self._build_index()
+        cache.signature, cache.index, cache.rule_problems = signature, self.index, self.rule_problems
+
+    def _build_index(self) -> None:
         customers = self.store.customer_tuples()
         identities = self.store.identity_rows()
         learned = self.store.manual_rule_rows()

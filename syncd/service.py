@@ -23,7 +23,7 @@ from typing import Any
 
 from syncd.config import Config, ConfigError, load_config
 from syncd.notify import SystemdNotifier
-from syncd.pipeline import WORKBOOK_KINDS, PassResult, Pipeline, warn_insecure
+from syncd.pipeline import WORKBOOK_KINDS, IndexCache, PassResult, Pipeline, warn_insecure
 from syncd.scheduler import due
 from syncd.store import Store
 from syncd.watch import TIMELINE_MARK, WorkbookWatcher
@@ -185,6 +185,7 @@ class Service:
         self.notifier.ready(f"ready; sources: {names or 'none'}")
         next_full_pass = time.monotonic()
         timeline_due: float | None = None  # a timeline write held back by min_interval_seconds
+        index_cache = IndexCache()  # the matcher index, reused by passes in which no customer changed
         try:
             while not self.stop.is_set():
                 if self.reload.is_set():
@@ -207,7 +208,8 @@ class Service:
                     wanted = []
                 wanted = sorted(set(wanted) | urgent)
                 result: PassResult | None = None
-                pipeline = Pipeline(config, store, stop_requested=self.stop.is_set, heartbeat=self.notifier.watchdog)
+                pipeline = Pipeline(config, store, stop_requested=self.stop.is_set, heartbeat=self.notifier.watchdog,
+                                    index_cache=index_cache)
                 if wanted:
                     result = pipeline.run_pass(only=wanted, debounce=True)
                 elif outputs_due:

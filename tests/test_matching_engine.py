@@ -212,3 +212,23 @@ def test_no_dismisses_a_suggestion_and_syncd_merge_merges_from_the_command_line(
     assert row[1] == "Adriatic Foods d.o.o."
     missing = run_syncd("merge", "Nobody Ltd", "1", "-c", str(config))
     assert missing.returncode != 0 and "no customer named 'Nobody Ltd'" in missing.stderr
+
+
+def test_the_service_reuses_the_matcher_index_until_customers_change(tmp_path: Path) -> None:
+    from syncd.pipeline import IndexCache
+
+    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"]])
+    write_maildir(tmp_path / "mail", {"1": mail(1, "ivana@adriaticfoods.hr")})
+    (tmp_path / "state").mkdir()
+    config = parse_config(CONFIG.format(policy="none"), tmp_path / "syncd.toml")
+    store = Store.open(config.store_url)
+    cache = IndexCache()
+    Pipeline(config, store, index_cache=cache).run_pass()
+    built = cache.index
+    Pipeline(config, store, index_cache=cache).run_pass()
+    assert cache.index is built  # nothing changed: not rebuilt
+    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"],
+                                                  ["Baltic Amber", None, None, "balticamber.pl"]])
+    Pipeline(config, store, index_cache=cache).run_pass()
+    assert cache.index is not built and "Baltic Amber" in cache.index.names.values()
+    store.close()

@@ -1030,6 +1030,16 @@ class Store:
                 ).all()
             )
 
+    def customers_signature(self) -> tuple[Any, ...]:
+        """Changes whenever anything the matcher indexes changes: customers (added, edited,
+        gone, merged), identities or manual rules. Cheap: a few aggregates."""
+        with self.session() as s:
+            customers = s.execute(select(func.count(), func.max(CustomerRow.id), func.max(CustomerRow.updated_at))
+                                  .select_from(CustomerRow)).one()
+            identities = s.execute(select(func.count(), func.max(IdentityRow.id)).select_from(IdentityRow)).one()
+            rules = s.execute(select(func.count(), func.max(ManualRuleRow.id)).select_from(ManualRuleRow)).one()
+        return (*customers, *identities, *rules)
+
     def customer_tuples(self) -> list[tuple[int, str, str, int | None]]:
         """(id, kind, name, company id) of every live customer: what the matcher indexes."""
         with self.session() as s:

@@ -67,11 +67,10 @@ def test_a_failed_write_leaves_the_old_workbook_and_no_temp_file(tmp_path: Path,
     write_timeline(path, build_view([activity("old", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))
     before = path.read_bytes()
 
-    def disk_full(self, filename):  # type: ignore[no-untyped-def]
-        Path(filename).write_bytes(b"PK\x03\x04 half a workbook")
+    def disk_full(fd: int) -> None:  # the data did not fit: the flush to disk fails
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(openpyxl.Workbook, "save", disk_full)
+    monkeypatch.setattr("connectors.excel_timeline.os.fsync", disk_full)
     with pytest.raises(TimelineWriteError, match="No space left"):
         write_timeline(path, build_view([activity("new", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))
     assert path.read_bytes() == before

@@ -371,6 +371,7 @@ class Pipeline:
         sources = [s for s in self.config.sources if s.enabled and (wanted is None or s.name in wanted)]
         sources.sort(key=lambda s: s.kind not in CUSTOMER_KINDS)
         result = PassResult()
+        started_at = datetime.now(timezone.utc)
         self.refresh_index()
         customers_changed = 0
         # Customer sources first, one at a time (mail read next matches what they add);
@@ -399,7 +400,7 @@ class Pipeline:
                 customers_changed += created
                 self.refresh_index()
         if customers_changed:
-            result.rematched = self.store.rematch(self.link)
+            result.rematched = self.store.rematch(self.link, since=started_at)
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
         self.write_outputs(result, debounce)
         return result
@@ -429,7 +430,8 @@ class Pipeline:
             return
         if result.learned:
             self.refresh_index()
-            result.rematched += self.store.rematch(self.link)
+            # Rules learned on Review are about unmatched activities; merges moved links already.
+            result.rematched += self.store.rematch(self.link, since=datetime.now(timezone.utc))
             log.info("review: learned assignments=%d rematched=%d", result.learned, result.rematched)
         written, retry_in = self.write_timeline(debounce)
         result.timeline_written, result.timeline_retry_in = written, retry_in

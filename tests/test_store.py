@@ -227,3 +227,41 @@ def test_review_assignments_become_rules_or_stay_pending_with_a_note(store: Stor
     assert sorted(store.manual_rule_rows()) == [("email", "tom@gmail.com", acme.id), ("phone", "+38591111", acme.id)]
     store.save_assignment("A2", [("email", "tom@gmail.com")], acme.id, "acme")  # the same key again: replaced
     assert len(store.manual_rules()) == 2
+
+
+def test_rematch_since_looks_only_at_what_the_changed_customers_can_affect(store: Store) -> None:
+    sheet = store.source_id("customers", "excel_customers")
+    mail = store.source_id("mail", "maildir")
+    store.commit(sheet, Ingest(customers=[
+        CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@old.example",), version="1"),
+        CustomerRecord("p:2", CustomerKind.PERSON, "Bo", emails=("bo@other.example",), version="1"),
+    ]), no_links)
+    ids = {c.name: c.id for c in store.customer_rows()}
+
+    def link_known(participants, hints, ref):  # type: ignore[no-untyped-def]
+        owners = {"ana@old.example": ids["Ana"], "bo@other.example": ids["Bo"]}
+        return [LinkSpec(owners[p.email], "email", 1.0, "") for p in participants if p.email in owners]
+
+    store.commit(mail, Ingest(activities=[
+        email("1", "m1", "alice@ourco.example", Participant("x@newco.example", "", Role.FROM)),
+        email("2", "m2", "alice@ourco.example", Participant("ana@old.example", "", Role.FROM)),
+        email("3", "m3", "alice@ourco.example", Participant("bo@other.example", "", Role.FROM)),
+        email("4", "m4", "alice@ourco.example", Participant("y@sub.newco.example", "", Role.FROM)),
+    ]), link_known)
+    since = datetime.now(timezone.utc)
+    store.commit(sheet, Ingest(customers=[
+        CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@new.example",), version="2"),
+        CustomerRecord("c:9", CustomerKind.COMPANY, "Newco", domains=("newco.example",), version="1"),
+    ]), no_links)
+    seen: list[str] = []
+
+    def recording(participants, hints, ref):  # type: ignore[no-untyped-def]
+        seen.append(participants[0].email)
+        return []
+
+    store.rematch(recording, since=since)
+    # Unmatched mail (1, 4), mail linked to the changed Ana (2); not Bo's (3).
+    assert sorted(seen) == ["ana@old.example", "x@newco.example", "y@sub.newco.example"]
+    seen.clear()
+    store.rematch(recording)  # without since: everything
+    assert len(seen) == 4

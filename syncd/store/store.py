@@ -18,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, Text, cast, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -52,6 +52,7 @@ from syncd.store.schema import (
 
 log = logging.getLogger(__name__)
 
+RESCOPE_LIMIT = 200  # customers changed in one pass above which every activity is re-matched
 LinkFunction = Callable[[tuple[Participant, ...], dict[str, str], str | None], list[LinkSpec]]
 
 
@@ -741,7 +742,7 @@ class Store:
                 select(CustomerRow).where(CustomerRow.source_id == source_id, CustomerRow.source_key == key)
             )
             if customer is not None and customer.gone_at is None:
-                customer.gone_at = now
+                customer.gone_at = customer.updated_at = now
                 s.execute(delete(IdentityRow).where(IdentityRow.customer_id == customer.id))
                 removed += 1
                 customers += 1
@@ -749,15 +750,52 @@ class Store:
             s.execute(delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key == key))
         return removed, customers
 
-    def rematch(self, link: LinkFunction) -> int:
-        """Recompute every live activity's links, e.g. after customers changed. Returns links changed."""
+    def rematch(self, link: LinkFunction, since: datetime | None = None) -> int:
+        """Recompute the links of stored activities after customers or rules changed, without
+        reading any source again. Returns how many activities' links changed.
+
+        ``since``: only what the customers changed since then can affect, namely unmatched
+        activities, activities linked to those customers, and activities mentioning one of
+        their addresses or domains (or carrying phones, when phones changed). A large change
+        (an import) re-matches everything, which is then cheaper than the search.
+        """
         changed = 0
         with self.session() as s, s.begin():
-            for activity in s.scalars(select(ActivityRow).where(ActivityRow.gone_at.is_(None))):
+            query = select(ActivityRow).where(ActivityRow.gone_at.is_(None))
+            if since is not None:
+                scope = self._rematch_scope(s, since)
+                if scope is not None:
+                    query = query.where(scope)
+            for activity in s.scalars(query):
                 links = link(_participants_from_json(activity.participants), activity.hints, None)
                 if self._set_links(s, activity.id, links):
                     changed += 1
         return changed
+
+    @staticmethod
+    def _rematch_scope(s: Session, since: datetime) -> Any:
+        """The activities customers changed since ``since`` can affect, as a WHERE clause, or
+        None when so many changed that re-matching all is the better plan."""
+        customer_ids = list(s.scalars(select(CustomerRow.id).where(CustomerRow.updated_at >= since)))
+        if len(customer_ids) > RESCOPE_LIMIT:
+            return None
+        conditions: list[Any] = [ActivityRow.id.not_in(select(LinkRow.activity_id))]
+        if customer_ids:
+            conditions.append(ActivityRow.id.in_(
+                select(LinkRow.activity_id).where(LinkRow.customer_id.in_(customer_ids))))
+            participants = cast(ActivityRow.participants, Text)
+            phones = False
+            for kind, value in s.execute(select(IdentityRow.kind, IdentityRow.value).where(
+                    IdentityRow.customer_id.in_(customer_ids))):
+                if kind == "email":
+                    conditions.append(participants.contains(f'"{value}"', autoescape=True))
+                elif kind == "domain":
+                    conditions.append(participants.contains(f'{value}"', autoescape=True))
+                elif kind == "phone":
+                    phones = True
+            if phones:
+                conditions.append(cast(ActivityRow.hints, Text).contains('"phones"', autoescape=True))
+        return or_(*conditions)
 
     # ---- write-back ------------------------------------------------------------------
 

@@ -755,6 +755,11 @@ class TimelineConfig(StrictModel):
     per_owner_dir: ConfigPath = Field(
         default=Path("timelines"), description="Folder for the per-owner workbooks (timeline-OWNER.xlsx)."
     )
+    review_max_rows: int = Field(
+        default=2000, ge=10, le=1_000_000,
+        description="Newest unmatched activities listed on Review (a first sync without a customer list would "
+        "otherwise list every mail; nobody reviews 20,000 rows). syncd status counts them all.",
+    )
     review_suggestions: int = Field(
         default=3, ge=0, le=10, description="Suggested customers shown per unmatched activity on Review."
     )

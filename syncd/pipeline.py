@@ -640,9 +640,9 @@ class Pipeline:
         customers = self.store.customer_summaries(day_start)
         suggestions: dict[int, list[str]] = {}
         if cfg.review_suggestions:
-            for a in activities:
-                if a["customers"]:
-                    continue
+            unmatched = [a for a in activities if not a["customers"]]
+            unmatched.sort(key=lambda a: a["occurred_at"], reverse=True)
+            for a in unmatched[: cfg.review_max_rows]:  # only the rows Review shows
                 found = suggest_customers(
                     tuple(Participant(p["email"], p.get("name", ""), Role(p["role"])) for p in a["participants"]),
                     a.get("hints") or {}, self.index, self.policy, cfg.review_suggestions)
@@ -651,7 +651,7 @@ class Pipeline:
         pending = self.store.pending_assignments()
         views = [(cfg.path, build_view(activities, customers, today, zone, status_rules=rules,
                                        suggestions=suggestions, pending=pending, reports=cfg.reports,
-                                       merges=self.merge_rows()))]
+                                       merges=self.merge_rows(), review_max_rows=cfg.review_max_rows))]
         if cfg.per_owner:
             owners = sorted({c["owner"] for c in customers if c["owner"]})
             for owner in owners:

@@ -141,7 +141,7 @@ def build_view(
     activities: list[dict[str, Any]], customers: list[dict[str, Any]], today: date, zone: ZoneInfo, *,
     status_rules: Sequence[tuple[int, str]] = ((60, "no contact in 60 days"), (120, "no contact in 120 days")),
     suggestions: dict[int, list[str]] | None = None, pending: dict[str, tuple[str, str]] | None = None,
-    reports: bool = False, merges: Sequence[tuple[str, str, str, str]] = (),
+    reports: bool = False, merges: Sequence[tuple[str, str, str, str]] = (), review_max_rows: int | None = None,
 ) -> TimelineView:
     """``suggestions``: activity id -> suggested customer labels for Review; ``pending``:
     activity ref -> (what an admin typed, why it did not resolve yet); ``merges``: probable
@@ -173,7 +173,7 @@ def build_view(
             kind = f"{kind} (cancelled)"
         timeline.append((when, names, kind, a["direction"], a["subject"], a["snippet"], sender, recipients,
                          staff, seen_in, link, refs[a["id"]]))
-        if not a["customers"]:
+        if not a["customers"] and (review_max_rows is None or len(review) - len(merges) < review_max_rows):
             typed, note = pending.get(refs[a["id"]], (None, None))
             review.append((when, a["subject"], sender, recipients, staff, refs[a["id"]],
                            "; ".join(suggestions.get(a["id"], [])) or None, typed, note or None))

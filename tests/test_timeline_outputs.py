@@ -121,3 +121,17 @@ def test_status_labels_and_report_tables() -> None:
                                          "2026-11": 1}
     assert dict(reports.contact_buckets) == {"0-30 days": 1, "31-60 days": 0, "61-90 days": 0, "91-180 days": 1,
                                              "over 180 days": 0, "never": 1}
+
+
+def test_review_lists_the_newest_unmatched_up_to_the_cap_and_every_merge_suggestion() -> None:
+    from syncd.timeline import build_view
+
+    def unmatched(n: int) -> dict:
+        return {"id": n, "kind": "email", "occurred_at": datetime(2026, 11, n, tzinfo=timezone.utc),
+                "direction": "inbound", "subject": f"s{n}", "snippet": "", "participants": [], "message_id": f"m{n}",
+                "hints": {}, "customers": [], "seen_in": []}
+
+    view = build_view([unmatched(n) for n in range(1, 6)], [], date(2026, 11, 23), ZoneInfo("UTC"),
+                      merges=[("M2-1", "Possible duplicate", "same name", "merge #2 into #1")], review_max_rows=2)
+    assert [row[1] for row in view.review] == ["Possible duplicate", "s5", "s4"]
+    assert len(view.timeline) == 5

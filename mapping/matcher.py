@@ -288,6 +288,16 @@ def link_activity(
     return sorted(best.values(), key=lambda s: s.customer_id)
 
 
+def _with_company(owner: int, rule: str, evidence: str, identity: str,
+                  index: CustomerIndex) -> list[tuple[int, str, str]]:
+    """The customer an identity belongs to, and the company of that customer when it is a person."""
+    found = [(owner, rule, evidence)]
+    company = index.company_of.get(owner)
+    if company is not None:
+        found.append((company, "person-company", f"{identity} is a contact of {index.names.get(company, company)}"))
+    return found
+
+
 def _match_phone(number: str, index: CustomerIndex, trace: list[str] | None) -> list[tuple[int, str, str]]:
     manual = index.manual.get(("phone", number))
     if manual is not None:
@@ -299,10 +309,8 @@ def _match_phone(number: str, index: CustomerIndex, trace: list[str] | None) -> 
         if trace is not None:
             trace.append(f"phone {number}: rule phone failed: no customer has this number")
         return []
-    found = [(owner, "phone", f"phone {number} is a number of {index.names.get(owner, owner)}")]
-    company = index.company_of.get(owner)
-    if company is not None:
-        found.append((company, "person-company", f"{number} is a contact of {index.names.get(company, company)}"))
+    found = _with_company(owner, "phone", f"phone {number} is a number of {index.names.get(owner, owner)}", number,
+                          index)
     if trace is not None:
         trace.extend(f"phone {number}: rule {rule} matched: #{cid}, {evidence}" for cid, rule, evidence in found)
     return found
@@ -411,11 +419,8 @@ def _match_participant(participant: Participant, index: CustomerIndex, policy: M
         if trace is not None:
             trace.append(f"{email}: plus-address folded to {folded}")
     if owner is not None:
-        found.append((owner, "email", f"{participant.role.value} {email} is an address of "
-                                      f"{index.names.get(owner, owner)}"))
-        company = index.company_of.get(owner)
-        if company is not None:
-            found.append((company, "person-company", f"{email} is a contact of {index.names.get(company, company)}"))
+        found.extend(_with_company(owner, "email", f"{participant.role.value} {email} is an address of "
+                                                   f"{index.names.get(owner, owner)}", email, index))
         if trace is not None:
             trace.extend(f"{email}: rule {rule} matched: #{cid}, {evidence}" for cid, rule, evidence in found)
         return found

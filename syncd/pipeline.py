@@ -75,6 +75,7 @@ log = logging.getLogger("syncd.pipeline")
 
 CUSTOMER_KINDS = {"excel_customers", "graph_contacts", "ews_contacts"}
 WORKBOOK_KINDS = {"excel_customers", "excel_activities"}
+CORRESPONDENTS_COUNTED = "state:correspondents-counted"  # a flag in the outputs table
 AUTO_CONTACTS_SOURCE = "auto-contacts"  # where auto-created people are kept (matching.auto_create_contacts)
 
 
@@ -408,6 +409,14 @@ class Pipeline:
     def auto_create_contacts(self) -> int:
         """People for outside correspondents the policy admits; returns how many were added."""
         min_in, min_out = POLICY_THRESHOLDS[self.config.matching.auto_create_contacts]
+        if self.store.output_hash(CORRESPONDENTS_COUNTED) is None:
+            # Mail read before the policy was on was never counted: count what the store holds,
+            # once (mail of this pass may count twice; the thresholds are "at least one").
+            counts = correspondent_counts(self.store.stored_mail(), self.policy)
+            if counts:
+                self.store.count_correspondents(counts)
+            self.store.set_output_hash(CORRESPONDENTS_COUNTED, "done")
+            log.info("auto-create: counted correspondents=%d from stored mail", len(counts))
         records = new_contacts(self.store.correspondents(min_in, min_out), self.index, self.policy)
         if not records:
             return 0

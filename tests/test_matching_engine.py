@@ -232,3 +232,17 @@ def test_the_service_reuses_the_matcher_index_until_customers_change(tmp_path: P
     Pipeline(config, store, index_cache=cache).run_pass()
     assert cache.index is not built and "Baltic Amber" in cache.index.names.values()
     store.close()
+
+
+def test_turning_auto_creation_on_later_counts_the_mail_already_stored(tmp_path: Path) -> None:
+    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"]])
+    write_maildir(tmp_path / "mail", {"1": mail(1, "Marko Babić <marko@adriaticfoods.hr>")})
+    run, store = pipeline(tmp_path, "none")
+    run.run_pass()
+    assert [c.kind for c in store.customer_rows()] == ["company"]
+    store.close()
+    (tmp_path / "syncd.toml").unlink(missing_ok=True)
+    run, store = pipeline(tmp_path, "inbound")
+    run.run_pass()  # no new mail in this pass
+    assert [c.name for c in store.customer_rows() if c.kind == "person"] == ["Marko Babić"]
+    store.close()

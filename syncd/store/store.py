@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from syncd.records import (
+    ActivityKind,
     ActivityRecord,
     CustomerKind,
     CustomerRecord,
@@ -942,6 +943,21 @@ class Store:
                 row.outbound += outbound
                 row.name = row.name or name[:500]
                 row.last_seen_at = now
+
+    def stored_mail(self) -> Iterator[ActivityRecord]:
+        """Every live stored email with its direction and participants (nothing else), for
+        counting correspondents when auto-creation is turned on after mail was read."""
+        with self.session() as s:
+            for activity_id, direction, participants in s.execute(
+                    select(ActivityRow.id, ActivityRow.direction, ActivityRow.participants)
+                    .where(ActivityRow.gone_at.is_(None), ActivityRow.kind == "email")).yield_per(2000):
+                yield ActivityRecord(key=str(activity_id), kind=ActivityKind.EMAIL, occurred_at=utcnow(),
+                                     direction=Direction(direction),
+                                     participants=_participants_from_json(participants or []))
+
+    def count_correspondents(self, counts: dict[str, tuple[str, int, int]]) -> None:
+        with self.session() as s, s.begin():
+            self._count_correspondents(s, counts, utcnow())
 
     def correspondents(self, min_inbound: int, min_outbound: int) -> list[tuple[str, str]]:
         """(address, display name) of outside correspondents with at least that much mail

@@ -19,9 +19,10 @@ starts the folder over from no state; that round commits no cursor until its end
 then removes what we hold that it did not list (item keys are ``<folder>/<ItemId>``, so
 nothing doubles).
 
-The calendar folder is synced the same way. Known limit: a recurring series is one
-activity at the series' start (EWS SyncFolderItems returns the series master; occurrences
-are not expanded), cancelled meetings are kept and marked.
+The calendar folder is synced the same way. SyncFolderItems returns a recurring series as
+its master; the master's iCalendar form (MIME content) is read and expanded into one
+activity per occurrence inside the window, as the CalDAV connector does; cancelled meetings
+are kept and marked.
 
 Write-back (each off by default): categories per customer via UpdateItem (the user's own
 kept), and a contact per customer in a "Customers" folder under Contacts whose body holds
@@ -34,12 +35,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
+from connectors.icalevents import EventWindow, parse_resource
 from connectors.graph import PRIVATE_CATEGORIES, ContactFields, contact_records, listing_batches, with_categories
 from syncd.records import (
     ActivityKind,
@@ -383,24 +386,31 @@ class EwsConnector(Connector):
             folder = _folder_by_path(self.session.account(), label)
         try:
             if cursor is None:
-                yield from self._round(label, folder, None, since, held if held else None)
+                yield from self._round(label, folder, None, since, held if held else None, held)
             else:
-                yield from self._round(label, folder, cursor.state, since, None)
+                yield from self._round(label, folder, cursor.state, since, None, held)
         except ResyncNeeded as exc:
             log.warning("source=%s folder=%s sync state rejected (%s): reading the folder afresh", self.name, label, exc)
-            yield from self._round(label, folder, None, since, held)
+            yield from self._round(label, folder, None, since, held, held)
+
+    def _calendar_window(self) -> EventWindow:
+        today = self.today()
+        start = datetime.combine(today - timedelta(days=self.past_days), datetime.min.time(), tzinfo=timezone.utc)
+        end = datetime.combine(today + timedelta(days=self.future_days + 1), datetime.min.time(), tzinfo=timezone.utc)
+        return EventWindow(start, end, ZoneInfo("UTC"))
 
     def _window(self, label: str, since: str) -> Callable[[Any], bool]:
         if label == "calendar":
-            today = self.today()
-            start = datetime.combine(today - timedelta(days=self.past_days), datetime.min.time(), tzinfo=timezone.utc)
-            end = datetime.combine(today + timedelta(days=self.future_days + 1), datetime.min.time(), tzinfo=timezone.utc)
-            return lambda item: start <= (_utc(getattr(item, "start", None)) or end) < end
+            # A recurring series starts where its first occurrence is, perhaps years back, and
+            # may still have occurrences in the window: anything starting before the window's
+            # end is read; single events outside the window are dropped once read.
+            end = self._calendar_window().end
+            return lambda item: (_utc(getattr(item, "start", None)) or end) < end
         first = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
         return lambda item: (_utc(getattr(item, "datetime_received", None)) or first) >= first
 
     def _round(self, label: str, folder: Any, sync_state: str | None, since: str,
-               resync: set[str] | None) -> Iterator[Batch]:
+               resync: set[str] | None, held: set[str]) -> Iterator[Batch]:
         from exchangelib.services import SyncFolderItems
         from exchangelib.items import ID_ONLY
 
@@ -425,11 +435,16 @@ class EwsConnector(Connector):
                 key = f"{label}/{item.id}"
                 if change_type == SyncFolderItems.DELETE:
                     removed.append(key)
+                    removed += sorted(k for k in held if k.startswith(key + "#"))  # its occurrences
                     continue
                 seen.add(key)
                 if in_window(item):
                     wanted.append(item)
             records, problems = self._fetch(label, wanted, fields)
+            if is_calendar:
+                removed += self._stale_occurrences(wanted, records, problems, held)
+                seen.update(r.key for r in records)
+                seen.update(p.key for p in problems)
             new_state = service.sync_state
             last = bool(service.includes_last_item_in_range) or new_state == sync_state
             cursor: str | None
@@ -466,14 +481,58 @@ class EwsConnector(Connector):
                 problems.append(Problem(key, f"cannot read the item: {type(item).__name__}: {item}",
                                         f"{self.mailbox} {label}", str(asked.changekey or "")))
                 continue
+            if is_calendar and str(item.type or "") == "RecurringMaster":
+                occurrences, trouble = self._occurrences(item, key)
+                records += occurrences
+                problems += trouble
+                continue
             if is_calendar:
                 parsed = event_record(item, key=key, mailbox=self.mailbox, owners=self.owners,
                                       snippet_chars=self.options.snippet_chars)
+                window = self._calendar_window()
+                if isinstance(parsed, ActivityRecord) and not window.start <= parsed.occurred_at < window.end:
+                    continue  # a single event outside the window (read because it might have been a series)
             else:
                 parsed = message_record(item, key=key, folder=label, mailbox=self.mailbox, owners=self.owners,
                                         snippet_chars=self.options.snippet_chars)
             (records if isinstance(parsed, ActivityRecord) else problems).append(parsed)  # type: ignore[arg-type]
         return records, problems
+
+    def _occurrences(self, master: Any, key: str) -> tuple[list[ActivityRecord], list[Problem]]:
+        """A recurring series as its occurrences in the window: the series' iCalendar form
+        (its MIME content: RRULE, EXDATEs and the changed occurrences) expanded the way the
+        CalDAV connector expands its events. Keys are ``<key>#<RECURRENCE-ID>``."""
+        account = self.session.account()
+        with self.session.mapped("read a recurring series"):
+            [full] = list(account.fetch(ids=[(master.id, master.changekey)], only_fields=["mime_content"]))
+        version = str(master.changekey or "")
+        content = getattr(full, "mime_content", None) if not isinstance(full, Exception) else None
+        if not content:
+            return [], [Problem(f"{key}#", "the server sent no iCalendar data for this recurring series",
+                                f"{self.mailbox} calendar", version)]
+        records, problems = parse_resource(
+            content, key_prefix=key, window=self._calendar_window(), owner_addresses=self.owners,
+            mailbox=self.mailbox, folder="calendar", version=version, snippet_chars=self.options.snippet_chars)
+        # Attendees' responses live on the item, not in the MIME: drop those who declined.
+        declined = {m[0] for a in [*(master.required_attendees or []), *(master.optional_attendees or [])]
+                    if str(getattr(a, "response_type", "") or "").lower() == "decline"
+                    and (m := _mailbox(getattr(a, "mailbox", None)))}
+        if declined:
+            records = [replace(r, participants=tuple(p for p in r.participants if p.email not in declined))
+                       for r in records]
+        return records, problems
+
+    @staticmethod
+    def _stale_occurrences(items: list[Any], records: list[ActivityRecord], problems: list[Problem],
+                           held: set[str]) -> list[str]:
+        """Keys held for the events just read that they no longer produce: occurrences of a
+        changed series that moved out or were deleted, or a single event that became a series."""
+        fresh = {r.key for r in records} | {p.key for p in problems}
+        stale: list[str] = []
+        for item in items:
+            key = f"calendar/{item.id}"
+            stale += sorted(k for k in held if (k == key or k.startswith(key + "#")) and k not in fresh)
+        return stale
 
     # ---- write-back --------------------------------------------------------------------
 

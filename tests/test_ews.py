@@ -188,3 +188,50 @@ def test_the_password_never_reaches_the_logs(ews_double: EwsDouble, tmp_path: Pa
     import base64
 
     assert base64.b64encode(f"svc-syncd:{PASSWORD}".encode()).decode() not in logs
+
+
+def series_ics(uid: str, first: datetime, organizer: str, attendee: str) -> str:
+    """A weekly series of five as Exchange gives it in MimeContent: the second occurrence
+    deleted (EXDATE), the third moved two hours later (an exception VEVENT)."""
+    def stamp(moment: datetime) -> str:
+        return moment.strftime("%Y%m%dT%H%M%SZ")
+
+    second, third = first + timedelta(weeks=1), first + timedelta(weeks=2)
+    return "\r\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:Microsoft Exchange Server 2019",
+        "BEGIN:VEVENT", f"UID:{uid}", f"DTSTART:{stamp(first)}", f"DTEND:{stamp(first + timedelta(hours=1))}",
+        "RRULE:FREQ=WEEKLY;COUNT=5", f"EXDATE:{stamp(second)}", "SUMMARY:Weekly supply call",
+        f"ORGANIZER:mailto:{organizer}", f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}",
+        f"DTSTAMP:{stamp(first)}", "END:VEVENT",
+        "BEGIN:VEVENT", f"UID:{uid}", f"RECURRENCE-ID:{stamp(third)}",
+        f"DTSTART:{stamp(third + timedelta(hours=2))}", f"DTEND:{stamp(third + timedelta(hours=3))}",
+        "SUMMARY:Weekly supply call (moved)", f"ORGANIZER:mailto:{organizer}",
+        f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}", f"DTSTAMP:{stamp(first)}", "END:VEVENT",
+        "END:VCALENDAR", ""])
+
+
+def test_a_recurring_series_becomes_its_occurrences_and_leaves_with_its_master(ews_double: EwsDouble,
+                                                                            tmp_path: Path) -> None:
+    from datetime import datetime as dt
+
+    first = (NOW - timedelta(days=20)).replace(hour=9, minute=0, second=0)
+    uid = "040000008200E00074C5B7101A82E008SERIES1"
+    series = ews_double.add_event(ALICE, subject="Weekly supply call", start=iso(first),
+                                  end=iso(first + timedelta(hours=1)), organizer="ivana@adriaticfoods.hr",
+                                  attendees=[(ALICE, "Accept")], ics=series_ics(uid, first, "ivana@adriaticfoods.hr",
+                                                                                ALICE))
+    path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE))
+    sync(path)
+    found = rows(tmp_path, "select subject, occurred_at from activities where gone_at is null and kind = 'meeting' "
+                           "order by occurred_at")
+    starts = [dt.fromisoformat(str(when)).replace(tzinfo=None) for _subject, when in found]
+    naive = first.replace(tzinfo=None)
+    assert starts == [naive, naive + timedelta(weeks=2, hours=2), naive + timedelta(weeks=3),
+                      naive + timedelta(weeks=4)]  # 5 weekly, minus the deleted one; the moved one moved
+    assert [s for s, _w in found][1] == "Weekly supply call (moved)"
+    mime_asked = [r for r in ews_double.recorded("GetItem") if "item:MimeContent" in r.fields]
+    assert len(mime_asked) == 1  # only the series master's MIME was read
+    ews_double.delete(ALICE, "calendar", series["id"])
+    output = sync(path)
+    assert "removed=4" in output
+    assert rows(tmp_path, "select count(*) from activities where gone_at is null and kind = 'meeting'")[0][0] == 0

@@ -155,11 +155,15 @@ class EwsDouble:
 
     def add_event(self, mailbox: str, *, subject: str, start: str, end: str, organizer: str,
                   attendees: list[tuple[str, str]] = (), cancelled: bool = False,
-                  sensitivity: str = "Normal") -> dict[str, Any]:
+                  sensitivity: str = "Normal", ics: str | None = None) -> dict[str, Any]:
+        """``ics``: the series' iCalendar form, making the event a recurring master whose
+        MimeContent Exchange would send."""
         item = {"kind": "CalendarItem", "Subject": subject, "Start": start, "End": end, "Organizer": organizer,
                 "RequiredAttendees": list(attendees), "IsCancelled": cancelled, "Sensitivity": sensitivity,
                 "UID": "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(), "Location": "Zagreb",
-                "CalendarItemType": "Single", "Categories": [], "TextBody": "Agenda."}
+                "CalendarItemType": "RecurringMaster" if ics else "Single", "Categories": [], "TextBody": "Agenda."}
+        if ics:
+            item["MimeContent"] = ics
         return self._put(self.folder(mailbox, "calendar"), item)
 
     def add_contact(self, mailbox: str, *, name: str, emails: list[str], company: str = "",
@@ -416,6 +420,9 @@ def _mailbox_xml(address: str) -> str:
 def _item_xml(item: dict[str, Any], brief: bool = False, names: bool = False) -> str:
     kind = item["kind"]
     parts = [f'<t:ItemId Id="{escape(item["id"])}" ChangeKey="{item["changekey"]}"/>']
+    if item.get("MimeContent") and not brief:
+        encoded = base64.b64encode(item["MimeContent"].encode("utf-8")).decode("ascii")
+        parts.insert(0, f'<t:MimeContent CharacterSet="UTF-8">{encoded}</t:MimeContent>')
     if brief:
         # SyncFolderItems with the IdOnly shape plus the window property we ask for.
         if kind == "Message":

@@ -361,8 +361,9 @@ class Pipeline:
         return link_activity(participants, hints, self.index, self.policy)
 
     def run_pass(self, only: Iterable[str] | None = None, confirm_removals: Iterable[str] = (),
-                 debounce: bool = False) -> PassResult:
+                 debounce: bool = False, rematch_all: bool = False) -> PassResult:
         """Sync the enabled sources (only those named, when given), then write the timeline.
+        ``rematch_all``: match every stored activity again (the matching config changed).
 
         Stops between batches when ``stop_requested`` says so; the timeline is then still
         written from what was committed, so a stop never leaves it behind the store.
@@ -400,7 +401,11 @@ class Pipeline:
             if created:
                 customers_changed += created
                 self.refresh_index()
-        if customers_changed:
+        if rematch_all:
+            # The matching config changed (a reload): every stored activity may link differently.
+            result.rematched = self.store.rematch(self.link)
+            log.info("rematched activities=%d after the matching config changed", result.rematched)
+        elif customers_changed:
             result.rematched = self.store.rematch(self.link, since=started_at)
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
         self.write_outputs(result, debounce)

@@ -186,12 +186,14 @@ class Service:
         next_full_pass = time.monotonic()
         timeline_due: float | None = None  # a timeline write held back by min_interval_seconds
         index_cache = IndexCache()  # the matcher index, reused by passes in which no customer changed
+        rematch_all = False  # set when a reload changed [matching]: the next pass re-matches everything
         try:
             while not self.stop.is_set():
                 if self.reload.is_set():
                     self.reload.clear()
                     new_config = self._reload(config)
                     if new_config is not config:
+                        rematch_all = rematch_all or new_config.matching != config.matching
                         config = new_config
                         self.stop_watchers()
                         warn_insecure(config)
@@ -211,11 +213,15 @@ class Service:
                 pipeline = Pipeline(config, store, stop_requested=self.stop.is_set, heartbeat=self.notifier.watchdog,
                                     index_cache=index_cache)
                 if wanted:
-                    result = pipeline.run_pass(only=wanted, debounce=True)
-                elif outputs_due:
-                    # Only the timeline: a held-back write, or an admin saved the Review sheet.
+                    result = pipeline.run_pass(only=wanted, debounce=True, rematch_all=rematch_all)
+                    rematch_all = False
+                elif outputs_due or rematch_all:
+                    # Only the timeline (a held-back write, an admin saved the Review sheet), or
+                    # a re-match after the matching config changed.
                     result = PassResult()
                     pipeline.refresh_index()
+                    if rematch_all:
+                        result.rematched, rematch_all = store.rematch(pipeline.link), False
                     pipeline.write_outputs(result, debounce=True)
                 if result is not None:
                     timeline_due = (time.monotonic() + result.timeline_retry_in

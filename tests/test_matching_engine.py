@@ -246,3 +246,21 @@ def test_turning_auto_creation_on_later_counts_the_mail_already_stored(tmp_path:
     run.run_pass()  # no new mail in this pass
     assert [c.name for c in store.customer_rows() if c.kind == "person"] == ["Marko Babić"]
     store.close()
+
+
+def test_a_new_config_rule_applies_to_stored_mail_on_a_full_rematch(tmp_path: Path) -> None:
+    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"]])
+    write_maildir(tmp_path / "mail", {"1": mail(1, "Tom <tomjones1987@gmail.com>")})
+    run, store = pipeline(tmp_path)
+    run.run_pass()
+    assert links(store)["Mail 1"] == []
+    (tmp_path / "state").mkdir(exist_ok=True)
+    text = CONFIG.format(policy="none").replace('auto_create_contacts = "none"', '''auto_create_contacts = "none"
+[[matching.rules]]
+email = "tomjones1987@gmail.com"
+customer = "Adriatic Foods"''')
+    config = parse_config(text, tmp_path / "syncd.toml")  # what the service reloads
+    assert run.run_pass().rematched == 0  # the old config: nothing changes
+    result = Pipeline(config, store).run_pass(rematch_all=True)
+    assert result.rematched == 1 and links(store)["Mail 1"] == ["Adriatic Foods"]
+    store.close()

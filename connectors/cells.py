@@ -100,7 +100,6 @@ def cell_amount(value: Any, decimal_separator: str = "auto") -> Decimal:
         except InvalidOperation:
             raise CellError(f"{value!r} is not an amount") from None
     text = _AMOUNT_NOISE.sub("", str(value or "").strip())
-    text = _AMOUNT_NOISE.sub("", text)
     if not text:
         raise CellError("the amount is empty")
     negative = text.startswith("(") and text.endswith(")")

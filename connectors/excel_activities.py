@@ -100,14 +100,14 @@ class ExcelActivitiesConnector(Connector):
             if filled == 0 or (filled == 1 and not text.get("date")):
                 continue  # blank, or a title/separator row
             where = f"{m.path.name}!{sheet.title} row {number}"
+            version = _digest(*[cell_text(v) for v in row])
             if m.key_columns:
                 key = "row:" + "|".join(text[f"key:{c}"] for c in m.key_columns)
             else:
-                key = "row:" + _digest(*[cell_text(v) for v in row])
+                key = "row:" + version  # no key columns: the row's content is its identity
             if key in seen:
                 key = f"{key}#row{number}"
             seen.add(key)
-            version = _digest(*[cell_text(v) for v in row])
             try:
                 record = self._record(key, version, raw, text, zone, sheet.title, number)
             except CellError as exc:

@@ -27,7 +27,6 @@ from syncd.records import Batch, CustomerKind, CustomerRecord, ReadOptions, Sour
 
 _SPLIT_PHONES = re.compile(r"[;,/\n]+")
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
-FIELDS = ("company", "person", "email", "phone", "domain", "owner")
 
 
 def _version(*parts: Any) -> str:
@@ -41,10 +40,6 @@ def _fingerprint(kind: str, name: str, emails: tuple[str, ...], phones: tuple[st
     text = "\x1f".join((kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains),
                         company_key or "", owner))
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-
-
-def _fold(header: str) -> str:
-    return fold_header(header)
 
 
 def changed_only(records: Sequence[Any], known: dict[str, str]) -> list[Any]:
@@ -106,7 +101,7 @@ class ExcelCustomersConnector(Connector):
             owner = values.get("owner", "")
             company_key = None
             if company_name:
-                company_key = "company:" + _fold(company_name)
+                company_key = "company:" + fold_header(company_name)
                 entry = companies.get(company_key)
                 if entry is None:
                     entry = companies[company_key] = {"name": company_name, "domains": {}, "emails": {},

@@ -66,10 +66,6 @@ class SheetRows:
     index: dict[str, int]
     rows: list[list[Any]]  # every row of the sheet, row 1 first
 
-    @property
-    def where_prefix(self) -> str:
-        return self.title
-
     def data_rows(self) -> Iterator[tuple[int, list[Any]]]:
         """(1-based row number, cells) of every row below the header."""
         for number in range(self.header_row + 1, len(self.rows) + 1):

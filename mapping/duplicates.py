@@ -10,12 +10,14 @@ customer (lower ID) is suggested as the one to keep. Pure functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from mapping.fuzzy import name_score
 from mapping.matcher import CustomerIndex
 
 NEAR_IDENTICAL = 0.95
+NEIGHBOURS = 3  # names compared after each one, in each sort order
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,21 @@ def parse_merge_ref(ref: str) -> tuple[int, int] | None:
         return None
     first, _, second = ref[1:].partition("-")
     return (int(first), int(second)) if first.isdigit() and second.isdigit() else None
+
+
+def near_identical_pairs(names: list[tuple[str, int]], window: int = NEIGHBOURS) -> Iterator[tuple[int, int, float]]:
+    """(id, id, score) of normalized names scoring at least NEAR_IDENTICAL, found by the
+    sorted-neighbourhood method: near-identical names sort close together, by their start
+    or, when the difference is at the start, by their end. Comparing each name with its few
+    neighbours in both orders is O(n log n), where comparing every name with its fuzzy
+    candidates took minutes at 20,000 companies."""
+    for order in (sorted(names), sorted(names, key=lambda item: item[0][::-1])):
+        for position, (name, cid) in enumerate(order):
+            for other_name, other in order[position + 1 : position + 1 + window]:
+                if other != cid and name != other_name:
+                    score = name_score(name, other_name)
+                    if score >= NEAR_IDENTICAL:
+                        yield cid, other, score
 
 
 def duplicate_suggestions(customers: Iterable[tuple[int, str, str]], conflicts: Iterable[tuple[int, int, str, str]],
@@ -61,12 +78,9 @@ def duplicate_suggestions(customers: Iterable[tuple[int, str, str]], conflicts: 
         ids.sort()
         for other in ids[1:]:
             add(other, ids[0], f"same name: {names[other]!r} and {names[ids[0]]!r}")
-    for cid, name in index.fuzzy.names.items():
-        if kinds.get(cid) != "company":
-            continue
-        for other, score in index.fuzzy.closest(name, limit=3, min_score=NEAR_IDENTICAL):
-            if other != cid and kinds.get(other) == "company" and not index.fuzzy.differs_by_real_words(
-                    names[cid], other, query_is_customer=True):
-                add(cid, other, f"near-identical names ({score:.0%}): {names[cid]!r} and {names[other]!r}")
+    companies = [(name, cid) for cid, name in index.fuzzy.names.items() if kinds.get(cid) == "company"]
+    for cid, other, score in near_identical_pairs(companies):
+        if not index.fuzzy.differs_by_real_words(names[cid], other, query_is_customer=True):
+            add(cid, other, f"near-identical names ({score:.0%}): {names[cid]!r} and {names[other]!r}")
     suggestions = [DuplicateSuggestion(merge, keep, reason) for (merge, keep), reason in sorted(found.items())]
     return [s for s in suggestions if s.ref not in dismissed]

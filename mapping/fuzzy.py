@@ -96,11 +96,3 @@ class NameIndex:
         theirs = set(self.names.get(customer_id, "").split())
         needed = 2 if query_is_customer else 1
         return any(self.words[word] >= needed for word in set(normalized.split()) if word not in theirs)
-
-    def size_bytes(self) -> int:
-        import sys
-
-        total = sys.getsizeof(self.names) + sys.getsizeof(self.blocks)
-        total += sum(sys.getsizeof(n) for n in self.names.values())
-        total += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self.blocks.items())
-        return total

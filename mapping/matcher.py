@@ -374,14 +374,6 @@ def suggest_customers(participants: Iterable[Participant], hints: dict[str, str]
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def explain_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy) -> list[str]:
-    """Each rule tried for one participant, in the order ``link_participants`` tries them,
-    and what it found or why it did not apply. For ``syncd explain``."""
-    trace: list[str] = []
-    _match_participant(participant, index, policy, trace)
-    return trace
-
-
 def _match_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy,
                        trace: list[str] | None = None) -> list[tuple[int, str, str]]:
     """(customer id, rule, evidence) for one participant, rules in order. With ``trace``,

@@ -21,15 +21,6 @@ RESOLVE_FUZZY = 0.9  # a typed name this close to exactly one customer's is take
 
 
 @dataclass(frozen=True)
-class ReviewAssignment:
-    """A Review row whose Customer cell an admin filled (or cleared)."""
-
-    ref: str
-    customer_text: str
-    row: int
-
-
-@dataclass(frozen=True)
 class Resolution:
     customer_id: int | None
     note: str | None = None

@@ -310,6 +310,8 @@ class IndexCache:
     signature: tuple[Any, ...] | None = None
     index: CustomerIndex | None = None
     rule_problems: list[str] = field(default_factory=list)
+    merge_signature: tuple[Any, ...] | None = None  # the same, for the duplicate suggestions
+    merge_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 class PassInterrupted(Exception):
@@ -583,7 +585,8 @@ class Pipeline:
             return learned
         from syncd.timeline import activity_ref
 
-        by_ref = {activity_ref(a): a for a in self.store.activities(limit=self.config.timeline.max_rows)}
+        by_ref = {activity_ref(a): a for a in self.store.activities(limit=self.config.timeline.max_rows,
+                                                                    unmatched_only=True)}
         for entry in typed:
             activity = by_ref.get(entry.ref)
             if activity is None:
@@ -633,7 +636,15 @@ class Pipeline:
         return 1
 
     def merge_rows(self) -> list[tuple[str, str, str, str]]:
-        """Probable duplicates as Review rows: (ref, title, reason, proposal)."""
+        """Probable duplicates as Review rows: (ref, title, reason, proposal). Worked out
+        again only when customers, identities or rules (dismissals too) changed."""
+        signature = self.store.customers_signature()
+        cache = self.index_cache
+        if cache.merge_signature != signature:
+            cache.merge_rows, cache.merge_signature = self._find_merge_rows(), signature
+        return cache.merge_rows
+
+    def _find_merge_rows(self) -> list[tuple[str, str, str, str]]:
         customers = [(cid, kind, name) for cid, kind, name, _company in self.store.customer_tuples()]
         names = {cid: name for cid, _kind, name in customers}
         rows = []

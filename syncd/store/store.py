@@ -1127,10 +1127,14 @@ class Store:
 
     # ---- reading for timeline, status and the CLI -----------------------------------
 
-    def activities(self, limit: int | None = None, customer_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        """Live activities newest first, each with its linked customers and where it was seen."""
+    def activities(self, limit: int | None = None, customer_ids: Iterable[int] | None = None,
+                   unmatched_only: bool = False) -> list[dict[str, Any]]:
+        """Live activities newest first, each with its linked customers and where it was seen
+        (``unmatched_only``: those no customer is linked to, as the Review sheet lists them)."""
         with self.session() as s:
             query = select(ActivityRow).where(ActivityRow.gone_at.is_(None))
+            if unmatched_only:
+                query = query.where(ActivityRow.id.not_in(select(LinkRow.activity_id)))
             if customer_ids is not None:
                 ids = list(customer_ids)
                 query = query.where(

@@ -23,7 +23,7 @@ _TOKEN = re.compile(
       (?P<open>\()
     | (?P<close>\))
     | (?P<literal>\x00(?P<index>\d+)\x00)
-    | "(?P<quoted>(?:[^"\\]|\\.)*)"
+    | "(?P<quoted>[^"\\]*(?:\\.[^"\\]*)*)"
     | (?P<section>BODY\[[^\]]*\](?:<\d+>)?)
     | (?P<atom>[^\s()"\x00\[\]]+(?:\[[^\]]*\](?:<\d+>)?)?)
     )""",
@@ -38,7 +38,7 @@ _MONTHS = {m: i for i, m in enumerate(
 _COMMON = re.compile(
     rb'\d+ \(UID (?P<uid>\d+) FLAGS \((?P<flags>[^()"]*)\) INTERNALDATE "(?P<date>[^"]*)" '
     rb"RFC822\.SIZE (?P<size>\d+)(?: MODSEQ \(\d+\))?"
-    rb'(?: PREVIEW (?:"(?P<quoted>(?:[^"\\]|\\.)*)"|\x00(?P<literal>\d+)\x00|(?P<nil>NIL)))?'
+    rb'(?: PREVIEW (?:"(?P<quoted>[^"\\]*(?:\\.[^"\\]*)*)"|\x00(?P<literal>\d+)\x00|(?P<nil>NIL)))?'
     rb" BODY\[HEADER\.FIELDS \([^()]*\)\] \x00(?P<header>\d+)\x00"
     rb"(?: BODY\[TEXT\]<0> \x00(?P<text>\d+)\x00)?\)\n"
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.utils import getaddresses, parsedate_to_datetime
@@ -90,6 +90,11 @@ def _unescape_8bit(value: str, charset_hint: str | None) -> str:
     return raw.decode("latin-1")
 
 
+def _charset_hint(raw: RawHeaders) -> str | None:
+    """The charset the message declares for its body, if any."""
+    return content_type(raw.first("content-type"))[1].get("charset")
+
+
 class _Headers:
     """Header values by lower-cased name, raw 8-bit bytes read leniently (no header objects).
 
@@ -99,13 +104,10 @@ class _Headers:
 
     def __init__(self, raw: RawHeaders):
         self.values: dict[str, list[str]] = {}
-        hint: str | None = None
         for name, value in raw.items:
-            if name.lower() == "content-type":
-                hint = content_type(value)[1].get("charset")
-                break
-        for name, value in raw.items:
-            self.values.setdefault(name.lower(), []).append(_unescape_8bit(value, hint))
+            if not value.isascii():
+                value = _unescape_8bit(value, _charset_hint(raw))
+            self.values.setdefault(name.lower(), []).append(value)
 
     def first(self, name: str) -> str | None:
         found = self.values.get(name)
@@ -163,10 +165,37 @@ def _participants(headers: _Headers) -> list[Participant]:
     return found
 
 
+_MONTHS = {name: number for number, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+# "Mon, 23 Nov 2026 13:29:46 +0100", what nearly all mail has; anything else is
+# left to parsedate_to_datetime.
+_PLAIN_DATE = re.compile(r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d\d):(\d\d)(?::(\d\d))? "
+                         r"([+-])(\d\d)(\d\d)\s*(?:\([^()]*\)\s*)?\Z")
+
+
+def _plain_date(raw: str) -> datetime | None:
+    match = _PLAIN_DATE.match(raw)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    number = _MONTHS.get(month.lower())
+    if number is None:
+        return None
+    try:
+        local = datetime(int(year), number, int(day), int(hour), int(minute), int(second or 0), tzinfo=timezone.utc)
+    except ValueError:
+        return None  # an impossible day or second: the general parser decides
+    offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
+    return local - offset if sign == "+" else local + offset
+
+
 def _date(headers: _Headers) -> datetime | None:
     raw = headers.first("date")
     if not raw:
         return None
+    plain = _plain_date(raw)
+    if plain is not None:
+        return plain
     try:
         parsed = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):

@@ -47,6 +47,13 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
     """
     if raw.startswith((b"\r\n", b"\n", b"\r")):
         return RawHeaders(()), raw[2:] if raw.startswith(b"\r\n") else raw[1:]
+    end = raw.find(b"\r\n\r\n")
+    if end >= 0 and b"\n\n" not in raw[:end + 2] and b"\r\r" not in raw[:end + 2] and b"\n\r\n" not in raw[:end + 1]:
+        # The common case (CRLF mail, and what IMAP servers send): no earlier blank line.
+        block, after = raw[: end + 2], raw[end + 4 :]
+        fast = _fast_fields(block)
+        if fast is not None:
+            return RawHeaders(fast), after
     blank = _BLANK_LINE.search(raw)
     if blank is None:
         block, after = raw, b""
@@ -54,6 +61,10 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
         # Keep the header block's last line ending, as compat32 does before rstripping it.
         ending = 2 if raw[blank.start() : blank.start() + 2] == b"\r\n" else 1
         block, after = raw[: blank.start() + ending], raw[blank.end() :]
+    if not block.startswith(b"From "):
+        fast = _fast_fields(block)
+        if fast is not None:
+            return RawHeaders(fast), after
     lines = block.splitlines(keepends=True)
     items: list[tuple[str, list[bytes]]] = []
     for index, line in enumerate(lines):
@@ -72,6 +83,42 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
         (name, b"".join(parts).rstrip(b"\r\n").decode("ascii", "surrogateescape")) for name, parts in items
     )
     return RawHeaders(headers), after
+
+
+def _fast_fields(block: bytes) -> tuple[tuple[str, str], ...] | None:
+    """The header block read with a few ``str`` operations when its lines all end alike and
+    each is a field or a continuation of one; None sends the caller to the line-by-line
+    reading, which handles the rest (mixed or bare-CR line ends, junk lines, a body start)."""
+    text = block.decode("ascii", "surrogateescape")
+    crlf = text.count("\r\n")
+    if crlf:
+        if text.count("\n") != crlf or text.count("\r") != crlf:
+            return None
+        lines = text.split("\r\n")
+        separator = "\r\n"
+    else:
+        if "\r" in text:
+            return None
+        lines = text.split("\n")
+        separator = "\n"
+    if lines and not lines[-1]:
+        lines.pop()
+    names: list[str] = []
+    values: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if values:
+                values[-1] += separator + line
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name:
+            return None
+        names.append(name)
+        values.append(value.lstrip(" \t"))
+    every_name = "".join(names)  # printable ASCII without spaces, checked once for all
+    if not every_name.isascii() or not every_name.isprintable() or " " in every_name:
+        return None
+    return tuple(zip(names, values))
 
 
 def content_type(value: str | None, default: str = "text/plain") -> tuple[str, dict[str, str]]:

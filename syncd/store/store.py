@@ -64,15 +64,49 @@ def _bound(s: Session, column: Any, value: Any) -> Any:
     return processor(value) if processor else value
 
 
-def _executemany(s: Session, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert many plain rows straight through the driver's executemany. For bulk imports
-    only: values must already be in driver form (see ``_bound``); SQLAlchemy's per-value
-    processing is what this skips, and at 100,000 rows it is most of the cost."""
+def _processor(s: Session, column: Any) -> Callable[[Any], Any]:
+    """The bind processing of ``column``'s type for this dialect, as one callable."""
+    processor = column.type._cached_bind_processor(s.get_bind().dialect)
+    return (lambda value: value if value is None else processor(value)) if processor else (lambda value: value)
+
+
+def _new_ids(s: Session, table: Any, count: int) -> list[int]:
+    """``count`` unused primary keys for ``table``, reserved for this transaction.
+
+    PostgreSQL hands them out from the column's sequence. SQLite has one writer at a time
+    and assigns max(id) + 1 itself; this transaction either already holds the write lock
+    or fails to take it (busy) rather than reuse an id another writer took.
+    """
     connection = s.connection()
-    style = connection.dialect.paramstyle
-    marks = ", ".join("?" if style == "qmark" else "%s" for _ in columns)
-    names = ", ".join(columns)
-    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(rows))
+    if connection.dialect.name == "postgresql":
+        return list(connection.exec_driver_sql(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, {int(count)})"
+        ).scalars())
+    highest = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    return list(range(highest + 1, highest + 1 + count))
+
+
+def _executemany(s: Session, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert many plain rows as multi-row ``INSERT ... VALUES (...), (...)`` statements sent
+    straight to the driver. For bulk inserts only: values must already be in driver form
+    (see ``_processor``).
+
+    Why not SQLAlchemy or the driver's executemany: SQLAlchemy's per-value processing is
+    most of the cost at 100,000 rows, and sqlite3's executemany releases and re-takes the
+    GIL for every row, so while the connector's thread parses mail each row can wait a
+    whole thread switch interval (5 ms). One statement per few hundred rows waits once.
+    """
+    if not rows:
+        return
+    connection = s.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    group = "(" + ", ".join(mark for _ in columns) + ")"
+    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    per_statement = max(1, min(500, 30_000 // len(columns)))  # under SQLite's 32,766 parameters
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        connection.exec_driver_sql(head + ", ".join(group for _ in chunk),
+                                   tuple(value for row in chunk for value in row))
 
 
 @dataclass(frozen=True)
@@ -552,56 +586,46 @@ class Store:
             fresh.append(record)
         if not fresh:
             return rest
-        # Core statements on the tables (not the ORM entities): the ORM's bulk path adds
-        # per-row bookkeeping that costs more than the database's own insert.
+        # Straight through the driver: SQLAlchemy's per-row bookkeeping costs more than
+        # the database's own insert.
         ids = self._insert_activity_rows(s, fresh, now)
-        s.execute(insert(OccurrenceRow.__table__), [
-            {"activity_id": activity_id, "source_id": source_id, "item_key": r.key, "folder": r.folder,
-             "mailbox": r.mailbox, "link": r.link, "version": r.version, "seen_at": now, "gone_at": None,
-             "labels_written": None}
-            for activity_id, r in zip(ids, fresh)
-        ])
+        occurrences = OccurrenceRow.__table__
+        stamp = _bound(s, occurrences.c.seen_at, now)
+        _executemany(s, occurrences, ("activity_id", "source_id", "item_key", "folder", "mailbox", "link", "version",
+                                      "seen_at"),
+                     [(activity_id, source_id, r.key, r.folder, r.mailbox, r.link, r.version, stamp)
+                      for activity_id, r in zip(ids, fresh)])
         links = [
-            {"activity_id": activity_id, "customer_id": spec.customer_id, "rule": spec.rule,
-             "confidence": spec.confidence, "evidence": spec.evidence}
+            (activity_id, spec.customer_id, spec.rule, spec.confidence, spec.evidence)
             for activity_id, r in zip(ids, fresh)
             for spec in link(r.participants, dict(r.hints), r.customer_ref)
         ]
         if links:
-            s.execute(insert(LinkRow.__table__), links)
+            _executemany(s, LinkRow.__table__, ("activity_id", "customer_id", "rule", "confidence", "evidence"), links)
         return rest
 
     @staticmethod
     def _insert_activity_rows(s: Session, records: Sequence[ActivityRecord], now: datetime) -> list[int]:
         """Insert activity rows; their ids, in the order of ``records``.
 
-        Rows with a Message-ID come back matched by it, so one multi-row INSERT ... RETURNING
-        serves them all (asking for RETURNING in parameter order makes SQLAlchemy send SQLite
-        one INSERT per row). The rare rows without one are inserted in order.
+        The ids are taken first (see ``_new_ids``) and the rows go in as multi-row INSERTs
+        (``_executemany``): no row is read back, because on SQLite reading rows back also
+        costs a thread switch per row while a connector thread is parsing.
         """
         table = ActivityRow.__table__
-
-        def values(r: ActivityRecord) -> dict[str, object]:
-            return {
-                "kind": r.kind.value, "occurred_at": r.occurred_at, "direction": r.direction.value,
-                "subject": r.subject, "snippet": r.snippet, "body": r.body,
-                "participants": _participants_to_json(r.participants), "hints": dict(r.hints),
-                "message_id": r.message_id, "thread_key": r.thread_key, "amount": r.amount,
-                "currency": r.currency, "created_at": now, "updated_at": now, "gone_at": None,
-            }
-
-        by_message_id: dict[str, int] = {}
-        with_id = [r for r in records if r.message_id]
-        if with_id:
-            returned = s.execute(insert(table).returning(table.c.id, table.c.message_id), [values(r) for r in with_id])
-            by_message_id = {message_id: row_id for row_id, message_id in returned}
-        without_id = [r for r in records if not r.message_id]
-        in_order: list[int] = []
-        if without_id:
-            in_order = list(s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                      [values(r) for r in without_id]))
-        ordered = iter(in_order)
-        return [by_message_id[r.message_id] if r.message_id else next(ordered) for r in records]
+        ids = _new_ids(s, table, len(records))
+        stamp = _bound(s, table.c.created_at, now)
+        to_json = _processor(s, table.c.participants)
+        hints_json = _processor(s, table.c.hints)
+        when = _processor(s, table.c.occurred_at)
+        amount = _processor(s, table.c.amount)
+        _executemany(s, table, ("id", "kind", "occurred_at", "direction", "subject", "snippet", "body", "participants",
+                                "hints", "message_id", "thread_key", "amount", "currency", "created_at", "updated_at"), [
+            (row_id, r.kind.value, when(r.occurred_at), r.direction.value, r.subject, r.snippet, r.body,
+             to_json(_participants_to_json(r.participants)), hints_json(dict(r.hints)), r.message_id,
+             r.thread_key, amount(r.amount), r.currency, stamp, stamp)
+            for row_id, r in zip(ids, records)])
+        return ids
 
     def _upsert_activity(
         self, s: Session, source_id: int, record: ActivityRecord, link: LinkFunction, now: datetime

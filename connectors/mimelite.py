@@ -45,15 +45,28 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
     Like compat32: an mbox ``From `` first line is skipped, and a line in the header block
     that is neither a header nor a continuation starts the body (a missing separator).
     """
+    if not raw.startswith((b"From ", b"\r", b"\n")):
+        # The common cases, CRLF mail (what IMAP servers send) and LF mail (files), when
+        # no earlier blank line of another kind exists: one C search, then str operations.
+        end = raw.find(b"\r\n\r\n")
+        if end >= 0 and b"\n\n" not in raw[: end + 2] and b"\r\r" not in raw[: end + 2] \
+                and b"\n\r\n" not in raw[: end + 1]:
+            fast = _fast_fields(raw[: end + 2])
+            if fast is not None:
+                return RawHeaders(fast), raw[end + 4 :]
+        else:
+            end = raw.find(b"\n\n")
+            if end >= 0 and b"\r" not in raw[: end + 2]:
+                fast = _fast_fields(raw[: end + 1])
+                if fast is not None:
+                    return RawHeaders(fast), raw[end + 2 :]
+    return _split_by_lines(raw)
+
+
+def _split_by_lines(raw: bytes) -> tuple[RawHeaders, bytes]:
+    """``split_message`` for any shape, a line at a time (the reference for the fast paths)."""
     if raw.startswith((b"\r\n", b"\n", b"\r")):
         return RawHeaders(()), raw[2:] if raw.startswith(b"\r\n") else raw[1:]
-    end = raw.find(b"\r\n\r\n")
-    if end >= 0 and b"\n\n" not in raw[:end + 2] and b"\r\r" not in raw[:end + 2] and b"\n\r\n" not in raw[:end + 1]:
-        # The common case (CRLF mail, and what IMAP servers send): no earlier blank line.
-        block, after = raw[: end + 2], raw[end + 4 :]
-        fast = _fast_fields(block)
-        if fast is not None:
-            return RawHeaders(fast), after
     blank = _BLANK_LINE.search(raw)
     if blank is None:
         block, after = raw, b""
@@ -61,10 +74,6 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
         # Keep the header block's last line ending, as compat32 does before rstripping it.
         ending = 2 if raw[blank.start() : blank.start() + 2] == b"\r\n" else 1
         block, after = raw[: blank.start() + ending], raw[blank.end() :]
-    if not block.startswith(b"From "):
-        fast = _fast_fields(block)
-        if fast is not None:
-            return RawHeaders(fast), after
     lines = block.splitlines(keepends=True)
     items: list[tuple[str, list[bytes]]] = []
     for index, line in enumerate(lines):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
-from connectors.mailparse import parse_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.mailparse import _plain_date, parse_message
 from syncd.records import ActivityRecord, Direction, Problem, Role
 
 OWNER = frozenset({"alice@ourco.example"})
@@ -103,3 +107,26 @@ def test_raw_8bit_headers_are_read_as_utf8_or_the_declared_charset() -> None:
         assert isinstance(record, ActivityRecord)
         assert record.subject == "Čaj i kava"
         assert record.participants[0].name == "Željko Šimić"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)),
+       st.integers(-14 * 60, 14 * 60), st.booleans(), st.booleans(), st.sampled_from(["", " (CET)", "  "]),
+       st.sampled_from(["%b", "%b", "X"]))
+def test_plain_dates_are_read_exactly_as_email_utils_reads_them(when, offset_minutes, weekday, seconds, comment,
+                                                                month) -> None:  # type: ignore[no-untyped-def]
+    sign = "-" if offset_minutes < 0 else "+"
+    zone = f"{sign}{abs(offset_minutes) // 60:02d}{abs(offset_minutes) % 60:02d}"
+    month_name = when.strftime("%b") if month == "%b" else "Xyz"
+    text = (f"{when.strftime('%a') + ', ' if weekday else ''}{when.day} {month_name} {when.year} "
+            f"{when.strftime('%H:%M')}{when.strftime(':%S') if seconds else ''} {zone}{comment}")
+    try:
+        expected = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        expected = None
+    if expected is not None:
+        expected = (expected if expected.tzinfo else expected.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    plain = _plain_date(text)
+    assert plain is None or plain == expected  # a shape it does not take is left to email.utils
+    if month == "%b":
+        assert plain == expected  # every well-formed date takes the fast path

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.mailparse import _addresses
-from connectors.mimelite import content_type, first_text_part, split_message
+from connectors.mimelite import _split_by_lines, content_type, first_text_part, split_message
 
 
 def reference_text(raw: bytes) -> tuple[str, str] | None:
@@ -135,3 +135,36 @@ def test_address_fast_path_agrees_with_getaddresses(entries: list[tuple[str, str
         return [(" ".join(name.split()), address) for name, address in pairs]  # as _clean does later
 
     assert tidy(_addresses([value])) == tidy(getaddresses([value]))
+
+
+_NAMES = st.sampled_from(["From", "To", "Subject", "X-Odd_Name.1", "Date", "Cc", "Message-ID", "Re", "Bad Name", "", "Ümlaut"])
+_VALUE_TEXT = st.text(alphabet=st.sampled_from(list("abc <>@,;:\"()=?") + ["\t", "é"]), max_size=20)
+_ENDINGS = st.sampled_from(["\r\n", "\n", "\r"])
+
+
+@st.composite
+def header_blocks(draw) -> bytes:  # type: ignore[no-untyped-def]
+    """Header blocks as mail really has them, and as it breaks: folded lines, mixed and bare-CR
+    line ends, 8-bit bytes, names with spaces, junk lines, an mbox first line."""
+    ending = draw(_ENDINGS) if draw(st.booleans()) else None  # None: a different end per line
+    lines: list[str] = []
+    if draw(st.integers(0, 9)) == 0:
+        lines.append("From a@b Mon Nov  2 10:00:00 2026")
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.integers(0, 19))
+        if kind == 0:
+            lines.append(draw(_VALUE_TEXT))  # junk, or a continuation if it starts with a blank
+        elif kind == 1:
+            lines.append(draw(st.sampled_from([" ", "\t"])) + draw(_VALUE_TEXT))
+        else:
+            lines.append(f"{draw(_NAMES)}:{draw(st.sampled_from(['', ' ', '  ', chr(9)]))}{draw(_VALUE_TEXT)}")
+    text = "".join(line + (ending or draw(_ENDINGS)) for line in lines)
+    text += (ending or draw(_ENDINGS)) + draw(st.sampled_from(["", "body\r\n", "body\nmore"]))
+    return text.encode("utf-8")
+
+
+@settings(max_examples=400, deadline=None)
+@given(header_blocks())
+def test_header_fast_paths_read_exactly_what_the_line_by_line_reading_reads(raw: bytes) -> None:
+    """The line-by-line reading is held to the stdlib parser by the corpus test above."""
+    assert split_message(raw) == _split_by_lines(raw)

@@ -265,3 +265,38 @@ def test_rematch_since_looks_only_at_what_the_changed_customers_can_affect(store
     seen.clear()
     store.rematch(recording)  # without since: everything
     assert len(seen) == 4
+
+
+def test_parallel_sources_writing_in_bulk_get_distinct_ids_and_lose_nothing(store: Store) -> None:
+    """Two mailboxes backfilling at once (max_parallel_sources > 1): ids are taken before the
+    bulk insert, so a race between the two must end in a retry, never a lost or merged row.
+    Some Message-IDs are in both mailboxes, as a cc'd colleague's copy would be."""
+    import threading
+
+    sources = {name: store.source_id(name, "imap") for name in ("alice", "bob")}
+    errors: list[BaseException] = []
+
+    def backfill(name: str) -> None:
+        try:
+            for batch in range(30):
+                records = [email(f"INBOX/1/{batch * 20 + n}", f"{name if n % 4 else 'shared'}-{batch}-{n}@x",
+                                 f"{name}@ourco.example") for n in range(20)]
+                store.commit(sources[name], Ingest(activities=records, folder="INBOX", cursor=str(batch)), no_links)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=backfill, args=(name,)) for name in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with store.engine.connect() as connection:
+        activities = connection.execute(sa.text("SELECT count(*), count(DISTINCT message_id) FROM activities")).one()
+        occurrences = connection.execute(sa.text("SELECT count(*) FROM occurrences")).scalar_one()
+        orphans = connection.execute(sa.text(
+            "SELECT count(*) FROM occurrences o LEFT JOIN activities a ON a.id = o.activity_id WHERE a.id IS NULL"
+        )).scalar_one()
+    # 2 x 600 messages, of which 150 Message-IDs are shared: 1,050 activities, 1,200 occurrences.
+    assert tuple(activities) == (1050, 1050)
+    assert (occurrences, orphans) == (1200, 0)

@@ -74,8 +74,8 @@ def _new_ids(s: Session, table: Any, count: int) -> list[int]:
     """``count`` unused primary keys for ``table``, reserved for this transaction.
 
     PostgreSQL hands them out from the column's sequence. SQLite has one writer at a time
-    and assigns max(id) + 1 itself; this transaction either already holds the write lock
-    or fails to take it (busy) rather than reuse an id another writer took.
+    and assigns max(id) + 1 itself; a batch takes the write lock when it begins (``BEGIN
+    IMMEDIATE`` in ``_commit_once``), so no other writer can take these ids meanwhile.
     """
     connection = s.connection()
     if connection.dialect.name == "postgresql":
@@ -329,6 +329,10 @@ class Store:
         result = CommitResult()
         now = utcnow()
         with self.session() as s, s.begin():
+            if s.get_bind().dialect.name == "sqlite":
+                # Take the write lock first (waiting on busy_timeout): the batch reads what
+                # is stored, then writes, and its new ids count on no other writer between.
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
             stored_keys = [r.key for r in ingest.customers] + [r.key for r in ingest.activities]
             self._clear_other_outcomes(s, source_id, stored_keys)
             customers_by_key: dict[str, Any] = {}

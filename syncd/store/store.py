@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, Text, cast, create_engine, delete, event, func, insert, or_, select, update
@@ -68,6 +69,12 @@ def _processor(s: Session, column: Any) -> Callable[[Any], Any]:
     """The bind processing of ``column``'s type for this dialect, as one callable."""
     processor = column.type._cached_bind_processor(s.get_bind().dialect)
     return (lambda value: value if value is None else processor(value)) if processor else (lambda value: value)
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns (participants, hints) as text, through orjson: json.dumps was a fifth
+    of the store's time in a backfill."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _new_ids(s: Session, table: Any, count: int) -> list[int]:
@@ -210,7 +217,7 @@ class Store:
             kwargs["connect_args"] = {"timeout": 15}
         else:
             kwargs["pool_pre_ping"] = True
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(url, json_serializer=_json_text, json_deserializer=orjson.loads, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
@@ -370,7 +377,10 @@ class Store:
             if ingest.correspondents:
                 self._count_correspondents(s, ingest.correspondents, now)
             if ingest.backlog is not None:
-                s.execute(update(SourceRow).where(SourceRow.id == source_id).values(backlog=ingest.backlog))
+                # On the table, not the entity: the ORM would evaluate the WHERE in Python
+                # against the session for every batch.
+                s.execute(update(SourceRow.__table__).where(SourceRow.__table__.c.id == source_id)
+                          .values(backlog=ingest.backlog))
             if ingest.cursor is not None:
                 row = s.scalar(
                     select(CursorRow).where(CursorRow.source_id == source_id, CursorRow.folder == ingest.folder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import imaplib
+import io
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -44,6 +46,49 @@ def test_literals_quoted_values_nil_and_unsolicited_responses() -> None:
 def test_shapes_it_does_not_know_raise_so_the_caller_falls_back(data: list[object]) -> None:
     with pytest.raises(imapwire.WireFormatError):
         imapwire.parse_fetch_data(data)
+
+
+class _Wire:
+    """What read_fetch_responses uses of an imaplib connection: its buffered file."""
+
+    abort = imaplib.IMAP4.abort
+    error = imaplib.IMAP4.error
+
+    def __init__(self, stream: bytes):
+        self.file = io.BufferedReader(io.BytesIO(stream))  # type: ignore[arg-type]
+        self.tagged_commands = {b"A7": None}
+
+
+def test_responses_are_read_off_the_wire_in_imaplibs_shape() -> None:
+    stream = (b'* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n' % len(HEADER) + HEADER
+              + b" BODY[TEXT]<0> {5}\r\nhello)\r\n"
+              + b"* 3 EXISTS\r\n"  # new mail arriving meanwhile: read past
+              + b"* 2 FETCH (FLAGS (\\Flagged))\r\n"
+              + b"A7 OK Fetch completed.\r\n"
+              + b"* 4 EXISTS\r\n")  # the next command's: left unread
+    wire = _Wire(stream)
+    data = imapwire.read_fetch_responses(wire, b"A7")  # type: ignore[arg-type]
+    assert data == [
+        (b"1 (UID 7 FLAGS (\\Seen) BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}" % len(HEADER), HEADER),
+        (b" BODY[TEXT]<0> {5}", b"hello"),
+        b")",
+        b"2 (FLAGS (\\Flagged))",
+    ]
+    assert wire.file.read() == b"* 4 EXISTS\r\n" and b"A7" not in wire.tagged_commands
+    [item] = imapwire.parse_fetch_data(data)
+    assert (item.uid, item.header, item.text) == (7, HEADER, b"hello")
+
+
+@pytest.mark.parametrize(("stream", "error", "message"), [
+    (b"* 1 FETCH (UID 7)\r\nA7 NO [SERVERBUG] Internal error\r\n", imaplib.IMAP4.error, "NO.*Internal error"),
+    (b"* BYE shutting down\r\n", imaplib.IMAP4.abort, "BYE shutting down"),
+    (b"* 1 FETCH (UID 7 BODY[TEXT] {50}\r\nonly part of it", imaplib.IMAP4.abort, "inside a literal"),
+    (b"* 1 FETCH (UID 7", imaplib.IMAP4.abort, "connection closed"),
+])
+def test_a_refused_fetch_or_a_dropped_connection_raises_what_imaplib_would(stream: bytes, error: type,
+                                                                        message: str) -> None:
+    with pytest.raises(error, match=message):
+        imapwire.read_fetch_responses(_Wire(stream), b"A7")  # type: ignore[arg-type]
 
 
 def test_internal_date_rejects_garbage() -> None:

@@ -153,11 +153,15 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
     return found
 
 
+_ADDRESS_HEADERS = (("from", Role.FROM), ("to", Role.TO), ("cc", Role.CC), ("bcc", Role.BCC))
+
+
 def _participants(headers: _Headers) -> list[Participant]:
     found: list[Participant] = []
     seen: set[tuple[str, Role]] = set()
-    for header, role in (("from", Role.FROM), ("to", Role.TO), ("cc", Role.CC), ("bcc", Role.BCC)):
-        raw = headers.all(header)
+    values = headers.values
+    for header, role in _ADDRESS_HEADERS:
+        raw = values.get(header)
         if not raw:
             continue
         for display, addr in _addresses(raw):
@@ -167,7 +171,7 @@ def _participants(headers: _Headers) -> list[Participant]:
             if (email_address, role) in seen:
                 continue
             seen.add((email_address, role))
-            found.append(Participant(email_address, _clean(decode_words(display))[:200], role))
+            found.append(Participant(email_address, _clean(decode_words(display))[:200] if display else "", role))
     return found
 
 
@@ -289,7 +293,7 @@ def parse_message(
     references = _message_ids(" ".join(headers.all("references")))
     in_reply_to = _message_ids(headers.first("in-reply-to"))
     thread_key = (references or in_reply_to or [message_id])[0]
-    sender = next((p.email for p in participants if p.role == Role.FROM), None)
+    sender = participants[0].email if participants[0].role == Role.FROM else None  # From comes first
     direction = Direction.OUTBOUND if sender in owner_addresses else Direction.INBOUND
     for name in HINT_HEADERS:
         value = headers.first(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
@@ -104,10 +105,15 @@ class _Headers:
 
     def __init__(self, raw: RawHeaders):
         self.values: dict[str, list[str]] = {}
+        values = self.values
         for name, value in raw.items:
             if not value.isascii():
                 value = _unescape_8bit(value, _charset_hint(raw))
-            self.values.setdefault(name.lower(), []).append(value)
+            name = name.lower()
+            if name in values:
+                values[name].append(value)
+            else:
+                values[name] = [value]
 
     def first(self, name: str) -> str | None:
         found = self.values.get(name)
@@ -156,22 +162,32 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
 _ADDRESS_HEADERS = (("from", Role.FROM), ("to", Role.TO), ("cc", Role.CC), ("bcc", Role.BCC))
 
 
+@lru_cache(maxsize=8192)
+def _header_participants(value: str, role: Role) -> tuple[Participant, ...]:
+    """The valid addresses of one address header value, as participants in ``role``.
+
+    Cached: a mailbox repeats the same few header values endlessly (the owner in every
+    To or From, a customer's whole thread), and a Participant is immutable.
+    """
+    found: list[Participant] = []
+    for display, addr in _addresses([value]):
+        email_address = addr.strip().strip("<>").lower()
+        if email_address.count("@") != 1 or " " in email_address or email_address.startswith("@"):
+            continue
+        found.append(Participant(email_address, _clean(decode_words(display))[:200] if display else "", role))
+    return tuple(found)
+
+
 def _participants(headers: _Headers) -> list[Participant]:
     found: list[Participant] = []
     seen: set[tuple[str, Role]] = set()
     values = headers.values
     for header, role in _ADDRESS_HEADERS:
-        raw = values.get(header)
-        if not raw:
-            continue
-        for display, addr in _addresses(raw):
-            email_address = addr.strip().strip("<>").lower()
-            if email_address.count("@") != 1 or " " in email_address or email_address.startswith("@"):
-                continue
-            if (email_address, role) in seen:
-                continue
-            seen.add((email_address, role))
-            found.append(Participant(email_address, _clean(decode_words(display))[:200] if display else "", role))
+        for value in values.get(header, ()):
+            for participant in _header_participants(value, role):
+                if (participant.email, role) not in seen:
+                    seen.add((participant.email, role))
+                    found.append(participant)
     return found
 
 
@@ -270,7 +286,7 @@ def parse_message(
 ) -> ActivityRecord | Problem:
     """Parse RFC 5322 bytes (a whole message, or only its headers plus a ``snippet`` the
     server made, as IMAP's PREVIEW gives) into an activity, or a Problem saying why not."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         return Problem(key, "empty message file", where)
     try:
         raw_headers, raw_body = split_message(raw)

@@ -49,14 +49,14 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
         # The common cases, CRLF mail (what IMAP servers send) and LF mail (files), when
         # no earlier blank line of another kind exists: one C search, then str operations.
         end = raw.find(b"\r\n\r\n")
-        if end >= 0 and b"\n\n" not in raw[: end + 2] and b"\r\r" not in raw[: end + 2] \
-                and b"\n\r\n" not in raw[: end + 1]:
+        if end >= 0 and raw.find(b"\n\n", 0, end + 2) < 0 and raw.find(b"\r\r", 0, end + 2) < 0 \
+                and raw.find(b"\n\r\n", 0, end + 1) < 0:
             fast = _fast_fields(raw[: end + 2])
             if fast is not None:
                 return RawHeaders(fast), raw[end + 4 :]
         else:
             end = raw.find(b"\n\n")
-            if end >= 0 and b"\r" not in raw[: end + 2]:
+            if end >= 0 and raw.find(b"\r", 0, end + 2) < 0:
                 fast = _fast_fields(raw[: end + 1])
                 if fast is not None:
                     return RawHeaders(fast), raw[end + 2 :]

@@ -300,3 +300,20 @@ def test_parallel_sources_writing_in_bulk_get_distinct_ids_and_lose_nothing(stor
     # 2 x 600 messages, of which 150 Message-IDs are shared: 1,050 activities, 1,200 occurrences.
     assert tuple(activities) == (1050, 1050)
     assert (occurrences, orphans) == (1200, 0)
+
+
+def test_status_reads_one_state_even_while_a_batch_commits(store: Store) -> None:
+    """The metrics endpoint showed a source's items ingested next to an activity count from
+    before that batch: status() read each count at a different moment."""
+    from syncd.store.store import _one_snapshot
+
+    source = store.source_id("alice", "maildir")
+    store.commit(source, Ingest(activities=[email("INBOX/1", "a@x")]), no_links)
+    count = "SELECT count(*) FROM activities"
+    with store.session() as reader:
+        _one_snapshot(reader)
+        before = reader.execute(sa.text(count)).scalar_one()
+        store.commit(source, Ingest(activities=[email("INBOX/2", "b@x")]), no_links)  # another connection
+        during = reader.execute(sa.text(count)).scalar_one()
+    assert (before, during) == (1, 1)
+    assert store.status()["activities"] == 2

@@ -79,6 +79,17 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _one_snapshot(s: Session) -> None:
+    """Make the session's reads see one state of the store: a read transaction on SQLite
+    (its driver runs plain SELECTs outside one), REPEATABLE READ on PostgreSQL (where READ
+    COMMITTED lets each statement see batches committed meanwhile). Must come first."""
+    connection = s.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def _new_ids(s: Session, table: Any, count: int) -> list[int]:
     """``count`` unused primary keys for ``table``, reserved for this transaction.
 
@@ -1321,6 +1332,7 @@ class Store:
 
     def status(self) -> dict[str, Any]:
         with self.session() as s:
+            _one_snapshot(s)  # the counts must agree with each other while a batch commits
             customers = s.scalar(select(func.count()).select_from(CustomerRow).where(CustomerRow.gone_at.is_(None)))
             activities = s.scalar(select(func.count()).select_from(ActivityRow).where(ActivityRow.gone_at.is_(None)))
             unmatched = s.scalar(

@@ -12,11 +12,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 
 from connectors.mimelite import RawHeaders, content_type, first_text_part, split_message
 from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, Text, cast, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Engine, Text, cast, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -60,9 +60,7 @@ LinkFunction = Callable[[tuple[Participant, ...], dict[str, str], str | None], l
 
 def _bound(s: Session, column: Any, value: Any) -> Any:
     """``value`` as the driver stores it in ``column`` (the type's bind processing, done once)."""
-    dialect = s.get_bind().dialect
-    processor = column.type._cached_bind_processor(dialect)
-    return processor(value) if processor else value
+    return _processor(s, column)(value)
 
 
 def _processor(s: Session, column: Any) -> Callable[[Any], Any]:
@@ -111,12 +109,17 @@ def _present(s: Session, query: str, values: Sequence[str], *leading: Any) -> It
     driver: SQLAlchemy compiles an expanding IN value by value, which cost more per batch
     than the lookups."""
     connection = s.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(connection)
     head = query.replace("{mark}", mark)
     for start in range(0, len(values), 500):
         chunk = values[start : start + 500]
         yield from connection.exec_driver_sql(head + "(" + ", ".join(mark for _ in chunk) + ")",
                                               (*leading, *chunk)).scalars()
+
+
+def _mark(connection: Any) -> str:
+    """The driver's parameter marker: ``?`` for sqlite3, ``%s`` for psycopg."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
 
 def _executemany(s: Session, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -132,7 +135,7 @@ def _executemany(s: Session, table: Any, columns: Sequence[str], rows: Sequence[
     if not rows:
         return
     connection = s.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(connection)
     group = "(" + ", ".join(mark for _ in columns) + ")"
     head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
     per_statement = max(1, min(500, 30_000 // len(columns)))  # under SQLite's 32,766 parameters
@@ -604,12 +607,10 @@ class Store:
         if not records:
             return []
         keys = [r.key for r in records]
-        existing_keys: set[str] = set()
         message_ids = [r.message_id for r in records if r.message_id]
-        existing_ids: set[str] = set()
-        existing_keys.update(_present(s, "SELECT item_key FROM occurrences WHERE source_id = {mark} AND item_key IN ",
-                                      keys, source_id))
-        existing_ids.update(_present(s, "SELECT message_id FROM activities WHERE message_id IN ", message_ids))
+        existing_keys = set(_present(s, "SELECT item_key FROM occurrences WHERE source_id = {mark} AND item_key IN ",
+                                     keys, source_id))
+        existing_ids = set(_present(s, "SELECT message_id FROM activities WHERE message_id IN ", message_ids))
         fresh: list[ActivityRecord] = []
         rest: list[ActivityRecord] = []
         claimed: set[str] = set()

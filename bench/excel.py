@@ -24,12 +24,13 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# syncd itself comes from the installed package; only the test support code from the tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import openpyxl  # noqa: E402
 from openpyxl import Workbook  # noqa: E402
 
-from connectors.excel_timeline import write_timeline  # noqa: E402
+from syncd.connectors.excel_timeline import write_timeline  # noqa: E402
 from syncd.config import parse_config  # noqa: E402
 from syncd.pipeline import IndexCache, Pipeline, peak_rss_mb  # noqa: E402
 from syncd.store import Store  # noqa: E402

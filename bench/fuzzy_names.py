@@ -29,10 +29,11 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# syncd itself comes from the installed package; only the test support code from the tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, suggest_customers  # noqa: E402
-from mapping.normalize import normalize_company_name  # noqa: E402
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, suggest_customers  # noqa: E402
+from syncd.mapping.normalize import normalize_company_name  # noqa: E402
 
 FIRST = [
     "Adriatic", "Jadran", "Dalmacija", "Baltic", "Bursztyn", "Mazowsze", "Wisła", "Nordic", "Svea", "Göta",

@@ -38,10 +38,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test support code; syncd is the installed one
 
-from connectors.imap import HEADER_ITEM  # noqa: E402
-from tests.servers.dovecot import Dovecot  # noqa: E402
+from syncd.connectors.imap import HEADER_ITEM  # noqa: E402
+from support.servers.dovecot import Dovecot  # noqa: E402
 
 USER = "bench@ourco.example"
 WORDS = ("order delivery invoice price quote meeting sample contract shipment payment container pallet week "
@@ -122,7 +122,7 @@ password_secret = {{ file = "{work / 'pw'}" }}
     started = time.perf_counter()
     profiler = ["-m", "cProfile", "-o", profile] if profile else []
     done = subprocess.run([sys.executable, *profiler, "-m", "syncd", "sync", "--once", "-c", str(work / "syncd.toml")],
-                          cwd=ROOT, capture_output=True, text=True)
+                          cwd=work, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"syncd failed:\n{done.stdout}\n{done.stderr[-3000:]}")

@@ -24,11 +24,12 @@ import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# syncd itself comes from the installed package; only the test support code from the tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from mapping.freemail import packaged_free_mail_domains  # noqa: E402
+from syncd.mapping.freemail import packaged_free_mail_domains  # noqa: E402
 from bench.fuzzy_names import generate  # noqa: E402
-from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, link_participants  # noqa: E402
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, link_participants  # noqa: E402
 from syncd.records import Participant, Role  # noqa: E402
 
 

@@ -30,11 +30,11 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
-from connectors.icalevents import EventWindow, occurrence_keys, parse_resource
+from syncd.connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
+from syncd.connectors.icalevents import EventWindow, occurrence_keys, parse_resource
 from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd.connectors.caldav")
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
-from connectors.icalevents import EventWindow, parse_resource
-from connectors.graph import PRIVATE_CATEGORIES, ContactFields, contact_records, listing_batches, with_categories
+from syncd.connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
+from syncd.connectors.icalevents import EventWindow, parse_resource
+from syncd.connectors.graph import PRIVATE_CATEGORIES, ContactFields, contact_records, listing_batches, with_categories
 from syncd.records import (
     ActivityKind,
     ActivityRecord,
@@ -57,7 +57,7 @@ from syncd.records import (
     SourceState,
 )
 
-log = logging.getLogger("connectors.ews")
+log = logging.getLogger("syncd.connectors.ews")
 
 EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
 MESSAGE_FIELDS = ("author", "sender", "to_recipients", "cc_recipients", "bcc_recipients", "subject", "datetime_sent",

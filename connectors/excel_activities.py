@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from connectors.base import Connector, SourceUnavailable
-from connectors.cells import DEFAULT_DATE_FORMATS, CellError, cell_amount, cell_datetime, cell_text
-from connectors.excel_customers import changed_only
-from connectors.sheets import SheetMapping, file_digest, read_sheet
+from syncd.connectors.base import Connector, SourceUnavailable
+from syncd.connectors.cells import DEFAULT_DATE_FORMATS, CellError, cell_amount, cell_datetime, cell_text
+from syncd.connectors.excel_customers import changed_only
+from syncd.connectors.sheets import SheetMapping, file_digest, read_sheet
 from syncd.records import ActivityKind, ActivityRecord, Batch, Participant, Problem, ReadOptions, Role, SourceState
 
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")

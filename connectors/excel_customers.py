@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector, SourceUnavailable
-from connectors.cells import cell_text
-from connectors.sheets import SheetMapping, file_digest, fold_header, read_sheet
+from syncd.connectors.base import Connector, SourceUnavailable
+from syncd.connectors.cells import cell_text
+from syncd.connectors.sheets import SheetMapping, file_digest, fold_header, read_sheet
 from syncd.records import Batch, CustomerKind, CustomerRecord, ReadOptions, SourceState
 
 _SPLIT_PHONES = re.compile(r"[;,/\n]+")

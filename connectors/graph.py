@@ -44,8 +44,8 @@ from urllib.parse import quote
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
-from connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
-from connectors.graph_auth import GraphTokens
+from syncd.connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
+from syncd.connectors.graph_auth import GraphTokens
 from syncd.records import (
     ActivityKind,
     ActivityRecord,
@@ -61,7 +61,7 @@ from syncd.records import (
     SourceState,
 )
 
-log = logging.getLogger("connectors.graph")
+log = logging.getLogger("syncd.connectors.graph")
 
 MESSAGE_FIELDS = ("from", "toRecipients", "ccRecipients", "bccRecipients", "subject", "bodyPreview",
                   "receivedDateTime", "sentDateTime", "internetMessageId", "conversationId", "webLink",

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.base import SourceAuthError, SourceConfigError, SourceUnavailable
+from syncd.connectors.base import SourceAuthError, SourceConfigError, SourceUnavailable
 
-log = logging.getLogger("connectors.graph")
+log = logging.getLogger("syncd.connectors.graph")
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

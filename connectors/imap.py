@@ -47,12 +47,12 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
-from connectors import imapwire
-from connectors.base import Connector, SourceAuthError, SourceUnavailable
-from connectors.mailparse import parse_message
+from syncd.connectors import imapwire
+from syncd.connectors.base import Connector, SourceAuthError, SourceUnavailable
+from syncd.connectors.mailparse import parse_message
 from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 
-log = logging.getLogger("connectors.imap")
+log = logging.getLogger("syncd.connectors.imap")
 
 HEADER_FIELDS = (
     "FROM TO CC BCC DATE SUBJECT MESSAGE-ID IN-REPLY-TO REFERENCES AUTO-SUBMITTED PRECEDENCE LIST-ID "

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from connectors.base import Connector, SourceUnavailable
-from connectors.mailparse import parse_message
+from syncd.connectors.base import Connector, SourceUnavailable
+from syncd.connectors.mailparse import parse_message
 from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 
 INBOX = "INBOX"

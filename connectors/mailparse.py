@@ -18,7 +18,7 @@ from email.header import Header, decode_header
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 
-from connectors.mimelite import RawHeaders, content_type, first_text_part, split_message
+from syncd.connectors.mimelite import RawHeaders, content_type, first_text_part, split_message
 from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
 
 HINT_HEADERS = (

@@ -23,8 +23,8 @@ from typing import Any
 
 import python_calamine
 
-from connectors.base import SourceConfigError, SourceUnavailable
-from connectors.cells import cell_text
+from syncd.connectors.base import SourceConfigError, SourceUnavailable
+from syncd.connectors.cells import cell_text
 
 HEADER_SEARCH_ROWS = 50
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mapping.matcher import _ROLE_LOCAL, CustomerIndex, MatchPolicy, company_domains
-from mapping.normalize import email_domain
+from syncd.mapping.matcher import _ROLE_LOCAL, CustomerIndex, MatchPolicy, company_domains
+from syncd.mapping.normalize import email_domain
 from syncd.records import ActivityKind, ActivityRecord, CustomerKind, CustomerRecord, Direction, Role
 
 POLICY_THRESHOLDS = {"inbound": (1, 0), "both-ways": (1, 1)}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from mapping.fuzzy import name_score
-from mapping.matcher import CustomerIndex
+from syncd.mapping.fuzzy import name_score
+from syncd.mapping.matcher import CustomerIndex
 
 NEAR_IDENTICAL = 0.95
 NEIGHBOURS = 3  # names compared after each one, in each sort order

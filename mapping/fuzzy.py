@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from mapping.normalize import normalize_company_name
+from syncd.mapping.normalize import normalize_company_name
 
 MIN_BLOCK_WORD = 3
 MAX_BLOCK_SIZE = 2_000  # a block this common ("the", "foods") says nothing; it is skipped

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from mapping.fuzzy import NameIndex
-from mapping.normalize import (
+from syncd.mapping.fuzzy import NameIndex
+from syncd.mapping.normalize import (
     email_domain,
     fold_plus_address,
     normalize_company_name,
@@ -180,7 +180,7 @@ class CustomerIndex:
 def manual_rule_key(kind: str, value: str, region: str | None = None) -> tuple[str, str] | None:
     """The normalized (kind, value) a manual rule is filed under, or None when the value
     cannot be one (an unparsable phone, an empty name)."""
-    from mapping.normalize import normalize_domain, normalize_email
+    from syncd.mapping.normalize import normalize_domain, normalize_email
 
     normalized: str | None
     if kind == "email":

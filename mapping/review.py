@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mapping.matcher import CustomerIndex, MatchPolicy, activity_phones, manual_rule_key
-from mapping.normalize import normalize_company_name
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, activity_phones, manual_rule_key
+from syncd.mapping.normalize import normalize_company_name
 
 RESOLVE_FUZZY = 0.9  # a typed name this close to exactly one customer's is taken as that customer
 

@@ -239,7 +239,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from mapping.matcher import link_activity
+    from syncd.mapping.matcher import link_activity
     from syncd.pipeline import Pipeline
     from syncd.records import Participant, Role
     from syncd.timeline import activity_ref
@@ -276,7 +276,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from mapping.review import resolve_customer
+    from syncd.mapping.review import resolve_customer
     from syncd.pipeline import PassResult, Pipeline
 
     config = _load(args.config, args.debug)
@@ -354,7 +354,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_graph_login(args: argparse.Namespace) -> int:
     """Device-code sign-in: prints where to enter the code, waits, and keeps the tokens (0600)."""
-    from connectors.base import SourceError
+    from syncd.connectors.base import SourceError
     from syncd.config import GraphAccountFields
     from syncd.pipeline import graph_client
 

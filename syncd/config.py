@@ -698,7 +698,7 @@ class MatchingConfig(StrictModel):
     @field_validator("blocklist")
     @classmethod
     def _blocklist_entries(cls, value: list[str]) -> list[str]:
-        from mapping.normalize import normalize_domain, normalize_email
+        from syncd.mapping.normalize import normalize_domain, normalize_email
 
         cleaned: list[str] = []
         for entry in value:
@@ -922,8 +922,8 @@ def load_config(path: Path | str, check_files: bool = False) -> Config:
 
 def _sheet_problems(index: int, source: Any) -> list[ConfigProblem]:
     """Does the mapping fit the workbook: the sheet exists, every mapped header is there."""
-    from connectors.base import SourceConfigError, SourceUnavailable
-    from connectors.sheets import SheetMapping, read_sheet
+    from syncd.connectors.base import SourceConfigError, SourceUnavailable
+    from syncd.connectors.sheets import SheetMapping, read_sheet
 
     columns = {f: c for f, c in source.columns.model_dump().items() if c}
     mapping = SheetMapping(source.path, source.sheet, source.header_row_number, columns, tuple(source.key_columns))

@@ -10,7 +10,7 @@ import hashlib
 from datetime import tzinfo
 from typing import Any
 
-from connectors.graph import NOTE_MARKER
+from syncd.connectors.graph import NOTE_MARKER
 from syncd.records import CustomerNote
 
 ARROWS = {"inbound": "from them", "outbound": "to them", "internal": "internal", "unknown": ""}

@@ -24,22 +24,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.base import Connector, SourceAuthError, SourceError
-from connectors.caldav_calendar import CaldavAccount, CaldavConnector
-from connectors.excel_activities import ExcelActivitiesConnector, activity_sheet
-from connectors.excel_customers import ExcelCustomersConnector
-from connectors.excel_timeline import ReviewUnreadable, TimelineWriteError, read_review_entries, write_timeline
-from connectors.ews import EwsAccount, EwsConnector, EwsContactsConnector, exchange_online_host
-from connectors.graph import GraphClient, GraphConnector, GraphContactsConnector, GraphMailbox
-from connectors.graph_auth import GraphSignIn, GraphTokens, cache_file
-from connectors.imap import ImapAccount, ImapConnector
-from connectors.maildir import MaildirConnector, MboxConnector
-from mapping.freemail import packaged_free_mail_domains
-from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, skip_reason, suggest_customers
-from mapping.contacts import POLICY_THRESHOLDS, correspondent_counts, new_contacts
-from mapping.duplicates import duplicate_suggestions, parse_merge_ref
-from mapping.review import config_rules, resolve_customer, rule_keys
-from mapping.normalize import normalize_domain, normalize_email, normalize_phone
+from syncd.connectors.base import Connector, SourceAuthError, SourceError
+from syncd.connectors.caldav_calendar import CaldavAccount, CaldavConnector
+from syncd.connectors.excel_activities import ExcelActivitiesConnector, activity_sheet
+from syncd.connectors.excel_customers import ExcelCustomersConnector
+from syncd.connectors.excel_timeline import ReviewUnreadable, TimelineWriteError, read_review_entries, write_timeline
+from syncd.connectors.ews import EwsAccount, EwsConnector, EwsContactsConnector, exchange_online_host
+from syncd.connectors.graph import GraphClient, GraphConnector, GraphContactsConnector, GraphMailbox
+from syncd.connectors.graph_auth import GraphSignIn, GraphTokens, cache_file
+from syncd.connectors.imap import ImapAccount, ImapConnector
+from syncd.connectors.maildir import MaildirConnector, MboxConnector
+from syncd.mapping.freemail import packaged_free_mail_domains
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, skip_reason, suggest_customers
+from syncd.mapping.contacts import POLICY_THRESHOLDS, correspondent_counts, new_contacts
+from syncd.mapping.duplicates import duplicate_suggestions, parse_merge_ref
+from syncd.mapping.review import config_rules, resolve_customer, rule_keys
+from syncd.mapping.normalize import normalize_domain, normalize_email, normalize_phone
 from syncd.config import (
     CaldavSourceConfig,
     Config,

@@ -96,7 +96,7 @@ class Service:
         return names
 
     def start_watchers(self, config: Config) -> None:
-        from connectors.imap import ImapConnector, ImapIdleWatcher
+        from syncd.connectors.imap import ImapConnector, ImapIdleWatcher
         from syncd.config import ImapSourceConfig
         from syncd.pipeline import imap_account
         from syncd.records import ReadOptions

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from connectors.sheets import is_excel_side_file
+from syncd.connectors.sheets import is_excel_side_file
 
 log = logging.getLogger("syncd.watch")
 

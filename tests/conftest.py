@@ -16,22 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-PG_URL = os.environ.get("SYNCD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-_pg_state: dict[str, str | None] = {}
-
-
-def _pg_problem() -> str | None:
-    if "problem" not in _pg_state:
-        try:
-            engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            with engine.connect() as connection:
-                connection.execute(sa.text("select 1"))
-            engine.dispose()
-            _pg_state["problem"] = None
-        except Exception as exc:  # noqa: BLE001
-            _pg_state["problem"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return _pg_state["problem"]
-
+from support.environment import PG_URL, pg_problem as _pg_problem, require_tool
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -85,7 +70,7 @@ def _throwaway_server(make, prefix: str):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def dovecot():  # type: ignore[no-untyped-def]
     """One throwaway Dovecot for the session (tests take their own users); stopped at the end."""
-    from tests.servers.dovecot import DOVECOT, Dovecot
+    from support.servers.dovecot import DOVECOT, Dovecot
 
     require_tool(DOVECOT, "Dovecot is not installed (scripts/test-setup installs dovecot-imapd)")
     yield from _throwaway_server(Dovecot, "syncd-dovecot-")
@@ -96,27 +81,18 @@ def radicale():  # type: ignore[no-untyped-def]
     """One throwaway Radicale (CalDAV) for the session; tests take their own users."""
     import importlib.util
 
-    from tests.servers.radicale import Radicale
+    from support.servers.radicale import Radicale
 
     spec = importlib.util.find_spec("radicale")
     require_tool(spec.origin if spec else None, "Radicale is not installed (pip install '.[test]')")
     yield from _throwaway_server(Radicale, "syncd-radicale-")
 
 
-def require_tool(path: str | None, message: str) -> str:
-    """The tool's path; skip without it, except under CI (CI=true), where that is a failure."""
-    if path and Path(path).exists():
-        return path
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def graph_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A Microsoft Graph TEST DOUBLE on https://127.0.0.1 (tests/doubles/graph_double.py), its CA trusted
+    """A Microsoft Graph TEST DOUBLE on https://127.0.0.1 (tests/support/doubles/graph_double.py), its CA trusted
     through REQUESTS_CA_BUNDLE (inherited by `syncd` child processes); stopped afterwards."""
-    from tests.doubles.graph_double import GraphDouble
+    from support.doubles.graph_double import GraphDouble
 
     double = GraphDouble(tmp_path / "graph-double").start()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(double.ca_bundle))
@@ -126,8 +102,8 @@ def graph_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
 
 @pytest.fixture
 def ews_double():  # type: ignore[no-untyped-def]
-    """An Exchange EWS TEST DOUBLE on http://127.0.0.1 (tests/doubles/ews_double.py); stopped afterwards."""
-    from tests.doubles.ews_double import EwsDouble
+    """An Exchange EWS TEST DOUBLE on http://127.0.0.1 (tests/support/doubles/ews_double.py); stopped afterwards."""
+    from support.doubles.ews_double import EwsDouble
 
     double = EwsDouble().start()
     yield double

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
+from support.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
 
 TWO_SOURCES = """
 [service]

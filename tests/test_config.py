@@ -10,7 +10,7 @@ import pytest
 from syncd.cli import main
 from syncd.config import ConfigError, check_references, load_config, parse_config
 from syncd.secrets import SecretError, read_secret
-from tests.helpers import write_config
+from support.helpers import write_config
 
 GOOD = """
 [service]

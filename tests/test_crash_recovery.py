@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
+from support.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
 
 MESSAGES = 3000
 CONFIG = """

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.sample.generate import CONTACTS, QUIET
-from tests.helpers import run_syncd
+from support.helpers import run_syncd
 
 
 def tree_digest(root: Path, exclude: set[str]) -> dict[str, str]:

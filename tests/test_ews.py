@@ -1,4 +1,4 @@
-"""The EWS connector through the real pipeline, against the EWS TEST DOUBLE (tests/doubles/ews_double.py).
+"""The EWS connector through the real pipeline, against the EWS TEST DOUBLE (tests/support/doubles/ews_double.py).
 
 exchangelib speaks real SOAP to the double (its version probe included); the double
 records what was asked, so these tests check our requests and our handling.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.doubles.ews_double import EwsDouble
-from tests.helpers import run_syncd
-from tests.test_graph import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
+from support.doubles.ews_double import EwsDouble
+from support.helpers import run_syncd
+from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
 
 PASSWORD = "Ews-Pw-LEAKCHECK-4d2e"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from connectors.base import SourceConfigError, SourceUnavailable
-from connectors.excel_customers import ExcelCustomersConnector
+from syncd.connectors.base import SourceConfigError, SourceUnavailable
+from syncd.connectors.excel_customers import ExcelCustomersConnector
 from syncd.records import CustomerKind, ReadOptions, SourceState
 
 COLUMNS = {"company": "Company", "person": "Contact", "email": "E-mail", "phone": "Phone", "owner": "Owner"}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import openpyxl
 
-from tests.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
-from tests.workbooks import messy_customers, save_like_excel, sha256
+from support.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
+from support.workbooks import messy_customers, save_like_excel, sha256
 
 CONFIG = """
 [service]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import SourceConfigError
-from connectors.excel_activities import ActivitySheet, ExcelActivitiesConnector
+from syncd.connectors.base import SourceConfigError
+from syncd.connectors.excel_activities import ActivitySheet, ExcelActivitiesConnector
 from syncd.records import ActivityKind, ReadOptions, SourceState
-from tests.helpers import run_syncd, write_config
-from tests.workbooks import messy_calls, messy_customers, messy_orders, set_cached_values, sha256
+from support.helpers import run_syncd, write_config
+from support.workbooks import messy_calls, messy_customers, messy_orders, set_cached_values, sha256
 
 ORDER_COLUMNS = {"date": "Date", "customer": "Customer", "email": "Customer email", "subject": "Order no.",
                  "amount": "Amount (EUR)", "staff": "Sales rep"}
@@ -186,8 +186,8 @@ def test_bad_header_is_reported_by_check_config_and_status(tmp_path: Path) -> No
 
 
 def test_a_workbook_changing_while_read_is_refused_and_read_whole_next_time(tmp_path: Path, monkeypatch) -> None:
-    import connectors.sheets as sheets
-    from connectors.base import SourceUnavailable
+    import syncd.connectors.sheets as sheets
+    from syncd.connectors.base import SourceUnavailable
 
     path = messy_orders(tmp_path / "orders.xlsx")
     real_stat = sheets._stat

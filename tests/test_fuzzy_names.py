@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.fuzzy_names import evaluate, generate, misspell
-from mapping.fuzzy import NameIndex
-from mapping.matcher import MatchPolicy
+from syncd.mapping.fuzzy import NameIndex
+from syncd.mapping.matcher import MatchPolicy
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -35,7 +35,7 @@ def test_a_word_of_another_customer_is_not_taken_for_a_typo() -> None:
 
 
 def test_near_identical_names_are_found_by_their_start_or_their_end() -> None:
-    from mapping.duplicates import near_identical_pairs
+    from syncd.mapping.duplicates import near_identical_pairs
 
     names = [("adriatic foods zagreb", 1), ("adriatic fods zagreb", 2), ("xdriatic foods zagreb", 3),
              ("baltic amber", 4), ("nordic mills", 5)]

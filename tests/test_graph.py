@@ -1,4 +1,4 @@
-"""The Graph connector through the real pipeline, against the Graph TEST DOUBLE (tests/doubles/graph_double.py).
+"""The Graph connector through the real pipeline, against the Graph TEST DOUBLE (tests/support/doubles/graph_double.py).
 
 Real Microsoft servers cannot run here; the double answers with the documented response
 shapes and records what syncd asked, so these tests check our requests and our handling.
@@ -15,18 +15,12 @@ from pathlib import Path
 import openpyxl
 import sqlalchemy as sa
 
-from tests.doubles.graph_double import GraphDouble
-from tests.helpers import run_syncd, write_config
+from support.doubles.graph_double import GraphDouble
+from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
+from support.helpers import run_syncd, write_config
 
 SECRET = "Graph-Secret-LEAKCHECK-93c1"
 CLIENT = "11111111-2222-3333-4444-555555555555"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-ALICE = "alice@ourco.example"
-BOB = "bob@ourco.example"
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def graph_source(double: GraphDouble, tmp_path: Path, name: str, mailbox: str, **extra: object) -> str:
@@ -40,39 +34,6 @@ def graph_source(double: GraphDouble, tmp_path: Path, name: str, mailbox: str, *
              f'authority_host = "{double.base}"', f'graph_url = "{double.graph_url}"']
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     return "[[sources]]\n" + "\n".join(lines) + "\n"
-
-
-def config(tmp_path: Path, *sources: str) -> Path:
-    book = openpyxl.Workbook()
-    book.active.append(["Company", "Website"])
-    book.active.append(["Adriatic Foods d.o.o.", "adriaticfoods.hr"])
-    book.save(tmp_path / "customers.xlsx")
-    text = ('[service]\nstate_dir = "state"\n[matching]\ninternal_domains = ["ourco.example"]\n'
-            '[timeline]\npath = "timeline.xlsx"\n'
-            '[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
-            '[sources.columns]\ncompany = "Company"\ndomain = "Website"\n' + "".join(sources))
-    return write_config(tmp_path / "syncd.toml", text)
-
-
-def sync(path: Path, ok: bool = True) -> str:
-    result = run_syncd("sync", "--once", "-c", str(path))
-    output = result.stdout + result.stderr
-    assert (result.returncode == 0) == ok, output
-    return output
-
-
-def rows(root: Path, query: str) -> list[tuple]:
-    engine = sa.create_engine(f"sqlite:///{root / 'state' / 'syncd.db'}")
-    try:
-        with engine.connect() as c:
-            return [tuple(r) for r in c.execute(sa.text(query)).all()]
-    finally:
-        engine.dispose()
-
-
-def live_activities(root: Path) -> dict[str, tuple[str, str]]:
-    """message_id -> (kind, subject) of live activities."""
-    return {m: (k, s) for m, k, s in rows(root, "select message_id, kind, subject from activities where gone_at is null")}
 
 
 def seed(double: GraphDouble, mailbox: str = ALICE) -> dict[str, dict]:
@@ -289,8 +250,8 @@ def test_client_secret_and_tokens_never_reach_the_logs(graph_double: GraphDouble
 
 
 def test_certificate_credentials_send_a_signed_assertion_not_a_secret(graph_double: GraphDouble, tmp_path: Path) -> None:
-    from connectors.graph_auth import GraphSignIn, GraphTokens
-    from tests.doubles.tls import client_certificate_pem
+    from syncd.connectors.graph_auth import GraphSignIn, GraphTokens
+    from support.doubles.tls import client_certificate_pem
 
     pem = client_certificate_pem()
     graph_double.clients[CLIENT] = None
@@ -309,8 +270,8 @@ def test_device_code_sign_in_then_silent_renewal_from_the_private_cache(graph_do
                                                                          tmp_path: Path) -> None:
     import pytest
 
-    from connectors.base import SourceAuthError
-    from connectors.graph_auth import GraphSignIn, GraphTokens
+    from syncd.connectors.base import SourceAuthError
+    from syncd.connectors.graph_auth import GraphSignIn, GraphTokens
 
     graph_double.clients[CLIENT] = None
     sign_in = GraphSignIn(tenant_id=graph_double.tenant, client_id=CLIENT, mode="device_code",

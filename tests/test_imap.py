@@ -12,9 +12,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from connectors.imap import ImapAccount, ImapConnector, keyword_for
+from syncd.connectors.imap import ImapAccount, ImapConnector, keyword_for
 from syncd.records import ReadOptions, SourceState
-from tests.helpers import make_message, run_syncd, wait_for, write_config
+from support.helpers import make_message, run_syncd, wait_for, write_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

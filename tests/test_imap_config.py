@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.imap import FolderCursor, keyword_for
+from syncd.connectors.imap import FolderCursor, keyword_for
 from syncd.config import ConfigError, parse_config
 from syncd.pipeline import imap_account, warn_insecure
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors import imapwire
-from connectors.imap import ImapAccount, ImapConnector
+from syncd.connectors import imapwire
+from syncd.connectors.imap import ImapAccount, ImapConnector
 from syncd.records import ReadOptions, SourceState
-from tests.helpers import make_message
+from support.helpers import make_message
 
 HEADER = b"From: a@b.example\r\nSubject: Hi\r\n\r\n"
 

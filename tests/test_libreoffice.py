@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.helpers import run_syncd
+from support.environment import require_tool
+from support.helpers import run_syncd
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 # Export every sheet to its own CSV (the final -1), UTF-8 (76), comma-separated (44).
@@ -51,9 +51,9 @@ def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path, soffic
     from datetime import date
     from zoneinfo import ZoneInfo
 
-    from connectors.excel_timeline import write_timeline
+    from syncd.connectors.excel_timeline import write_timeline
     from syncd.timeline import build_view
-    from tests.test_timeline_writer import activity
+    from support.views import activity
 
     path = tmp_path / "t.xlsx"
     write_timeline(path, build_view([activity("=1+1", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))

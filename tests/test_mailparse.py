@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.mailparse import _plain_date, parse_message
+from syncd.connectors.mailparse import _plain_date, parse_message
 from syncd.records import ActivityRecord, Direction, Problem, Role
 
 OWNER = frozenset({"alice@ourco.example"})

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mapping.freemail import packaged_free_mail_domains
-from mapping.matcher import CustomerIndex, MatchPolicy, link_participants, skip_reason
-from mapping.normalize import normalize_domain, normalize_email, normalize_phone, parent_domains, split_emails
+from syncd.mapping.freemail import packaged_free_mail_domains
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_participants, skip_reason
+from syncd.mapping.normalize import normalize_domain, normalize_email, normalize_phone, parent_domains, split_emails
 from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Role
 
 POLICY = MatchPolicy(internal_domains=frozenset({"ourco.example"}), own_addresses=frozenset({"alice@ourco.example"}),

@@ -11,7 +11,7 @@ import openpyxl
 from syncd.config import parse_config
 from syncd.pipeline import Pipeline
 from syncd.store import Store
-from tests.helpers import BASE_TIME, make_message, write_maildir
+from support.helpers import BASE_TIME, make_message, write_maildir
 
 CONFIG = """
 [service]
@@ -137,7 +137,7 @@ def review_rows(path: Path) -> list[tuple]:
 
 
 def answer_review(path: Path, answers: dict[str, str]) -> None:
-    from tests.workbooks import save_like_excel
+    from support.workbooks import save_like_excel
 
     book = openpyxl.load_workbook(path)
     sheet = book["Review"]
@@ -192,7 +192,7 @@ def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_e
 
 
 def test_no_dismisses_a_suggestion_and_syncd_merge_merges_from_the_command_line(tmp_path: Path) -> None:
-    from tests.helpers import run_syncd, write_config
+    from support.helpers import run_syncd, write_config
 
     customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods d.o.o.", None, None, "adriaticfoods.hr"]])
     customers_sheet(tmp_path / "export.xlsx", [["Adriatic Food", None, None, "adriatic-food.hr"]])

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from mapping.freemail import packaged_free_mail_domains
-from mapping.matcher import CustomerIndex, MatchPolicy, link_activity, manual_rule_key, suggest_customers
-from mapping.review import resolve_customer, rule_keys
+from syncd.mapping.freemail import packaged_free_mail_domains
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, manual_rule_key, suggest_customers
+from syncd.mapping.review import resolve_customer, rule_keys
 from syncd.records import Participant, Role
 
 POLICY = MatchPolicy(internal_domains=frozenset({"ourco.example"}), free_mail_domains=packaged_free_mail_domains(),

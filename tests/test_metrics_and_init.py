@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import ConfigError, load_config, parse_config
-from tests.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
+from support.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
 
 
 def free_port() -> int:

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.mailparse import _addresses
-from connectors.mimelite import _split_by_lines, content_type, first_text_part, split_message
+from syncd.connectors.mailparse import _addresses
+from syncd.connectors.mimelite import _split_by_lines, content_type, first_text_part, split_message
 
 
 def reference_text(raw: bytes) -> tuple[str, str] | None:

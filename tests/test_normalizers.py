@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapping.matcher import CustomerIndex, MatchPolicy, company_domains, link_participants, skip_reason
-from mapping.normalize import (
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, company_domains, link_participants, skip_reason
+from syncd.mapping.normalize import (
     fold_plus_address,
     normalize_company_name,
     normalize_domain,

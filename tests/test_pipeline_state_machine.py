@@ -25,8 +25,8 @@ from syncd.config import parse_config
 from syncd.pipeline import Pipeline
 from syncd.records import SourceState
 from syncd.store import Store
-from tests.conftest import PG_URL, _pg_problem
-from tests.helpers import make_message, write_maildir
+from support.environment import PG_URL, pg_problem as _pg_problem
+from support.helpers import make_message, write_maildir
 
 CONFIG = """
 [service]

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.helpers import make_message, run_syncd, write_config, write_maildir
+from support.helpers import make_message, run_syncd, write_config, write_maildir
 
 CONFIG = """
 [service]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL, _pg_problem
-from tests.helpers import make_message, run_syncd, write_config, write_maildir
+from support.environment import PG_URL, pg_problem as _pg_problem
+from support.helpers import make_message, run_syncd, write_config, write_maildir
 
 PASSWORD = "Pw-LEAKCHECK-7f3a9c"
 BODY = "BODY-LEAKCHECK-51e2 confidential pricing for the customer"

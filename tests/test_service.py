@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.helpers import make_message, wait_for, write_config, write_maildir
+from support.helpers import make_message, wait_for, write_config, write_maildir
 
 BASE = """
 [service]

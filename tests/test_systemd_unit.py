@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import require_tool
+from support.environment import require_tool
 
 UNIT = Path(__file__).parent.parent / "systemd" / "syncd.service"
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"

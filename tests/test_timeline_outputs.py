@@ -12,8 +12,8 @@ from syncd.config import parse_config
 from syncd.pipeline import Pipeline
 from syncd.store import Store
 from syncd.timeline import build_reports, contact_status
-from tests.helpers import make_message, write_maildir
-from tests.workbooks import messy_customers
+from support.helpers import make_message, write_maildir
+from support.workbooks import messy_customers
 
 CONFIG = """
 [service]

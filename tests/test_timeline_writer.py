@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from connectors.excel_timeline import EXCEL_CELL_LIMIT, TimelineWriteError, safe_text, write_timeline
+from syncd.connectors.excel_timeline import EXCEL_CELL_LIMIT, TimelineWriteError, safe_text, write_timeline
+from support.views import activity
 from syncd.timeline import TIMELINE_HEADERS, build_view
 
 
@@ -25,16 +26,6 @@ def test_safe_text(raw: str, text: str, quoted: bool) -> None:
 def test_overlong_text_is_cut_to_the_excel_cell_limit() -> None:
     text, _ = safe_text("x" * 40_000)
     assert len(text) == EXCEL_CELL_LIMIT
-
-
-def activity(subject: str, customers: list[str]) -> dict:
-    return {"id": 1, "kind": "email", "message_id": f"{subject}@test.example", "occurred_at": datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc),
-            "direction": "inbound", "subject": subject, "snippet": "=cmd|' /C calc'!A0",
-            "participants": [{"email": "ivana@adriatic.hr", "name": "", "role": "from"},
-                             {"email": "alice@ourco.example", "name": "", "role": "to"}],
-            "customers": [{"name": n} for n in customers],
-            "seen_in": [{"source": "alice-mail", "key": "INBOX/1", "folder": "INBOX", "mailbox": "alice@ourco.example",
-                         "link": None}]}
 
 
 def test_formula_like_mail_text_is_stored_as_text_with_quote_prefix(tmp_path: Path) -> None:
@@ -70,7 +61,7 @@ def test_a_failed_write_leaves_the_old_workbook_and_no_temp_file(tmp_path: Path,
     def disk_full(fd: int) -> None:  # the data did not fit: the flush to disk fails
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("connectors.excel_timeline.os.fsync", disk_full)
+    monkeypatch.setattr("syncd.connectors.excel_timeline.os.fsync", disk_full)
     with pytest.raises(TimelineWriteError, match="No space left"):
         write_timeline(path, build_view([activity("new", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))
     assert path.read_bytes() == before

@@ -14,11 +14,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from connectors.base import Connector
-from connectors.excel_customers import ExcelCustomersConnector
-from connectors.maildir import MaildirConnector, MboxConnector
+from syncd.connectors.base import Connector
+from syncd.connectors.excel_customers import ExcelCustomersConnector
+from syncd.connectors.maildir import MaildirConnector, MboxConnector
 from syncd.records import ActivityRecord, Batch, ReadOptions, SourceState
-from tests.helpers import make_message, write_maildir
+from support.helpers import make_message, write_maildir
 
 OPTIONS = ReadOptions(snippet_chars=50, batch_size=3)
 
@@ -144,7 +144,7 @@ class TestImapContract(ConnectorContract):
     def setup(self, dovecot, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
-        from connectors.imap import ImapAccount, ImapConnector
+        from syncd.connectors.imap import ImapAccount, ImapConnector
 
         user, password = dovecot.new_user("contract")
         client = dovecot.client(user)
@@ -178,8 +178,8 @@ class TestCaldavContract(ConnectorContract):
     def setup(self, radicale, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
-        from connectors.caldav_calendar import CaldavAccount, CaldavConnector
-        from tests.test_caldav import ics
+        from syncd.connectors.caldav_calendar import CaldavAccount, CaldavConnector
+        from support.ics import ics
 
         user = "contract@ourco.example"
         calendar = radicale.calendar(user, "Contract")
@@ -200,14 +200,14 @@ class TestCaldavContract(ConnectorContract):
 
 
 class TestGraphContract(ConnectorContract):
-    """Against the Graph TEST DOUBLE (tests/doubles/graph_double.py): 5 inbox + 2 sent messages."""
+    """Against the Graph TEST DOUBLE (tests/support/doubles/graph_double.py): 5 inbox + 2 sent messages."""
 
     @pytest.fixture
     def setup(self, graph_double, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
-        from connectors.graph import GraphClient, GraphConnector, GraphMailbox
-        from connectors.graph_auth import GraphSignIn, GraphTokens
+        from syncd.connectors.graph import GraphClient, GraphConnector, GraphMailbox
+        from syncd.connectors.graph_auth import GraphSignIn, GraphTokens
 
         user = "contract@ourco.example"
         graph_double.clients["contract-app"] = "s3cret"
@@ -227,13 +227,13 @@ class TestGraphContract(ConnectorContract):
 
 
 class TestEwsContract(ConnectorContract):
-    """Against the EWS TEST DOUBLE (tests/doubles/ews_double.py): 5 inbox + 2 sent messages."""
+    """Against the EWS TEST DOUBLE (tests/support/doubles/ews_double.py): 5 inbox + 2 sent messages."""
 
     @pytest.fixture
     def setup(self, ews_double, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
-        from connectors.ews import EwsAccount, EwsConnector
+        from syncd.connectors.ews import EwsAccount, EwsConnector
 
         user = "contract@ourco.example"
         now = datetime.now(timezone.utc)

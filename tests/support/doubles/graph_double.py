@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.doubles.tls import make_tls
+from support.doubles.tls import make_tls
 
 
 @dataclass

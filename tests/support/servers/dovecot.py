@@ -178,7 +178,7 @@ class Dovecot:
         (Dovecot does not reliably notice a passwd-file rewritten within a second)."""
         user = f"{name}@ourco.example"
         if user not in self.users:
-            raise KeyError(f"{user}: add {name!r} to POOL in tests/servers/dovecot.py")
+            raise KeyError(f"{user}: add {name!r} to POOL in tests/support/servers/dovecot.py")
         return user, self.users[user]
 
     def deliver_files(self, user: str, folder: str,

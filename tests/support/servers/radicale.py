@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers.dovecot import free_port
+from support.servers.dovecot import free_port
 
 CONFIG = """\
 [server]

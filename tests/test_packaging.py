@@ -1,0 +1,38 @@
+"""The installed package holds every source folder, under the syncd namespace only."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = {"syncd": ROOT / "syncd", "syncd.connectors": ROOT / "connectors", "syncd.mapping": ROOT / "mapping"}
+
+
+def _declared() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]
+
+
+def test_every_folder_with_python_code_is_a_declared_package() -> None:
+    found: set[str] = set()
+    for name, folder in FOLDERS.items():
+        for init in folder.rglob("__init__.py"):
+            relative = init.parent.relative_to(folder).parts
+            found.add(".".join((name, *relative)))
+    assert found == set(_declared())
+
+
+def test_only_the_syncd_name_is_installed_at_the_top() -> None:
+    assert {name.split(".")[0] for name in _declared()} == {"syncd"}
+    for top_level in ("connectors", "mapping"):
+        assert importlib.util.find_spec(top_level) is None, f"{top_level} importable as a top-level package"
+
+
+def test_the_source_root_is_not_on_the_import_path() -> None:
+    """Else the syncd/ folder would shadow the installed package, which alone has
+    syncd.connectors and syncd.mapping (run the suite as .venv/bin/pytest)."""
+    import sys
+
+    entries = {Path(entry or ".").resolve() for entry in sys.path}
+    assert ROOT not in entries

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import openpyxl  # noqa: E402
 from openpyxl import Workbook  # noqa: E402
 
-from syncd.connectors.excel_timeline import write_timeline  # noqa: E402
+from syncd.outputs.workbook import write_timeline  # noqa: E402
 from syncd.config import parse_config  # noqa: E402
 from syncd.pipeline import IndexCache, Pipeline, peak_rss_mb  # noqa: E402
 from syncd.store import Store  # noqa: E402
-from syncd.timeline import build_view  # noqa: E402
+from syncd.outputs.view import build_view  # noqa: E402
 
 HEADER = ["Company", "Contact", "Email", "Phone", "Website", "Owner"]
 

@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the test support code; syncd is the installed one
 
-from syncd.connectors.imap import HEADER_ITEM  # noqa: E402
+from syncd.connectors.imap.connector import HEADER_ITEM  # noqa: E402
 from support.servers.dovecot import Dovecot  # noqa: E402
 
 USER = "bench@ourco.example"

@@ -21,7 +21,6 @@ import random
 import sys
 import time
 import tracemalloc
-from datetime import datetime, timezone
 from pathlib import Path
 
 # syncd itself comes from the installed package; only the test support code from the tree.
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from syncd.mapping.freemail import packaged_free_mail_domains  # noqa: E402
 from bench.fuzzy_names import generate  # noqa: E402
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, link_participants  # noqa: E402
-from syncd.records import Participant, Role  # noqa: E402
+from syncd.model.records import Participant, Role  # noqa: E402
 
 
 def main() -> int:

@@ -20,19 +20,23 @@ downloaded either way.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from syncd.connectors.base import Connector, SourceAuthError, SourceConfigError, SourceUnavailable
+from pydantic import Field, field_validator
+
+from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
+from syncd.connectors.cursor import JsonCursor
+from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 from syncd.connectors.icalevents import EventWindow, occurrence_keys, parse_resource
-from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
+from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
+from syncd.model.settings import MailSourceSettings, SecretSource, is_loopback, tls_warning
 
 log = logging.getLogger("syncd.connectors.caldav")
 
@@ -54,22 +58,10 @@ class CaldavAccount:
 
 
 @dataclass
-class CalendarCursor:
+class CalendarCursor(JsonCursor):
     window: str
     token: str | None = None
     etags: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, text: str | None) -> "CalendarCursor | None":
-        if not text:
-            return None
-        try:
-            return cls(**json.loads(text))
-        except (ValueError, TypeError):
-            return None  # unreadable: a full listing, which is safe
-
-    def dump(self) -> str:
-        return json.dumps({"window": self.window, "token": self.token, "etags": self.etags}, sort_keys=True)
 
 
 @dataclass
@@ -205,7 +197,10 @@ class CaldavConnector(Connector):
             removed |= {k for k in known if k.split("#", 1)[0] not in present}
         new_cursor = CalendarCursor(window=window_key, token=changes.token, etags=changes.etags).dump()
         size = max(1, self.options.batch_size)
-        items: list[ActivityRecord | Problem] = [*records, *problems]
+        # What the store already holds in this version is not handed on again (a stop in the
+        # middle of a delta reads the delta again, and only the rest is new).
+        items: list[ActivityRecord | Problem] = [
+            item for item in (*records, *problems) if state.known.get(item.key, None) != item.version]
         chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
         for number, chunk in enumerate(chunks, start=1):
             last = number == len(chunks)
@@ -303,3 +298,65 @@ def _aged_out(key: str, window: EventWindow) -> bool:
     except ValueError:
         return False
     return moment.replace(tzinfo=timezone.utc) < window.start
+
+
+class CaldavSettings(MailSourceSettings):
+    """Calendars on a CalDAV server (Nextcloud, SOGo, Fastmail, iCloud, Radicale): meetings."""
+
+    kind: Literal["caldav"]
+    url: str = Field(description="The server's CalDAV URL (principal discovery starts here).")
+    username: str = Field(description="Login name.")
+    password_secret: SecretSource = Field(description="Password (or app password), from a secret.")
+    verify_tls: bool = Field(
+        default=True, description="Check the server certificate. false logs a warning at every start."
+    )
+    calendars: list[str] = Field(
+        default_factory=list,
+        description="Calendars to read, by display name, last URL segment or full URL. Empty: every calendar "
+        "of the account.",
+    )
+    past_days: int = Field(default=365, ge=0, le=3650, description="How far back meetings are read.")
+    future_days: int = Field(default=180, ge=0, le=3650, description="How far ahead meetings are read.")
+    sync_method: Literal["auto", "etag"] = Field(
+        default="auto",
+        description="auto: RFC 6578 sync-token where the server offers it, else ETag comparison. "
+        "etag: always compare ETags (for servers whose sync-collection is broken).",
+    )
+    timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per request.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a server on this machine)")
+        host = value.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+        if value.startswith("http://") and not is_loopback(host):
+            raise ValueError("plain http:// is only allowed for a server on this machine (127.0.0.1, localhost); "
+                             "use https://")
+        return value
+
+    def security_warnings(self) -> tuple[str, ...]:
+        return () if self.verify_tls else (tls_warning(self.name, self.url),)
+
+
+def _build(settings: CaldavSettings, context: ConnectorContext) -> CaldavConnector:
+    secret = settings.password_secret
+
+    def password() -> str:
+        return context.read_secret(secret, f"source {settings.name} password_secret")
+
+    account = CaldavAccount(
+        url=settings.url, username=settings.username, password=password, owner=settings.owner,
+        owner_addresses=frozenset(settings.owner_addresses), verify_tls=settings.verify_tls,
+        calendars=tuple(settings.calendars), past_days=settings.past_days, future_days=settings.future_days,
+        sync_method=settings.sync_method, floating_zone=context.timezone, timeout=settings.timeout_seconds,
+    )
+    return CaldavConnector(settings.name, context.options, account)
+
+
+KIND = SourceKind(
+    name="caldav", settings=CaldavSettings, build=_build,
+    summary="Calendars on a CalDAV server: meetings in a window, incremental by sync-token, recurring series "
+    "expanded.",
+    capabilities=Capabilities(calendar=True),
+)

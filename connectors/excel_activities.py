@@ -19,15 +19,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from syncd.connectors.base import Connector, SourceUnavailable
+from pydantic import Field, model_validator
+
+from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
+from syncd.model.errors import SourceUnavailable
 from syncd.connectors.cells import DEFAULT_DATE_FORMATS, CellError, cell_amount, cell_datetime, cell_text
 from syncd.connectors.excel_customers import changed_only
-from syncd.connectors.sheets import SheetMapping, file_digest, read_sheet
-from syncd.records import ActivityKind, ActivityRecord, Batch, Participant, Problem, ReadOptions, Role, SourceState
+from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, file_digest, read_sheet
+from syncd.model.records import ActivityKind, ActivityRecord, Batch, Participant, Problem, ReadOptions, Role, SourceState
+from syncd.model.markers import HINT_CUSTOMER_REF
+from syncd.model.settings import StrictModel
 
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 
@@ -135,7 +140,7 @@ class ExcelActivitiesConnector(Connector):
         participants = tuple(Participant(email=e.lower(), name=customer, role=Role.TO) for e in emails)
         hints: list[tuple[str, str]] = []
         if customer:
-            hints.append(("customer-ref", customer))
+            hints.append((HINT_CUSTOMER_REF, customer))
         if text.get("phone"):
             hints.append(("phones", text["phone"]))
             if m.phone_region:
@@ -155,8 +160,42 @@ class ExcelActivitiesConnector(Connector):
         )
 
 
-def activity_sheet(source: Any, zone: str) -> ActivitySheet:
-    """The connector's view of an ``excel_activities`` source config."""
+class ActivityColumns(StrictModel):
+    """Which header names hold which activity fields. ``date`` and one of ``customer``,
+    ``email`` or ``phone`` are required."""
+
+    date: str = Field(description="When it happened (a date cell, an Excel serial number or text).")
+    customer: str | None = Field(
+        default=None, description="The customer's name (company or person) as the customer list writes it."
+    )
+    email: str | None = Field(default=None, description="The customer's email address.")
+    phone: str | None = Field(default=None, description="The customer's phone number (calls).")
+    subject: str | None = Field(default=None, description="Short title (order number, call topic).")
+    details: str | None = Field(default=None, description="Longer text, shown as the snippet.")
+    amount: str | None = Field(default=None, description="Amount (orders).")
+    currency: str | None = Field(default=None, description="Currency code of the amount.")
+    staff: str | None = Field(default=None, description="The staff member who did it.")
+
+    @model_validator(mode="after")
+    def _needs_customer(self) -> "ActivityColumns":
+        if not (self.customer or self.email or self.phone):
+            raise ValueError("map at least one of customer, email or phone, so rows can find their customer")
+        return self
+
+
+class ExcelActivitiesSettings(SheetSettings):
+    """Orders, calls, notes or anything else with a date and a customer, kept in a staff workbook."""
+
+    kind: Literal["excel_activities"]
+    activity: Literal["order", "call", "note", "meeting"] = Field(
+        default="order", description="What each row is: order, call, note or meeting."
+    )
+    currency: str | None = Field(default=None, description="Currency of amounts when no currency column is mapped.")
+    columns: ActivityColumns
+
+
+def activity_sheet(source: ExcelActivitiesSettings, zone: str) -> ActivitySheet:
+    """The connector's view of an ``excel_activities`` source's settings."""
     columns = {f: c for f, c in source.columns.model_dump().items() if c}
     return ActivitySheet(
         path=source.path, sheet=source.sheet, header_row=source.header_row_number, columns=columns,
@@ -165,3 +204,16 @@ def activity_sheet(source: Any, zone: str) -> ActivitySheet:
         zone=zone, currency=source.currency, phone_region=source.phone_region,
     )
 
+
+def _build(settings: ExcelActivitiesSettings, context: ConnectorContext) -> ExcelActivitiesConnector:
+    return ExcelActivitiesConnector(settings.name, context.options, activity_sheet(settings, context.timezone))
+
+
+KIND = SourceKind(
+    name="excel_activities", settings=ExcelActivitiesSettings, build=_build,
+    check=lambda s: check_sheet(s, s.columns.model_dump()),
+    summary="Orders, calls, notes or meetings kept as rows of a staff workbook, read-only.",
+    capabilities=Capabilities(rows=True, watched_file=True),
+    tables=(("[sources.columns] of an excel_activities source", ActivityColumns,
+             "Header names for each activity field; the match ignores case and extra spaces."),),
+)

@@ -18,12 +18,16 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from syncd.connectors.base import Connector, SourceUnavailable
+from pydantic import Field, model_validator
+
+from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
+from syncd.model.errors import SourceUnavailable
 from syncd.connectors.cells import cell_text
-from syncd.connectors.sheets import SheetMapping, file_digest, fold_header, read_sheet
-from syncd.records import Batch, CustomerKind, CustomerRecord, ReadOptions, SourceState
+from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, file_digest, fold_header, read_sheet
+from syncd.model.records import Batch, CustomerKind, CustomerRecord, ReadOptions, SourceState
+from syncd.model.settings import StrictModel
 
 _SPLIT_PHONES = re.compile(r"[;,/\n]+")
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
@@ -142,3 +146,42 @@ class ExcelCustomersConnector(Connector):
             return "person:" + emails[0].lower()
         return "row:" + _version(*[cell_text(v) for v in row])
 
+
+class CustomerColumns(StrictModel):
+    """Which header names hold which customer fields. Unmapped fields are left empty."""
+
+    company: str | None = Field(default=None, description="Company name.")
+    person: str | None = Field(default=None, description="Contact person's full name.")
+    email: str | None = Field(default=None, description="Email address(es); several separated by , ; or space.")
+    phone: str | None = Field(default=None, description="Phone number(s).")
+    domain: str | None = Field(default=None, description="Company web or mail domain.")
+    owner: str | None = Field(default=None, description="Staff member who owns the customer.")
+
+    @model_validator(mode="after")
+    def _needs_name(self) -> "CustomerColumns":
+        if not self.company and not self.person:
+            raise ValueError("map at least one of company or person")
+        return self
+
+
+class ExcelCustomersSettings(SheetSettings):
+    """A customer list kept in a staff workbook: companies and people."""
+
+    kind: Literal["excel_customers"]
+    columns: CustomerColumns
+
+
+def _build(settings: ExcelCustomersSettings, context: ConnectorContext) -> ExcelCustomersConnector:
+    return ExcelCustomersConnector(settings.name, context.options, path=settings.path, sheet=settings.sheet,
+                                   header_row=settings.header_row_number, columns=settings.columns.model_dump(),
+                                   key_columns=settings.key_columns)
+
+
+KIND = SourceKind(
+    name="excel_customers", settings=ExcelCustomersSettings, build=_build,
+    check=lambda s: check_sheet(s, s.columns.model_dump()),
+    summary="A customer list in a staff workbook, read-only.",
+    capabilities=Capabilities(customers=True, watched_file=True),
+    tables=(("[sources.columns] of an excel_customers source", CustomerColumns,
+             "Header names for each customer field; the match ignores case and extra spaces."),),
+)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
+from syncd.model.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
 
 _SPACE = re.compile(r"\s+")
 

@@ -16,10 +16,15 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Literal
 
-from syncd.connectors.base import Connector, SourceUnavailable
+from pydantic import Field
+
+from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
 from syncd.connectors.mailparse import parse_message
-from syncd.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
+from syncd.model.errors import SourceUnavailable
+from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
+from syncd.model.settings import ConfigPath, InputPath, MailSourceSettings
 
 INBOX = "INBOX"
 
@@ -168,3 +173,52 @@ class MboxConnector(Connector):
             yield batch
         removed = tuple(sorted(k for k in state.known if k not in listed))
         yield Batch(removed=removed, listing_complete=True, listed=len(listed))
+
+
+class MaildirSettings(MailSourceSettings):
+    """A Maildir (or Maildir++ tree with subfolders) read from disk."""
+
+    kind: Literal["maildir"]
+    path: ConfigPath = Field(description="The Maildir folder (holding cur/ new/ tmp/).")
+    include_subfolders: bool = Field(default=True, description="Read Maildir++ subfolders (.Sent, .Archive...).")
+
+    def input_paths(self) -> tuple[InputPath, ...]:
+        return (InputPath("path", self.path, folder=True),)
+
+
+class MboxSettings(MailSourceSettings):
+    """An mbox file, such as a mail export."""
+
+    kind: Literal["mbox"]
+    path: ConfigPath = Field(description="The mbox file.")
+
+    def input_paths(self) -> tuple[InputPath, ...]:
+        return (InputPath("path", self.path),)
+
+
+def _check_maildir(settings: MaildirSettings) -> list[tuple[str, str]]:
+    path = settings.path
+    if path.is_dir() and not (path / "cur").is_dir() and not (path / "new").is_dir():
+        return [("path", f"{path} is not a Maildir (no cur/ or new/ inside)")]
+    return []
+
+
+def _build_maildir(settings: MaildirSettings, context: ConnectorContext) -> MaildirConnector:
+    return MaildirConnector(settings.name, context.options, path=settings.path, owner=settings.owner,
+                            owner_addresses=frozenset(settings.owner_addresses),
+                            include_subfolders=settings.include_subfolders)
+
+
+def _build_mbox(settings: MboxSettings, context: ConnectorContext) -> MboxConnector:
+    return MboxConnector(settings.name, context.options, path=settings.path, owner=settings.owner,
+                         owner_addresses=frozenset(settings.owner_addresses))
+
+
+MAILDIR = SourceKind(
+    name="maildir", settings=MaildirSettings, build=_build_maildir, check=_check_maildir,
+    summary="A Maildir on disk (Dovecot, Postfix, mbsync).", capabilities=Capabilities(mail=True),
+)
+MBOX = SourceKind(
+    name="mbox", settings=MboxSettings, build=_build_mbox,
+    summary="An mbox file, such as a mail export.", capabilities=Capabilities(mail=True),
+)

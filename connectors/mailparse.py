@@ -19,7 +19,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 
 from syncd.connectors.mimelite import RawHeaders, content_type, first_text_part, split_message
-from syncd.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
+from syncd.model.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
 
 HINT_HEADERS = (
     "auto-submitted",

@@ -19,12 +19,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 import python_calamine
 
-from syncd.connectors.base import SourceConfigError, SourceUnavailable
+from syncd.model.errors import SourceConfigError, SourceUnavailable
 from syncd.connectors.cells import cell_text
+from syncd.model.settings import ConfigPath, InputPath, SourceSettings, phone_region
 
 HEADER_SEARCH_ROWS = 50
 
@@ -161,3 +164,78 @@ def locate_columns(
         problems.append(f"{file_name}!{title}: column {column!r} (mapped to {field_name.removeprefix('key:')}) "
                         f"not found in {where}{hint}")
     raise SourceConfigError("; ".join(problems))
+
+
+class SheetSettings(SourceSettings):
+    """What every mapped sheet says: which workbook and sheet, where the header is, how its
+    cells are written. Staff workbooks are read-only to syncd: it never writes to them."""
+
+    path: ConfigPath = Field(description="The workbook (.xlsx, .xlsm, .xlsb, .xls or .ods).")
+    sheet: str | None = Field(default=None, description="Sheet name (hidden sheets too). Default: the first sheet.")
+    header_row: int | Literal["auto"] = Field(
+        default="auto",
+        description="Row number of the header, or \"auto\": the first of the top 50 rows that holds every "
+        "mapped header.",
+    )
+    key_columns: list[str] = Field(
+        default_factory=list,
+        description="Headers whose values identify a row, so an edited row updates its record. Default: the "
+        "email column for people; otherwise a hash of the row (an edited row then replaces the old one).",
+    )
+    date_formats: list[str] = Field(
+        default_factory=list,
+        description="strptime formats for dates written as text, tried in order (e.g. \"%m/%d/%Y\" for US "
+        "sheets). Default: ISO, then day-first formats (31.12.2026, 31/12/2026...). Date cells and Excel "
+        "serial numbers are always understood.",
+    )
+    decimal_separator: Literal["auto", ".", ","] = Field(
+        default="auto", description="Decimal mark of amounts written as text (1.234,56 or 1,234.56)."
+    )
+    phone_region: str | None = Field(
+        default=None,
+        description="Country (ISO code) for phone numbers in this sheet written without a country code. "
+        "Default: matching.default_phone_region.",
+    )
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return phone_region(value)
+
+    @field_validator("date_formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        from datetime import datetime as _dt
+
+        for pattern in value:
+            if "%" not in pattern:
+                raise ValueError(f"{pattern!r} is not a strptime format (e.g. \"%d.%m.%Y\")")
+            try:
+                _dt(2026, 1, 2, 3, 4).strftime(pattern)
+            except ValueError as exc:
+                raise ValueError(f"{pattern!r} is not a valid format: {exc}") from None
+        return value
+
+    @property
+    def header_row_number(self) -> int | None:
+        return None if self.header_row == "auto" else self.header_row
+    def input_paths(self) -> tuple[InputPath, ...]:
+        return (InputPath("path", self.path),)
+
+    def watched_files(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+    def sheet_mapping(self, columns: Mapping[str, str | None]) -> SheetMapping:
+        return SheetMapping(self.path, self.sheet, self.header_row_number, {f: c for f, c in columns.items() if c},
+                            tuple(self.key_columns))
+
+
+def check_sheet(settings: SheetSettings, columns: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """Does the mapping fit the workbook: the sheet exists, every mapped header is there."""
+    try:
+        read_sheet(settings.sheet_mapping(columns))
+    except SourceConfigError as exc:
+        return [("columns", str(exc))]
+    except SourceUnavailable as exc:
+        return [("path", str(exc))]
+    return []

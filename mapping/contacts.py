@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from syncd.mapping.matcher import _ROLE_LOCAL, CustomerIndex, MatchPolicy, company_domains
 from syncd.mapping.normalize import email_domain
-from syncd.records import ActivityKind, ActivityRecord, CustomerKind, CustomerRecord, Direction, Role
+from syncd.model.records import ActivityKind, ActivityRecord, CustomerKind, CustomerRecord, Direction, Role
 
 POLICY_THRESHOLDS = {"inbound": (1, 0), "both-ways": (1, 1)}
 AUTO_KEY_PREFIX = "auto:"

@@ -42,7 +42,8 @@ from syncd.mapping.normalize import (
     parent_domains,
     registrable_domain,
 )
-from syncd.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
+from syncd.model.markers import HINT_CUSTOMER_REF
+from syncd.model.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
 
 RULE_CONFIDENCE = {"manual": 1.0, "email": 1.0, "person-company": 0.95, "domain": 0.9, "phone": 0.95, "name": 0.9}
 FUZZY_MARGIN = 0.03  # the best fuzzy name must lead the next customer's by this to be linked
@@ -281,7 +282,7 @@ def link_activity(
         add(_match_participant(participant, index, policy, trace))
     for number in activity_phones(hints, policy):
         add(_match_phone(number, index, trace))
-    customer_ref = hints.get("customer-ref")
+    customer_ref = hints.get(HINT_CUSTOMER_REF)
     if customer_ref:
         for cid, rule, evidence, confidence in _match_name(customer_ref, index, policy, trace):
             add([(cid, rule, evidence)], confidence)
@@ -356,8 +357,8 @@ def suggest_customers(participants: Iterable[Participant], hints: dict[str, str]
     the row's customer name, a participant's display name, or the name in its mail domain
     (``adriatic-foods.hr`` -> "adriatic foods")."""
     queries: list[str] = []
-    if hints.get("customer-ref"):
-        queries.append(hints["customer-ref"])
+    if hints.get(HINT_CUSTOMER_REF):
+        queries.append(hints[HINT_CUSTOMER_REF])
     for p in participants:
         if policy.is_internal(p.email):
             continue

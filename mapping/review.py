@@ -16,6 +16,7 @@ from typing import Any
 
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, activity_phones, manual_rule_key
 from syncd.mapping.normalize import normalize_company_name
+from syncd.model.markers import HINT_CUSTOMER_REF
 
 RESOLVE_FUZZY = 0.9  # a typed name this close to exactly one customer's is taken as that customer
 
@@ -71,8 +72,8 @@ def rule_keys(activity: dict[str, Any], policy: MatchPolicy) -> list[tuple[str, 
             keys.append(key)
     for number in activity_phones(hints, policy):
         keys.append(("phone", number))
-    if hints.get("customer-ref"):
-        key = manual_rule_key("name", hints["customer-ref"])
+    if hints.get(HINT_CUSTOMER_REF):
+        key = manual_rule_key("name", hints[HINT_CUSTOMER_REF])
         if key and key not in keys:
             keys.append(key)
     return keys

@@ -241,8 +241,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from syncd.mapping.matcher import link_activity
     from syncd.pipeline import Pipeline
-    from syncd.records import Participant, Role
-    from syncd.timeline import activity_ref
+    from syncd.model.records import Participant, Role
+    from syncd.outputs.view import activity_ref
 
     config = _load(args.config, args.debug)
     wanted = args.activity.strip().strip("<>")
@@ -354,16 +354,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_graph_login(args: argparse.Namespace) -> int:
     """Device-code sign-in: prints where to enter the code, waits, and keeps the tokens (0600)."""
-    from syncd.connectors.base import SourceError
-    from syncd.config import GraphAccountFields
-    from syncd.pipeline import graph_client
+    from syncd.connectors.graph.kind import GraphAccountFields, graph_client
+    from syncd.model.errors import SourceError
+    from syncd.pipeline.wiring import connector_context
 
     config = _load(args.config, args.debug)
     source = next((s for s in config.sources if s.name == args.source), None)
     if not isinstance(source, GraphAccountFields) or source.auth != "device_code":
         print(f"syncd: {args.source} is not a graph source with auth = \"device_code\"", file=sys.stderr)
         return EXIT_CONFIG
-    client = graph_client(source, config.service.state_dir)
+    client = graph_client(source, args.source, connector_context(config))
     try:
         user = client.tokens.device_login(lambda message: print(message, flush=True))
     except SourceError as exc:

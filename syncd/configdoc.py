@@ -13,27 +13,16 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from syncd.config import (
-    ActivityColumns,
     Config,
-    CustomerColumns,
-    ExcelActivitiesSourceConfig,
-    ExcelCustomersSourceConfig,
     ManualRule,
-    StatusRule,
-    ImapSourceConfig,
-    CaldavSourceConfig,
-    EwsContactsSourceConfig,
-    EwsSourceConfig,
-    GraphContactsSourceConfig,
-    GraphSourceConfig,
-    MaildirSourceConfig,
     MatchingConfig,
-    MboxSourceConfig,
-    SecretSource,
     ServiceConfig,
+    StatusRule,
     StoreConfig,
     TimelineConfig,
 )
+from syncd.connectors.registry import Registry
+from syncd.model.settings import SecretSource
 
 PREAMBLE = """\
 # Configuration reference
@@ -60,7 +49,7 @@ Rules that hold for every key:
 the validation models (`python -m syncd.configdoc > docs/configuration.md`).
 """
 
-SECTIONS: list[tuple[str, type[BaseModel], str]] = [
+GENERAL_SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("[service]", ServiceConfig, "How the daemon runs."),
     ("[store]", StoreConfig, "Where syncd keeps what it has read."),
     ("[store.url_secret] and every other `*_secret` table", SecretSource, "Where a secret is read from."),
@@ -68,31 +57,20 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("[[matching.rules]]", ManualRule, "A manual assignment; manual rules win over every automatic rule."),
     ("[timeline]", TimelineConfig, "The timeline workbook syncd writes."),
     ("[[timeline.status]]", StatusRule, "A Status label on the Customers sheet."),
-    ("[[sources]] with kind = \"maildir\"", MaildirSourceConfig, "A Maildir on disk (Dovecot, Postfix, mbsync)."),
-    ("[[sources]] with kind = \"mbox\"", MboxSourceConfig, "An mbox file, such as a mail export."),
-    ("[[sources]] with kind = \"imap\"", ImapSourceConfig,
-     "A mailbox over IMAP: backfill, then incremental sync and IDLE; optional keyword write-back."),
-    ("[[sources]] with kind = \"caldav\"", CaldavSourceConfig,
-     "Calendars on a CalDAV server: meetings in a window, incremental by sync-token, recurring series expanded."),
-    ("[[sources]] with kind = \"graph\"", GraphSourceConfig,
-     "A Microsoft 365 mailbox through Microsoft Graph: mail folders by delta query, the calendar by calendarView "
-     "delta, optional category and customer-contact write-back. See docs/microsoft-365.md."),
-    ("[[sources]] with kind = \"graph_contacts\"", GraphContactsSourceConfig,
-     "Customers from a contact folder of a Microsoft 365 mailbox, read-only."),
-    ("[[sources]] with kind = \"ews\"", EwsSourceConfig,
-     "A mailbox on Exchange Server (on-premises) through EWS: SyncFolderItems per folder, the calendar, optional "
-     "write-back. See docs/exchange-server.md."),
-    ("[[sources]] with kind = \"ews_contacts\"", EwsContactsSourceConfig,
-     "Customers from a contact folder of an Exchange Server mailbox, read-only."),
-    ("[[sources]] with kind = \"excel_customers\"", ExcelCustomersSourceConfig,
-     "A customer list in a staff workbook, read-only."),
-    ("[sources.columns] of an excel_customers source", CustomerColumns,
-     "Header names for each customer field; the match ignores case and extra spaces."),
-    ("[[sources]] with kind = \"excel_activities\"", ExcelActivitiesSourceConfig,
-     "Orders, calls, notes or meetings kept as rows of a staff workbook, read-only."),
-    ("[sources.columns] of an excel_activities source", ActivityColumns,
-     "Header names for each activity field; the match ignores case and extra spaces."),
 ]
+
+
+def sections(kinds: Registry) -> list[tuple[str, type[BaseModel], str]]:
+    """The general tables, then one section per source kind the registry knows (and its nested tables)."""
+    found = list(GENERAL_SECTIONS)
+    for kind in kinds:
+        summary = kind.summary
+        described = kind.capabilities.describe()
+        if described:
+            summary += f" Capabilities: {described}."
+        found.append((f"[[sources]] with kind = \"{kind.name}\"", kind.settings, summary))
+        found.extend(kind.tables)
+    return found
 
 
 def _type_name(annotation: Any) -> str:
@@ -133,9 +111,9 @@ def _default(field: Any) -> str:
     return f"`{value}`"
 
 
-def render() -> str:
+def render(kinds: Registry | None = None) -> str:
     lines = [PREAMBLE]
-    for title, model, summary in SECTIONS:
+    for title, model, summary in sections(kinds if kinds is not None else Registry.builtin()):
         lines += [f"## {title}", "", summary, "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):

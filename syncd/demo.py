@@ -56,8 +56,8 @@ def run_demo(target: Path) -> int:
     print(f"syncd demo in {target.resolve()}")
     for source in result.sources:
         state = "ok" if source.ok else f"FAILED: {source.error}"
-        counted = f"customers={source.customers_changed:<4}" if source.kind == "excel_customers" \
-            else f"new={source.new:<4}"
+        customers = config.kinds.get(source.kind).capabilities.customers
+        counted = f"customers={source.customers_changed:<4}" if customers else f"new={source.new:<4}"
         print(f"  {source.name:<12} {counted} skipped={source.skipped:<3} quarantined={source.quarantined:<2} {state}")
     print(f"customers={status['customers']} activities={status['activities']} "
           f"unmatched={status['unmatched']} quarantined={status['quarantined']}")

@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from syncd.config import SecretSource
+from syncd.model.errors import SourceConfigError
+from syncd.model.settings import SecretSource
 
 
-class SecretError(Exception):
-    """A secret that is missing or unsafe; the message names where it was looked for."""
+class SecretError(SourceConfigError):
+    """A secret that is missing or unsafe; the message names where it was looked for.
+
+    An admin has to act (create the file, fix its mode), so for a source it is a config
+    error: reported in `syncd status` with this message, retried slowly, never a traceback."""
 
 
 def _read_file(path: Path, what: str) -> str:
@@ -29,10 +31,15 @@ def _read_file(path: Path, what: str) -> str:
             f"{what}: secret file {path} is readable by group or others "
             f"(mode {stat.filemode(info.st_mode)}); run: chmod 600 {path}"
         )
-    return path.read_text(encoding="utf-8").strip()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretError(f"{what}: secret file {path} is not UTF-8 text") from None
 
 
-def read_secret(source: "SecretSource", what: str) -> str:
+def read_secret(source: SecretSource, what: str) -> str:
     if source.file is not None:
         return _read_file(Path(source.file), what)
     if source.env is not None:

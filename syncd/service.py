@@ -23,7 +23,8 @@ from typing import Any
 
 from syncd.config import Config, ConfigError, load_config
 from syncd.notify import SystemdNotifier
-from syncd.pipeline import WORKBOOK_KINDS, IndexCache, PassResult, Pipeline, warn_insecure
+from syncd.pipeline import IndexCache, PassResult, Pipeline, warn_insecure
+from syncd.pipeline.wiring import connector_context
 from syncd.scheduler import due
 from syncd.store import Store
 from syncd.watch import TIMELINE_MARK, WorkbookWatcher
@@ -96,23 +97,21 @@ class Service:
         return names
 
     def start_watchers(self, config: Config) -> None:
-        from syncd.connectors.imap import ImapConnector, ImapIdleWatcher
-        from syncd.config import ImapSourceConfig
-        from syncd.pipeline import imap_account
-        from syncd.records import ReadOptions
-
+        """A live watcher per source whose kind has one (IMAP IDLE), and the workbook watcher."""
         self.watchers_stop = threading.Event()
         self.watcher_threads = []
+        context = connector_context(config)
         for source in config.sources:
-            if isinstance(source, ImapSourceConfig) and source.enabled and source.idle:
-                connector = ImapConnector(source.name, ReadOptions(), imap_account(source))
-                watcher = ImapIdleWatcher(connector, on_change=lambda n=source.name: self.mark_urgent(n))
-                thread = threading.Thread(target=watcher.run, args=(self.watchers_stop,), daemon=True,
-                                          name=f"idle-{source.name}")
-                thread.start()
-                self.watcher_threads.append(thread)
-                log.info("source=%s idle watcher started folder=INBOX", source.name)
-        files = [(s.name, s.path) for s in config.sources if s.enabled and s.kind in WORKBOOK_KINDS]
+            kind = config.kinds.get(source.kind)
+            if not (source.enabled and source.live() and kind.watcher is not None):
+                continue
+            watcher = kind.watcher(source, context, lambda n=source.name: self.mark_urgent(n))
+            thread = threading.Thread(target=watcher.run, args=(self.watchers_stop,), daemon=True,
+                                      name=f"watch-{source.name}")
+            thread.start()
+            self.watcher_threads.append(thread)
+            log.info("source=%s live watcher started", source.name)
+        files = [(s.name, path) for s in config.sources if s.enabled for path in s.watched_files()]
         files.append((TIMELINE_MARK, config.timeline.path))
         self.workbook_watcher = WorkbookWatcher(files, self.mark_urgent)
         self.workbook_watcher.start()

@@ -193,6 +193,15 @@ class SkippedRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StoreFlagRow(Base):
+    """A one-time fact of the store ("stored mail was counted once"), set when it became true."""
+
+    __tablename__ = "store_flags"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class OutputRow(Base):
     """What was last written to an output, so an unchanged timeline is not rewritten."""
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from syncd.records import (
+from syncd.model.records import (
     ActivityKind,
     ActivityRecord,
     CustomerKind,
@@ -50,12 +50,14 @@ from syncd.store.schema import (
     QuarantineRow,
     SkippedRow,
     SourceRow,
+    StoreFlagRow,
 )
 
 log = logging.getLogger(__name__)
 
 RESCOPE_LIMIT = 200  # customers changed in one pass above which every activity is re-matched
-LinkFunction = Callable[[tuple[Participant, ...], dict[str, str], str | None], list[LinkSpec]]
+#: Links one activity (its participants and hints) to customers: the pipeline's matcher.
+LinkFunction = Callable[[tuple[Participant, ...], dict[str, str]], list[LinkSpec]]
 
 
 def _bound(s: Session, column: Any, value: Any) -> Any:
@@ -636,7 +638,7 @@ class Store:
         links = [
             (activity_id, spec.customer_id, spec.rule, spec.confidence, spec.evidence)
             for activity_id, r in zip(ids, fresh)
-            for spec in link(r.participants, dict(r.hints), r.customer_ref)
+            for spec in link(r.participants, dict(r.hints))
         ]
         if links:
             _executemany(s, LinkRow.__table__, ("activity_id", "customer_id", "rule", "confidence", "evidence"), links)
@@ -725,7 +727,7 @@ class Store:
         occurrence.version = record.version
         occurrence.gone_at = None
         self._set_links(
-            s, activity.id, link(_participants_from_json(activity.participants), activity.hints, record.customer_ref)
+            s, activity.id, link(_participants_from_json(activity.participants), activity.hints)
         )
         return outcome
 
@@ -830,7 +832,7 @@ class Store:
                 if scope is not None:
                     query = query.where(scope)
             for activity in s.scalars(query):
-                links = link(_participants_from_json(activity.participants), activity.hints, None)
+                links = link(_participants_from_json(activity.participants), activity.hints)
                 if self._set_links(s, activity.id, links):
                     changed += 1
         return changed
@@ -1186,6 +1188,15 @@ class Store:
                 s.add(OutputRow(path=path, content_hash=content_hash, written_at=utcnow()))
             else:
                 row.content_hash, row.written_at = content_hash, utcnow()
+
+    def flag(self, name: str) -> bool:
+        with self.session() as s:
+            return s.get(StoreFlagRow, name) is not None
+
+    def set_flag(self, name: str) -> None:
+        with self.session() as s, s.begin():
+            if s.get(StoreFlagRow, name) is None:
+                s.add(StoreFlagRow(name=name, set_at=utcnow()))
 
     # ---- reading for timeline, status and the CLI -----------------------------------
 

@@ -67,3 +67,17 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.0
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def load_bench(name: str) -> Any:
+    """A bench script (bench/NAME.py) as a module: its generators serve tests too. The bench
+    folder is not on the import path (neither is the repository root, see pyproject.toml)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

@@ -218,6 +218,13 @@ class GraphDouble:
                 target["contacts"][contact["id"]] = contact
         return contact
 
+    def delete_contact(self, mailbox: str, contact_id: str) -> None:
+        box = self.mailbox(mailbox)
+        with self._lock:
+            box.default_contacts.pop(contact_id, None)
+            for folder in box.contact_folders.values():
+                folder["contacts"].pop(contact_id, None)
+
     def expire(self, mailbox: str, folder: str) -> None:
         """Delta tokens issued so far for this folder are no longer known (410 next time)."""
         box = self.mailbox(mailbox)

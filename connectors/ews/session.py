@@ -1,0 +1,179 @@
+"""One exchangelib Account per source, with exchangelib's errors mapped to the connector contract's.
+
+exchangelib keeps its HTTP settings on the protocol *class* (``BaseProtocol.TIMEOUT``,
+``HTTP_ADAPTER_CLS``) and caches protocols per endpoint and credentials for the whole
+process. Setting those class attributes for one source would set them for every EWS source
+(one ``verify_tls = false`` turning certificate checks off for all, and staying off after
+a reload). So each source gets its own protocol instance (``source_protocol``): not
+cached, with its own timeout and, only where that source asks for it, an adapter that does
+not verify certificates. Nothing process-wide is changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from collections.abc import Callable
+
+from syncd.connectors.tls import certificate_problem
+from syncd.model.errors import SourceAuthError, SourceConfigError, SourceSecurityError, SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
+
+
+def exchange_online_host(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in EXCHANGE_ONLINE_HOSTS or host.endswith(".office365.com")
+
+
+@dataclass(frozen=True)
+class EwsAccount:
+    mailbox: str
+    username: str
+    password: Callable[[], str]
+    auth_type: str = "ntlm"
+    service_endpoint: str | None = None
+    autodiscover: bool = False
+    verify_tls: bool = True
+    impersonation: bool = False
+    client_id: str | None = None
+    tenant_id: str | None = None
+    timeout: float = 60
+
+
+class ResyncNeeded(Exception):
+    """The server rejected our sync state."""
+
+
+def errors_module() -> Any:
+    from exchangelib import errors
+
+    return errors
+
+
+class EwsSession:
+    """One exchangelib Account, made on first use, with exchangelib's errors mapped to ours."""
+
+    def __init__(self, account: EwsAccount, source: str):
+        self.settings = account
+        self.source = source
+        self._account: Any = None
+
+    def account(self) -> Any:
+        if self._account is not None:
+            return self._account
+        from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Account, Configuration, Credentials
+
+        # exchangelib's debug log holds request headers (the Basic/NTLM Authorization) and
+        # whole SOAP bodies (mail content): never let it through, even under --debug.
+        logging.getLogger("exchangelib").setLevel(logging.WARNING)
+        s = self.settings
+        if s.auth_type == "oauth":
+            from exchangelib import Identity, OAuth2Credentials
+
+            credentials: Any = OAuth2Credentials(client_id=s.client_id, client_secret=s.password(),
+                                                 tenant_id=s.tenant_id, identity=Identity(primary_smtp_address=s.mailbox))
+        else:
+            credentials = Credentials(s.username, s.password())
+        auth = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[s.auth_type]
+        access = IMPERSONATION if s.impersonation else DELEGATE
+        with self.mapped("connect"):
+            if s.autodiscover:
+                account = Account(primary_smtp_address=s.mailbox, credentials=credentials, autodiscover=True,
+                                  access_type=access)
+                account.protocol = source_protocol(account.protocol.config, verify_tls=True, timeout=s.timeout)
+                self._account = account
+            else:
+                config = Configuration(service_endpoint=s.service_endpoint, credentials=credentials, auth_type=auth,
+                                       max_connections=2)
+                account = Account(primary_smtp_address=s.mailbox, config=config, autodiscover=False,
+                                  access_type=access)
+                # This source's own protocol: its TLS verification and timeout, not exchangelib's
+                # process-wide defaults (see source_protocol).
+                account.protocol = source_protocol(config, verify_tls=s.verify_tls, timeout=s.timeout)
+                self._account = account
+        return self._account
+
+    def close(self) -> None:
+        if self._account is not None:
+            try:
+                self._account.protocol.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection
+                pass
+            self._account = None
+
+    def mapped(self, what: str) -> "_Mapped":
+        return _Mapped(self, what)
+
+
+class _Mapped:
+    """``with session.mapped("sync inbox"):`` turns exchangelib's errors into the connector contract's."""
+
+    def __init__(self, session: EwsSession, what: str):
+        self.session = session
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
+        if exc is None or isinstance(exc, (SourceAuthError, SourceConfigError, SourceUnavailable, ResyncNeeded)):
+            return False
+        errors = errors_module()
+        where = f"{self.session.settings.service_endpoint or 'autodiscover'} {self.session.settings.mailbox}"
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        refused = certificate_problem(exc)
+        if refused is not None:
+            self.session.close()
+            raise SourceSecurityError(f"{where}: the server's TLS certificate was refused ({refused}); fix the "
+                                      "certificate or its trust, or set verify_tls = false for this source only",
+                                      source=self.session.source) from None
+        if isinstance(exc, (errors.ErrorInvalidSyncStateData, errors.ErrorSyncFolderNotFound)):
+            raise ResyncNeeded(text) from None
+        if isinstance(exc, (errors.UnauthorizedError, errors.ErrorAccessDenied, errors.ErrorImpersonateUserDenied,
+                            errors.ErrorImpersonationDenied)):
+            raise SourceAuthError(f"{where}: {self.what} refused ({text})") from None
+        if isinstance(exc, errors.ErrorNonExistentMailbox):
+            raise SourceConfigError(f"{where}: {self.what}: no such mailbox ({text})") from None
+        if isinstance(exc, (errors.TransportError, errors.ErrorServerBusy, errors.EWSError, OSError)) or \
+                type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+            self.session.close()
+            raise SourceUnavailable(f"{where}: {self.what} failed ({text})") from None
+        return False
+
+
+@lru_cache(maxsize=1)
+def _protocol_class() -> Any:
+    """exchangelib's Protocol without its process-wide cache, taking its HTTP settings per instance."""
+    from exchangelib.protocol import CachingProtocol, NoVerifyHTTPAdapter, Protocol
+
+    class _Uncached(CachingProtocol):
+        def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+            return type.__call__(cls, *args, **kwargs)
+
+    class SourceProtocol(Protocol, metaclass=_Uncached):  # type: ignore[misc]
+        def __init__(self, *args: Any, verify_tls: bool = True, timeout: float = 60, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.verify_tls = verify_tls
+            self.TIMEOUT = timeout  # read as protocol.TIMEOUT by every request exchangelib makes
+
+        def raw_session(self, prefix: str, oauth2_client: Any = None, oauth2_session_params: Any = None,
+                        oauth2_token_endpoint: Any = None) -> Any:
+            session = super().raw_session(prefix, oauth2_client, oauth2_session_params, oauth2_token_endpoint)
+            if not self.verify_tls:
+                # requests' Session.verify = False loses to REQUESTS_CA_BUNDLE; an adapter does not.
+                adapter = NoVerifyHTTPAdapter(pool_block=True, pool_connections=self.CONNECTIONS_PER_SESSION,
+                                              pool_maxsize=self.CONNECTIONS_PER_SESSION, max_retries=0)
+                session.mount(prefix, adapter=adapter)
+            return session
+
+    return SourceProtocol
+
+
+def source_protocol(config: Any, *, verify_tls: bool, timeout: float) -> Any:
+    return _protocol_class()(config=config, verify_tls=verify_tls, timeout=timeout)

@@ -1,0 +1,161 @@
+"""Microsoft Graph REST calls with the token, throttling and error mapping syncd needs; nothing else.
+
+Throttling: 429 (and 503) honour Retry-After up to ``throttle_max_wait_seconds``; a longer
+wait ends this source's pass with ``SourceUnavailable`` carrying the wait, so the other
+mailboxes, synced in parallel, go on. Other 5xx and network errors back off
+exponentially with jitter (tenacity). 401 is retried once with a fresh token; 401/403
+after that is an authentication error (consent revoked, application access policy),
+never retried fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+
+from syncd.connectors.graph.auth import GraphTokens
+from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class DeltaExpired(Exception):
+    """Graph no longer knows the delta token: the folder must be read afresh."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(Exception):
+    """404 from Graph: the item or folder is gone."""
+
+
+class _Transient(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GraphClient:
+    """Graph REST calls with the token, throttling and error mapping syncd needs; nothing else."""
+
+    def __init__(self, base_url: str, tokens: GraphTokens, *, source: str, timeout: float = 60,
+                 max_wait: float = 60, attempts: int = 5, sleep: Callable[[float], None] = time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens
+        self.source = source
+        self.timeout = timeout
+        self.max_wait = max_wait
+        self.attempts = attempts
+        self.sleep = sleep
+        self.session = requests.Session()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("https://", "http://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return exc.retry_after
+        return float((wait_exponential(multiplier=0.5, max=30) + wait_random(0, 0.5))(state))
+
+    def request(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
+                prefer: tuple[str, ...] = ()) -> dict[str, Any]:
+        retrying = Retrying(retry=retry_if_exception_type(_Transient), wait=self._wait,
+                            stop=stop_after_attempt(self.attempts), sleep=self.sleep, reraise=True,
+                            before_sleep=lambda s: log.warning(
+                                "source=%s graph transient error, retrying attempt=%d error=%r", self.source,
+                                s.attempt_number, str(s.outcome.exception()) if s.outcome else ""))
+        try:
+            return retrying(self._once, method, path, params, body, prefer)
+        except _Transient as exc:
+            raise SourceUnavailable(f"Graph: {exc} (gave up after {self.attempts} attempts)") from None
+
+    def _once(self, method: str, path: str, params: dict[str, str] | None, body: Any,
+              prefer: tuple[str, ...], refreshed: bool = False) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.tokens.token(force_refresh=refreshed)}",
+                   "Accept": "application/json"}
+        if prefer:
+            headers["Prefer"] = ", ".join(prefer)
+        try:
+            response = self.session.request(method, self.url(path), params=params, json=body, headers=headers,
+                                            timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise _Transient(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
+        status = response.status_code
+        if status < 300:
+            return response.json() if response.content else {}
+        code, message = _error(response)
+        what = f"{method} {_path_only(path)}: {status} {code}: {message}"
+        if status == 401 and not refreshed:
+            return self._once(method, path, params, body, prefer, refreshed=True)
+        if status in (401, 403):
+            raise SourceAuthError(f"Graph refused access ({what}); check the app's permissions, admin consent and "
+                                  f"application access policy for this mailbox")
+        if status == 404:
+            raise NotFound(what)
+        if status == 410:
+            raise DeltaExpired(what, status)
+        if status in (429, 503) or status >= 500:
+            retry_after = _retry_after(response)
+            if retry_after is not None and retry_after > self.max_wait:
+                raise SourceUnavailable(f"Graph throttled this mailbox: Retry-After {retry_after:.0f}s exceeds "
+                                        f"throttle_max_wait_seconds; retried next pass")
+            if status == 429:
+                log.warning("source=%s graph throttled retry_after=%s", self.source, retry_after)
+            raise _Transient(what, retry_after if retry_after is not None else (1.0 if status == 429 else None))
+        if status == 400 and code in ("ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "ErrorMailboxNotFound"):
+            raise SourceConfigError(what)
+        raise SourceUnavailable(what)
+
+    def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.request("GET", path, **kwargs)
+
+    def pages(self, path: str, params: dict[str, str] | None = None,
+              prefer: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+        """Every page of a collection, following @odata.nextLink."""
+        page = self.get(path, params=params, prefer=prefer)
+        while True:
+            yield page
+            link = page.get("@odata.nextLink")
+            if not link:
+                return
+            page = self.get(link, prefer=prefer)
+
+
+def _path_only(path: str) -> str:
+    """A URL without its query (delta and skip tokens are state, not for logs)."""
+    return path.split("?", 1)[0]
+
+
+def _error(response: requests.Response) -> tuple[str, str]:
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        return "", response.text[:200]
+    if isinstance(error, str):  # the token endpoint's shape
+        return error, ""
+    return str(error.get("code", "")), str(error.get("message", ""))[:300]
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: Graph sends seconds; back off exponentially instead
+
+
+def odata_quote(value: str) -> str:
+    return value.replace("'", "''")

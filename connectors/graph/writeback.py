@@ -1,0 +1,101 @@
+"""What syncd writes into a Microsoft 365 mailbox: categories on items, customer contacts.
+
+Categories: the customer's category is added to each message and event, the user's own
+categories kept in their order; missing ones are added to the mailbox's master category
+list first (so Outlook shows them with a colour). Contacts: one per customer in a contact
+folder, its notes holding the rendered timeline (``syncd.outputs.contact_notes``); a
+contact whose notes already say the same is not written again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from syncd.connectors.exchange import with_categories
+from syncd.connectors.graph.client import GraphClient, NotFound, odata_quote
+from syncd.model.errors import SourceConfigError
+from syncd.model.records import CustomerNote
+
+
+class GraphWriter:
+    """Write-back into one mailbox (``user`` is its ``users/{id}`` path)."""
+
+    def __init__(self, client: GraphClient, user: str, mailbox: str, prefer: tuple[str, ...]):
+        self.client = client
+        self.user = user
+        self.mailbox = mailbox
+        self.prefer = prefer
+        self._categories: set[str] | None = None
+
+    def _master_categories(self) -> set[str]:
+        if self._categories is None:
+            found = self.client.get(f"{self.user}/outlook/masterCategories")
+            self._categories = {str(c.get("displayName", "")).casefold() for c in found.get("value") or []}
+        return self._categories
+
+    def categories(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
+        """A category per customer on each message and event; the user's own categories stay."""
+        written: set[str] = set()
+        if not labels:
+            return written
+        master = self._master_categories()
+        for name in sorted({n for names in labels.values() for n in names}):
+            if name.casefold() not in master:
+                self.client.request("POST", f"{self.user}/outlook/masterCategories",
+                                    body={"displayName": name, "color": "preset7"})
+                master.add(name.casefold())
+        for key, names in sorted(labels.items()):
+            folder, _, item_id = key.partition("/")
+            collection = "events" if folder == "calendar" else "messages"
+            path = f"{self.user}/{collection}/{quote(item_id, safe='')}"
+            try:
+                current = self.client.get(path, params={"$select": "categories"}, prefer=self.prefer[:1])
+            except NotFound:
+                continue  # deleted since it was read; the next pass removes it
+            existing = [str(c) for c in current.get("categories") or []]
+            merged = with_categories(existing, names)
+            if merged != existing:
+                try:
+                    self.client.request("PATCH", path, body={"categories": merged}, prefer=self.prefer[:1])
+                except NotFound:
+                    continue
+            written.add(key)
+        return written
+
+    def contacts(self, folder: str, notes: dict[str, CustomerNote]) -> set[str]:
+        """One contact per customer in ``folder``, its notes holding the timeline."""
+        written: set[str] = set()
+        if not notes:
+            return written
+        folder_id = self._contact_folder(folder, create=True)
+        existing: dict[str, dict[str, Any]] = {}
+        for page in self.client.pages(f"{self.user}/contactFolders/{folder_id}/contacts",
+                                      params={"$select": "displayName,personalNotes", "$top": "500"}):
+            for contact in page.get("value") or []:
+                existing.setdefault(str(contact.get("displayName", "")).casefold(), contact)
+        for key, note in sorted(notes.items()):
+            body: dict[str, Any] = {
+                "displayName": note.name, "personalNotes": note.text,
+                "emailAddresses": [{"address": e, "name": note.name} for e in note.emails[:3]],
+            }
+            if note.company:
+                body["companyName"] = note.company
+            found = existing.get(note.name.casefold())
+            if found is None:
+                self.client.request("POST", f"{self.user}/contactFolders/{folder_id}/contacts", body=body)
+            elif found.get("personalNotes") != note.text:
+                self.client.request("PATCH", f"{self.user}/contacts/{quote(str(found['id']), safe='')}", body=body)
+            written.add(key)
+        return written
+
+    def _contact_folder(self, name: str, create: bool) -> str:
+        found = self.client.get(f"{self.user}/contactFolders",
+                                params={"$filter": f"displayName eq '{odata_quote(name)}'"})
+        values = found.get("value") or []
+        if values:
+            return str(values[0]["id"])
+        if not create:
+            raise SourceConfigError(f"mailbox {self.mailbox}: no contact folder {name!r}")
+        created = self.client.request("POST", f"{self.user}/contactFolders", body={"displayName": name})
+        return str(created["id"])

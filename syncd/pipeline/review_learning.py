@@ -1,0 +1,97 @@
+"""What admins typed on the Review sheet, turned into manual rules, pending notes and merges.
+
+The Review sheet lists unmatched activities and probable duplicate customers. An admin
+types a customer into an activity's Customer cell (learned as a rule for its addresses,
+phones or customer name) or answers a merge suggestion (merge, the ID to keep, or no).
+What cannot be applied yet stays pending, with a note on the sheet saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from syncd.mapping.duplicates import parse_merge_ref
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy
+from syncd.mapping.review import resolve_customer, rule_keys
+from syncd.outputs.review_sheet import ReviewEntry, read_review_entries
+from syncd.outputs.view import activity_ref
+from syncd.store import Store, StoreError
+
+log = logging.getLogger("syncd.pipeline")
+
+#: Answers to a merge suggestion that mean "these are different customers", in the
+#: languages of the sales teams syncd serves.
+NO_WORDS = frozenset({"no", "n", "ignore", "keep both", "ne", "nie", "nej", "nein"})
+#: Answers that mean "merge them" (keeping the suggested survivor).
+YES_WORDS = frozenset({"merge", "yes", "y", "ok", "da", "tak", "ja"})
+
+
+def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeline_path: object,
+                 max_rows: int) -> int:
+    """Turn Customer cells an admin filled on the Review sheet into manual rules.
+    Returns how many assignments were learned (pending ones show their note on Review)."""
+    from pathlib import Path
+
+    entries = read_review_entries(Path(str(timeline_path)))
+    pending = store.pending_assignments()
+    for entry in entries:
+        if not entry.customer_text and entry.ref in pending:
+            store.drop_pending(entry.ref)  # the admin cleared the cell: forget it
+    typed = [e for e in entries if e.customer_text]
+    if not typed:
+        return 0
+    learned = 0
+    for entry in (e for e in typed if parse_merge_ref(e.ref)):
+        learned += answer_merge(store, entry)
+    typed = [e for e in typed if not parse_merge_ref(e.ref)]
+    if not typed:
+        return learned
+    by_ref = {activity_ref(a): a for a in store.activities(limit=max_rows, unmatched_only=True)}
+    for entry in typed:
+        activity = by_ref.get(entry.ref)
+        if activity is None:
+            store.drop_pending(entry.ref)
+            continue
+        if activity["customers"]:
+            continue  # matched meanwhile (e.g. the customer was added to the customer sheet)
+        resolution = resolve_customer(entry.customer_text, index)
+        if resolution.customer_id is None:
+            if pending.get(entry.ref) != (entry.customer_text, resolution.note or ""):
+                store.save_assignment(entry.ref, [], None, entry.customer_text, resolution.note)
+                log.warning("review row %d (%s): %s", entry.row, entry.ref, resolution.note)
+            continue
+        keys = rule_keys(activity, policy)
+        if not keys:
+            note = "this activity has no outside address, phone or customer name to learn from"
+            store.save_assignment(entry.ref, [], None, entry.customer_text, note)
+            continue
+        store.save_assignment(entry.ref, keys, resolution.customer_id, entry.customer_text)
+        log.info("review row %d (%s): learned %s -> customer #%d %s", entry.row, entry.ref,
+                 ", ".join(f"{k}={v}" for k, v in keys), resolution.customer_id,
+                 index.names.get(resolution.customer_id, ""))
+        learned += 1
+    return learned
+
+
+def answer_merge(store: Store, entry: ReviewEntry) -> int:
+    """An admin's answer to a merge suggestion on Review: merge, keep a named one, or no."""
+    merge_id, keep_id = parse_merge_ref(entry.ref) or (0, 0)
+    answer = entry.customer_text.strip().lower().lstrip("#")
+    if answer in NO_WORDS:
+        store.dismiss_suggestion(entry.ref, entry.customer_text)
+        return 0
+    if answer == str(merge_id):
+        merge_id, keep_id = keep_id, merge_id  # the admin keeps the other one
+    elif answer not in YES_WORDS and answer != str(keep_id):
+        note = f"type merge (or {keep_id} or {merge_id}: the ID to keep), or no"
+        if store.pending_assignments().get(entry.ref) != (entry.customer_text, note):
+            store.save_assignment(entry.ref, [], None, entry.customer_text, note)
+        return 0
+    try:
+        moved = store.merge_customers(merge_id, keep_id)
+    except StoreError as exc:
+        store.save_assignment(entry.ref, [], None, entry.customer_text, str(exc))
+        return 0
+    store.drop_pending(entry.ref)
+    log.info("review row %d: merged customer #%d into #%d (%s)", entry.row, merge_id, keep_id, moved)
+    return 1

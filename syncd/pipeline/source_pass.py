@@ -1,0 +1,181 @@
+"""One source's share of a pass: read its batches, decide what is logged, commit, write back.
+
+Flow per batch: connector -> mapping decides what is logged (``skip_reason``) -> the store
+commits the batch with its cursor. A listing that would remove most of a source's items
+(or reads as empty) is held: the removals are not applied and the source is marked suspect
+until an admin confirms. Errors follow the ladder of ``syncd.model.errors``: a
+``SourceError`` fails this source only (retried with backoff, slowly after a refused
+login); anything else is a bug, logged with its traceback, and still fails only this source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from syncd.config import Config
+from syncd.connectors.base import Connector
+from syncd.mapping.contacts import correspondent_counts
+from syncd.mapping.matcher import MatchPolicy, skip_reason
+from syncd.model.errors import SourceAuthError, SourceError, SourceSecurityError
+from syncd.model.records import ActivityRecord, CustomerNote
+from syncd.model.settings import SourceSettings
+from syncd.outputs.contact_notes import note_hash, render_note
+from syncd.outputs.labels import render_labels
+from syncd.pipeline.results import SourceResult
+from syncd.pipeline.wiring import make_connector, normalize_customer, peak_rss_mb
+from syncd.readahead import read_ahead
+from syncd.scheduler import retry_at
+from syncd.store import Ingest, LinkFunction, Skip, Store
+
+log = logging.getLogger("syncd.pipeline")
+
+#: A refused login or a certificate that does not verify is retried no sooner than this
+#: (seconds): hammering a bad password locks the account, and neither fixes itself.
+SLOW_RETRY_SECONDS = 600
+
+
+class PassInterrupted(Exception):
+    """Raised inside a source's loop when a stop was requested; committed batches stay."""
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What every source of one pass shares."""
+
+    config: Config
+    store: Store
+    policy: MatchPolicy
+    link: LinkFunction
+    stop_requested: Callable[[], bool]
+    heartbeat: Callable[[], None]
+    customers_changed: Callable[[], None]  # rebuild the matcher's index
+
+
+def removal_guard(listed: int, removing: int, complete: bool, ratio_limit: float) -> str | None:
+    """Why these removals look like a glitch rather than real deletions, or None.
+
+    ``listed`` is what the listing found in its scope (a source, or one folder) and
+    ``removing`` what it would remove from that scope.
+    """
+    if not complete or not removing:
+        return None
+    if listed == 0:
+        return f"source reads as empty but {removing} items are stored; removals held"
+    held = listed + removing
+    ratio = removing / held
+    if held >= 10 and ratio > ratio_limit:
+        return f"{removing} of {held} items ({ratio:.0%}) would be removed; removals held"
+    return None
+
+
+def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool = False) -> SourceResult:
+    config, store = run.config, run.store
+    name, kind = source.name, source.kind
+    result = SourceResult(name=name, kind=kind)
+    started = time.monotonic()
+    source_id = store.source_id(name, kind)
+    store.mark_attempt(source_id)
+    connector: Connector | None = None
+    try:
+        connector = make_connector(config, source)
+        state = store.sync_state(source_id)
+        for batch in read_ahead(connector.read(state), name=f"read-{name}"):
+            ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),
+                            backlog=batch.pending)
+            for record in batch.records:
+                if isinstance(record, ActivityRecord):
+                    reason = skip_reason(record, run.policy)
+                    if reason:
+                        ingest.skipped.append(Skip(record.key, reason, record.version))
+                    else:
+                        ingest.activities.append(record)
+                else:
+                    ingest.customers.append(normalize_customer(record, config.matching.default_phone_region))
+            if config.matching.auto_create_contacts != "none" and ingest.activities:
+                ingest.correspondents = correspondent_counts(ingest.activities, run.policy)
+            if batch.removed:
+                held = removal_guard(batch.listed, len(batch.removed), batch.listing_complete,
+                                     config.service.removal_guard_ratio)
+                if held and not confirm_removals:
+                    result.suspect = held
+                    log.warning("source=%s removals held: %s", name, held)
+                else:
+                    ingest.removed = list(batch.removed)
+            committed = store.commit(source_id, ingest, run.link)
+            result.new += committed.activities_new
+            result.updated += committed.activities_updated
+            result.removed += committed.removed
+            result.quarantined += committed.quarantined
+            result.skipped += committed.skipped
+            result.customers_changed += committed.customers_changed
+            run.heartbeat()
+            if run.stop_requested():
+                raise PassInterrupted()
+        if result.customers_changed:
+            run.customers_changed()  # once per source: rebuilding per batch would be quadratic
+        result.written_back = _write_back(run, connector, source, source_id)
+        store.mark_success(source_id, suspect_reason=result.suspect)
+    except PassInterrupted:
+        result.interrupted = True
+        log.info("source=%s stop requested: committed batches kept, the rest is read next time", name)
+    except SourceError as exc:
+        result.ok, result.error = False, str(exc)
+        slow = isinstance(exc, (SourceAuthError, SourceSecurityError))
+        base = max(SLOW_RETRY_SECONDS, config.service.interval_seconds) if slow else config.service.interval_seconds
+        if exc.retry_after:
+            base = max(base, exc.retry_after)
+        failures = store.mark_failure(source_id, str(exc), retry_at(base))
+        log.error("source=%s kind=%s failures=%d error=%r", name, kind, failures, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
+        result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
+        store.mark_failure(source_id, result.error, retry_at(config.service.interval_seconds))
+        log.exception("source=%s kind=%s unexpected error", name, kind)
+    finally:
+        if connector is not None:
+            connector.close()
+    result.seconds = time.monotonic() - started
+    log.info(
+        "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f "
+        "peak_rss_mb=%d", name, kind, result.ok, result.new, result.updated, result.removed, result.skipped,
+        result.quarantined, result.seconds, peak_rss_mb(),
+    )
+    return result
+
+
+def _write_back(run: PassContext, connector: Connector, source: SourceSettings, source_id: int) -> int:
+    """Labels on items and customer contacts, where the source's settings ask for them."""
+    written = 0
+    writing = source.label_writing()
+    if writing is not None:
+        pending = run.store.pending_labels(source_id)
+        rendered = {key: render_labels(names, writing) for key, names in pending.items()}
+        done = connector.write_back(rendered)
+        run.store.mark_labels_written(source_id, {k: pending[k] for k in done})
+        written += len(done)
+    history = source.contact_notes()
+    if history is not None:
+        written += _write_contacts(run, connector, source.name, source_id, history)
+    return written
+
+
+def _write_contacts(run: PassContext, connector: Connector, name: str, source_id: int, history: int) -> int:
+    """Contacts whose rendered timeline changed since last written (hash kept in outputs)."""
+    zone = ZoneInfo(run.config.service.timezone)
+    notes: dict[str, CustomerNote] = {}
+    hashes: dict[str, str] = {}
+    for customer in run.store.customer_timelines(source_id, history):
+        key = str(customer["id"])
+        note = render_note(customer, zone)
+        digest = note_hash(note)
+        if run.store.output_hash(f"contact:{name}:{key}") != digest:
+            notes[key], hashes[key] = note, digest
+    written = connector.write_contacts(notes) if notes else set()
+    for key in written:
+        run.store.set_output_hash(f"contact:{name}:{key}", hashes[key])
+    if written:
+        log.info("source=%s customer contacts written=%d", name, len(written))
+    return len(written)

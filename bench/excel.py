@@ -119,7 +119,7 @@ def main() -> int:
         result = pipeline.sync_source(config.sources[0])
         ingest_s = time.perf_counter() - started
         assert result.ok, result.error
-        customers = len(store.customer_rows())
+        customers = len(store.reads.customers())
         print(f"syncd ingest: {customers} customers (companies and people) in {ingest_s:.2f} s "
               f"({ingest_s / raw_s:.2f}x the raw read)")
 
@@ -137,7 +137,7 @@ def main() -> int:
         pipeline.refresh_index()
         result = pipeline.sync_source(config.sources[0])
         if result.customers_changed:
-            store.rematch(pipeline.link)
+            store.links.rematch(pipeline.link)
         update_s = time.perf_counter() - started
         assert result.ok and result.updated + result.customers_changed >= 1, result
         print(f"one changed row: customers_changed={result.customers_changed} in {update_s:.2f} s")

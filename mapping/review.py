@@ -17,6 +17,8 @@ from typing import Any
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, activity_phones, manual_rule_key
 from syncd.mapping.normalize import normalize_company_name
 from syncd.model.markers import HINT_CUSTOMER_REF
+from syncd.model.records import Role
+from syncd.model.views import ActivityView
 
 RESOLVE_FUZZY = 0.9  # a typed name this close to exactly one customer's is taken as that customer
 
@@ -55,19 +57,18 @@ def resolve_customer(text: str, index: CustomerIndex) -> Resolution:
     return Resolution(None, f"no customer named {typed!r}; type a name from the Customers sheet or its ID")
 
 
-def rule_keys(activity: dict[str, Any], policy: MatchPolicy) -> list[tuple[str, str]]:
+def rule_keys(activity: ActivityView, policy: MatchPolicy) -> list[tuple[str, str]]:
     """The identities of an activity's counterparts, as manual rule keys: external
     addresses (the sender of inbound mail, the recipients of outbound), phones and the
     customer name of a sheet row."""
-    participants: list[dict[str, str]] = activity.get("participants") or []
-    hints: dict[str, str] = activity.get("hints") or {}
-    external = [p for p in participants if not policy.is_internal(p["email"])]
-    if activity.get("direction") == "inbound":
-        senders = [p for p in external if p["role"] in ("from", "organizer")]
+    hints = dict(activity.hints)
+    external = [p for p in activity.participants if not policy.is_internal(p.email)]
+    if activity.direction == "inbound":
+        senders = [p for p in external if p.role in (Role.FROM, Role.ORGANIZER)]
         external = senders or external
     keys: list[tuple[str, str]] = []
     for participant in external:
-        key = manual_rule_key("email", participant["email"])
+        key = manual_rule_key("email", participant.email)
         if key and key not in keys:
             keys.append(key)
     for number in activity_phones(hints, policy):

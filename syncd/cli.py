@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from syncd.model.records import Role
+from syncd.model.views import SourceHealth
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG, EXIT_STORE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
@@ -121,6 +123,12 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _print_json(value: Any) -> None:
+    from syncd.model.views import as_json
+
+    print(json.dumps(as_json(value), indent=2, default=_json_default))
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_files=True)
     print(f"{args.config}: OK ({len(config.sources)} sources)")
@@ -157,45 +165,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_service(args.config)
 
 
-def _needs_attention(source: dict[str, Any], alert_after_minutes: int, now: datetime) -> str | None:
-    if source.get("suspect"):
-        return f"suspect: {source['suspect']}"
-    if source.get("error") and source.get("failing_since"):
-        failing_for = now - datetime.fromisoformat(source["failing_since"])
+def _needs_attention(source: SourceHealth, alert_after_minutes: int, now: datetime) -> str | None:
+    if source.suspect:
+        return f"suspect: {source.suspect}"
+    if source.error and source.failing_since:
+        failing_for = now - source.failing_since
         if failing_for.total_seconds() >= alert_after_minutes * 60:
-            return f"failing for {int(failing_for.total_seconds() // 60)} min: {source['error']}"
+            return f"failing for {int(failing_for.total_seconds() // 60)} min: {source.error}"
     return None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     with _opened_store(config) as store:
-        status = store.status()
+        status = store.reads.status()
     configured = {s.name: s.kind for s in config.sources}
-    status["sources"] = [s for s in status["sources"] if s["name"] in configured]
-    for name, kind in configured.items():
-        if name not in {s["name"] for s in status["sources"]}:
-            status["sources"].append({"name": name, "kind": kind, "last_sync": None, "ingested": 0,
-                                      "quarantined": 0, "skipped": {}, "error": None, "suspect": None,
-                                      "backlog": 0, "next_retry": None, "failing_since": None})
+    held = {s.name: s for s in status.sources}
+    sources = [held.get(name) or SourceHealth(name=name, kind=kind) for name, kind in configured.items()]
+    sources.sort(key=lambda s: s.name)
     alert_after = config.service.alert_after_minutes if args.alert_after is None else args.alert_after
     now = datetime.now(timezone.utc)
-    attention = {s["name"]: why for s in status["sources"] if (why := _needs_attention(s, alert_after, now))}
-    status["attention"] = attention
+    attention = {s.name: why for s in sources if (why := _needs_attention(s, alert_after, now))}
     if args.json:
-        print(json.dumps(status, indent=2, default=_json_default))
+        from syncd.model.views import as_json
+
+        shown = as_json(status)
+        shown["sources"] = as_json(sources)
+        shown["attention"] = attention
+        print(json.dumps(shown, indent=2, default=_json_default))
     else:
-        print(f"customers={status['customers']} activities={status['activities']} "
-              f"unmatched={status['unmatched']} quarantined={status['quarantined']}")
-        for s in status["sources"]:
-            skipped = ",".join(f"{k}:{v}" for k, v in sorted(s.get("skipped", {}).items())) or "0"
-            line = (f"  {s['name']:<20} {s['kind']:<16} last_sync={s['last_sync'] or 'never'} "
-                    f"ingested={s['ingested']} backlog={s.get('backlog') or 0} skipped={skipped} "
-                    f"quarantined={s['quarantined']}")
-            if s.get("error"):
-                line += f" ERROR (since {s.get('failing_since')}, next retry {s.get('next_retry')}): {s['error']}"
-            if s.get("suspect"):
-                line += f" SUSPECT: {s['suspect']}"
+        print(f"customers={status.customers} activities={status.activities} "
+              f"unmatched={status.unmatched} quarantined={status.quarantined}")
+        for s in sources:
+            skipped = ",".join(f"{k}:{v}" for k, v in sorted(s.skipped.items())) or "0"
+            last_sync = s.last_sync.isoformat() if s.last_sync else "never"
+            line = (f"  {s.name:<20} {s.kind:<16} last_sync={last_sync} "
+                    f"ingested={s.ingested} backlog={s.backlog} skipped={skipped} "
+                    f"quarantined={s.quarantined}")
+            if s.error:
+                since = s.failing_since.isoformat() if s.failing_since else None
+                retry = s.next_retry.isoformat() if s.next_retry else None
+                line += f" ERROR (since {since}, next retry {retry}): {s.error}"
+            if s.suspect:
+                line += f" SUSPECT: {s.suspect}"
             print(line)
         for name, why in attention.items():
             print(f"ATTENTION {name}: {why}")
@@ -221,34 +233,32 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     with _opened_store(config) as store:
-        customers = store.find_customers(args.customer)
+        customers = store.reads.find_customers(args.customer)
         if not customers:
             print(f"syncd: no customer matches {args.customer!r}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        activities = store.activities(limit=args.limit, customer_ids=[c.id for c in customers])
+        activities = store.reads.activities(limit=args.limit, customer_ids=[c.id for c in customers])
     if args.json:
-        print(json.dumps({"customers": [{"id": c.id, "name": c.name, "kind": c.kind} for c in customers],
-                          "activities": activities}, indent=2, default=_json_default))
+        _print_json({"customers": customers, "activities": activities})
         return EXIT_OK
     print("; ".join(f"#{c.id} {c.name} ({c.kind})" for c in customers))
     for a in activities:
-        when = a["occurred_at"].strftime("%Y-%m-%d %H:%M")
-        sender = next((p["email"] for p in a["participants"] if p["role"] == "from"), "")
-        print(f"  {when}  {a['kind']:<7} {a['direction']:<8} {sender:<32} {a['subject']}")
+        when = a.occurred_at.strftime("%Y-%m-%d %H:%M")
+        sender = next((p.email for p in a.participants if p.role == Role.FROM), "")
+        print(f"  {when}  {a.kind:<7} {a.direction:<8} {sender:<32} {a.subject}")
     return EXIT_OK
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from syncd.mapping.matcher import link_activity
-    from syncd.pipeline import Pipeline
-    from syncd.model.records import Participant, Role
     from syncd.outputs.view import activity_ref
+    from syncd.pipeline import Pipeline
 
     config = _load(args.config, args.debug)
     wanted = args.activity.strip().strip("<>")
     with _opened_store(config) as store:
-        activity = next((a for a in store.activities()
-                         if activity_ref(a) == wanted or a["message_id"] == wanted), None)
+        activity = next((a for a in store.reads.activities()
+                         if activity_ref(a) == wanted or a.message_id == wanted), None)
         if activity is None:
             print(f"syncd: no activity {args.activity!r} (use the Activity column of the timeline workbook)",
                   file=sys.stderr)
@@ -256,19 +266,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         pipeline = Pipeline(config, store)
         pipeline.refresh_index()
         trace: list[str] = []
-        link_activity(tuple(Participant(p["email"], p.get("name", ""), Role(p["role"]))
-                            for p in activity["participants"]),
-                      activity.get("hints") or {}, pipeline.index, pipeline.policy, trace)
+        link_activity(activity.participants, dict(activity.hints), pipeline.index, pipeline.policy, trace)
     if args.json:
-        print(json.dumps({"activity": activity_ref(activity), "links": activity["customers"], "trace": trace},
-                         indent=2, default=_json_default))
+        _print_json({"activity": activity_ref(activity), "links": activity.customers, "trace": trace})
         return EXIT_OK
-    print(f"{activity_ref(activity)}  {activity['occurred_at']:%Y-%m-%d %H:%M}  {activity['kind']}  "
-          f"{activity['subject']}")
-    print("linked:" if activity["customers"] else "linked: none (the activity is on the Review sheet)")
-    for link in activity["customers"]:
-        print(f"  #{link['customer_id']} {link['name']}: rule {link['rule']} ({link['confidence']:.2f}), "
-              f"{link['evidence']}")
+    print(f"{activity_ref(activity)}  {activity.occurred_at:%Y-%m-%d %H:%M}  {activity.kind}  {activity.subject}")
+    print("linked:" if activity.customers else "linked: none (the activity is on the Review sheet)")
+    for link in activity.customers:
+        print(f"  #{link.customer_id} {link.name}: rule {link.rule} ({link.confidence:.2f}), {link.evidence}")
     print("rules tried, per participant, phone and customer name (with today's customers and rules):")
     for line in trace:
         print(f"  {line}")
@@ -291,9 +296,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
                 return EXIT_NOT_FOUND
             ids.append(found.customer_id)
         names = pipeline.index.names
-        moved = store.merge_customers(ids[0], ids[1])
+        moved = store.review.merge_customers(ids[0], ids[1])
         pipeline.refresh_index()
-        store.rematch(pipeline.link)
+        store.links.rematch(pipeline.link)
         pipeline.write_outputs(PassResult())
     print(f"merged #{ids[0]} {names[ids[0]]} into #{ids[1]} {names[ids[1]]}: {moved['links']} links, "
           f"{moved['identities']} identities, {moved['people']} people moved")
@@ -306,43 +311,43 @@ def cmd_rules(args: argparse.Namespace) -> int:
         if args.delete is not None:
             from syncd.pipeline import PassResult, Pipeline
 
-            if not store.delete_manual_rule(args.delete):
+            if not store.review.delete_manual_rule(args.delete):
                 print(f"syncd: no learned rule {args.delete}", file=sys.stderr)
                 return EXIT_NOT_FOUND
             pipeline = Pipeline(config, store)
             pipeline.refresh_index()
-            changed = store.rematch(pipeline.link)
+            changed = store.links.rematch(pipeline.link)
             pipeline.write_outputs(PassResult())
             print(f"rule {args.delete} forgotten; {changed} activities matched again")
             return EXIT_OK
-        rules = store.manual_rules()
-        names = {c.id: c.name for c in store.customer_rows()}
+        rules = store.review.manual_rules()
+        names = store.reads.customer_names()
     if args.json:
-        print(json.dumps(rules, indent=2, default=_json_default))
+        _print_json(rules)
         return EXIT_OK
     for rule in config.matching.rules:
         kind = next(k for k in ("email", "domain", "phone", "name") if getattr(rule, k))
         print(f"config  {kind}={getattr(rule, kind)} -> {rule.customer}")
     for rule in rules:
-        if rule["kind"] == "pending":
-            print(f"{rule['id']:>6}  Review row {rule['value']}: {rule['customer']!r} not applied: {rule['note']}")
-        elif rule["kind"] == "nomerge":
-            print(f"{rule['id']:>6}  merge suggestion {rule['value']} dismissed")
+        if rule.kind == "pending":
+            print(f"{rule.id:>6}  Review row {rule.value}: {rule.customer!r} not applied: {rule.note}")
+        elif rule.kind == "nomerge":
+            print(f"{rule.id:>6}  merge suggestion {rule.value} dismissed")
         else:
-            target = names.get(rule["customer_id"], f"#{rule['customer_id']}")
-            print(f"{rule['id']:>6}  {rule['kind']}={rule['value']} -> {target}  (learned: {rule['origin']})")
+            target = names.get(rule.customer_id or 0, f"#{rule.customer_id}")
+            print(f"{rule.id:>6}  {rule.kind}={rule.value} -> {target}  (learned: {rule.origin})")
     return EXIT_OK
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     with _opened_store(config) as store:
-        items = store.quarantine()
+        items = store.reads.quarantine()
     if args.json:
-        print(json.dumps(items, indent=2))
+        _print_json(items)
     else:
         for item in items:
-            print(f"{item['source']}  {item['key']}  {item['reason']}  ({item['where']})")
+            print(f"{item.source}  {item.key}  {item.reason}  ({item.where})")
     return EXIT_OK
 
 

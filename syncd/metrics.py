@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from syncd.model.views import StoreStatus
 
 log = logging.getLogger("syncd.metrics")
 
@@ -23,9 +24,9 @@ class StoreCollector(Collector):
         self.status = status
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        data = self.status()
+        data: StoreStatus = self.status()
         for key in ("customers", "activities", "unmatched", "quarantined"):
-            yield GaugeMetricFamily(f"syncd_{key}", f"Live {key} in the store.", value=data[key])
+            yield GaugeMetricFamily(f"syncd_{key}", f"Live {key} in the store.", value=getattr(data, key))
         families = {
             "ingested": GaugeMetricFamily("syncd_source_ingested", "Items stored per source.", labels=["source"]),
             "quarantined": GaugeMetricFamily("syncd_source_quarantined", "Items quarantined.", labels=["source"]),
@@ -38,18 +39,18 @@ class StoreCollector(Collector):
                 "syncd_source_last_success_timestamp_seconds", "Last successful pass.", labels=["source"]),
         }
         skipped = GaugeMetricFamily("syncd_source_skipped", "Items not logged, by reason.", labels=["source", "reason"])
-        for source in data["sources"]:
-            name = [source["name"]]
-            families["ingested"].add_metric(name, source["ingested"])
-            families["quarantined"].add_metric(name, source["quarantined"])
-            families["backlog"].add_metric(name, source.get("backlog") or 0)
-            families["failing"].add_metric(name, 1 if source["error"] else 0)
-            families["consecutive_failures"].add_metric(name, source.get("consecutive_failures") or 0)
-            families["suspect"].add_metric(name, 1 if source.get("suspect") else 0)
-            if source["last_sync"]:
-                families["last_sync"].add_metric(name, datetime.fromisoformat(source["last_sync"]).timestamp())
-            for reason, count in source.get("skipped", {}).items():
-                skipped.add_metric([source["name"], reason], count)
+        for source in data.sources:
+            name = [source.name]
+            families["ingested"].add_metric(name, source.ingested)
+            families["quarantined"].add_metric(name, source.quarantined)
+            families["backlog"].add_metric(name, source.backlog)
+            families["failing"].add_metric(name, 1 if source.error else 0)
+            families["consecutive_failures"].add_metric(name, source.consecutive_failures)
+            families["suspect"].add_metric(name, 1 if source.suspect else 0)
+            if source.last_sync:
+                families["last_sync"].add_metric(name, source.last_sync.timestamp())
+            for reason, count in source.skipped.items():
+                skipped.add_metric([source.name, reason], count)
         yield from families.values()
         yield skipped
 

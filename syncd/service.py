@@ -63,10 +63,10 @@ class ConfigWatcher:
 
 
 def _summary(store: Store) -> str:
-    status = store.status()
-    failing = [s["name"] for s in status["sources"] if s["error"]]
-    text = (f"{status['activities']} activities, {status['customers']} customers, "
-            f"{status['unmatched']} unmatched, {status['quarantined']} quarantined")
+    status = store.reads.status()
+    failing = [s.name for s in status.sources if s.error]
+    text = (f"{status.activities} activities, {status.customers} customers, "
+            f"{status.unmatched} unmatched, {status.quarantined} quarantined")
     if failing:
         text += f"; failing: {', '.join(failing)}"
     return text
@@ -175,7 +175,7 @@ class Service:
         if config.service.metrics_address:
             from syncd.metrics import serve_metrics
 
-            metrics = serve_metrics(config.service.metrics_address, store.status)
+            metrics = serve_metrics(config.service.metrics_address, store.reads.status)
         names = ", ".join(s.name for s in config.sources if s.enabled)
         log.info("started config=%s sources=%d interval=%ds", self.config_path, len(config.sources),
                  config.service.interval_seconds)
@@ -203,7 +203,7 @@ class Service:
                 outputs_due = TIMELINE_MARK in urgent or (timeline_due is not None and time.monotonic() >= timeline_due)
                 urgent &= set(enabled)
                 if time.monotonic() >= next_full_pass:
-                    wanted = due(enabled, store.next_attempts(), datetime.now(timezone.utc))
+                    wanted = due(enabled, store.sources.next_attempts(), datetime.now(timezone.utc))
                     next_full_pass = time.monotonic() + config.service.interval_seconds
                 else:
                     wanted = []
@@ -220,7 +220,7 @@ class Service:
                     result = PassResult()
                     pipeline.refresh_index()
                     if rematch_all:
-                        result.rematched, rematch_all = store.rematch(pipeline.link), False
+                        result.rematched, rematch_all = store.links.rematch(pipeline.link), False
                     pipeline.write_outputs(result, debounce=True)
                 if result is not None:
                     timeline_due = (time.monotonic() + result.timeline_retry_in

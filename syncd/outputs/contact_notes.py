@@ -8,28 +8,25 @@ from __future__ import annotations
 
 import hashlib
 from datetime import tzinfo
-from typing import Any
 
 from syncd.model.markers import NOTE_MARKER
 from syncd.model.records import CustomerNote
+from syncd.model.views import CustomerTimeline
 
 ARROWS = {"inbound": "from them", "outbound": "to them", "internal": "internal", "unknown": ""}
 
 
-def render_note(customer: dict[str, Any], zone: tzinfo) -> CustomerNote:
+def render_note(customer: CustomerTimeline, zone: tzinfo) -> CustomerNote:
     lines = [NOTE_MARKER, "Kept up to date by syncd; edits here are replaced.", ""]
-    for activity in customer["activities"]:
-        when = activity["occurred_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        kind = activity["kind"]
-        if (activity.get("hints") or {}).get("status") == "cancelled":
-            kind += " (cancelled)"
-        direction = ARROWS.get(activity["direction"], "") if activity["kind"] == "email" else ""
-        subject = " ".join(str(activity["subject"] or "(no subject)").split())[:200]
+    for activity in customer.activities:
+        when = activity.occurred_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        kind = f"{activity.kind} (cancelled)" if activity.cancelled else activity.kind
+        direction = ARROWS.get(activity.direction, "") if activity.kind == "email" else ""
+        subject = " ".join(str(activity.subject or "(no subject)").split())[:200]
         lines.append(f"{when}  {kind}{' ' + direction if direction else ''}: {subject}")
-    if not customer["activities"]:
+    if not customer.activities:
         lines.append("(no activities)")
-    return CustomerNote(name=customer["name"], text="\n".join(lines), emails=tuple(customer["emails"]),
-                        company=customer.get("company"))
+    return CustomerNote(name=customer.name, text="\n".join(lines), emails=customer.emails, company=customer.company)
 
 
 def note_hash(note: CustomerNote) -> str:

@@ -1,6 +1,6 @@
-"""The timeline view: what the timeline workbook shows, built from store rows.
+"""The timeline view: what the timeline workbook shows, built from the store's read models.
 
-Pure functions from store query results to plain rows, so rendering is trivially
+Pure functions from read models (``syncd.model.views``) to plain rows, so rendering is trivially
 testable and the content hash that decides whether to rewrite the workbook depends on
 content only (dates are taken at day resolution: a second pass on the same day with no
 new data hashes the same).
@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from syncd.model.markers import HINT_CUSTOMER_REF
+from syncd.model.records import Participant, Role
+from syncd.model.views import ActivityView, CustomerSummary
 
 TIMELINE_HEADERS = (
     "When", "Customers", "Kind", "Direction", "Subject", "Snippet", "From", "To", "Staff", "Seen in", "Link",
@@ -58,14 +62,15 @@ class TimelineView:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def activity_ref(activity: dict[str, Any]) -> str:
+def activity_ref(activity: ActivityView) -> str:
     """A stable public reference for an activity: the same after a rebuild from scratch,
     whatever order parallel sources committed in (database ids are not)."""
-    if activity.get("message_id"):
-        basis = "mid:" + activity["message_id"]
+    if activity.message_id:
+        basis = "mid:" + activity.message_id
+    elif activity.seen_in:
+        basis = f"item:{activity.seen_in[0].source}:{activity.seen_in[0].key}"
     else:
-        first = activity["seen_in"][0] if activity["seen_in"] else {"source": "", "key": str(activity["id"])}
-        basis = f"item:{first['source']}:{first['key']}"
+        basis = f"item::{activity.id}"
     return "A" + hashlib.sha1(basis.encode("utf-8")).hexdigest()[:9]
 
 
@@ -74,8 +79,8 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     return None if moment is None else moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
-def _addresses(participants: list[dict[str, str]], roles: set[str]) -> str:
-    return ", ".join(p["email"] for p in participants if p["role"] in roles)
+def _addresses(participants: Sequence[Participant], roles: set[Role]) -> str:
+    return ", ".join(p.email for p in participants if p.role in roles)
 
 
 def contact_status(days: int | None, rules: Sequence[tuple[int, str]]) -> str:
@@ -89,7 +94,7 @@ def contact_status(days: int | None, rules: Sequence[tuple[int, str]]) -> str:
     return label
 
 
-def build_reports(activities: list[dict[str, Any]], customers: list[dict[str, Any]], today: date,
+def build_reports(activities: Sequence[ActivityView], customers: Sequence[CustomerSummary], today: date,
                   zone: ZoneInfo) -> Reports:
     """Activities per week per staff member (last 12 weeks), new customers per month (last
     12 months, by first contact), and customers by days since last contact."""
@@ -99,10 +104,10 @@ def build_reports(activities: list[dict[str, Any]], customers: list[dict[str, An
     per_week: dict[tuple[date, str], int] = defaultdict(int)
     staff_names: set[str] = set()
     for a in activities:
-        local = a["occurred_at"].astimezone(zone).date()
+        local = a.occurred_at.astimezone(zone).date()
         if local < first_week or local > today:
             continue
-        staff = next((s["mailbox"] for s in a["seen_in"] if s["mailbox"]), "") or "(no staff)"
+        staff = next((s.mailbox for s in a.seen_in if s.mailbox), "") or "(no staff)"
         staff_names.add(staff)
         per_week[(local - timedelta(days=local.weekday()), staff)] += 1
     staff_order = sorted(staff_names)
@@ -118,10 +123,10 @@ def build_reports(activities: list[dict[str, Any]], customers: list[dict[str, An
     for c in customers:
         # A customer is new in the month of the first contact syncd knows of (the store's own
         # creation date would put every customer in the month syncd was installed).
-        created = c.get("first_contact") or c.get("created_at")
+        created = c.first_contact or c.created_at
         if created is not None:
             new_per_month[created.astimezone(zone).strftime("%Y-%m")] += 1
-        last = c["last_contact"]
+        last = c.last_contact
         if last is None:
             buckets["never"] += 1
             continue
@@ -138,7 +143,7 @@ def build_reports(activities: list[dict[str, Any]], customers: list[dict[str, An
 
 
 def build_view(
-    activities: list[dict[str, Any]], customers: list[dict[str, Any]], today: date, zone: ZoneInfo, *,
+    activities: Sequence[ActivityView], customers: Sequence[CustomerSummary], today: date, zone: ZoneInfo, *,
     status_rules: Sequence[tuple[int, str]] = ((60, "no contact in 60 days"), (120, "no contact in 120 days")),
     suggestions: dict[int, list[str]] | None = None, pending: dict[str, tuple[str, str]] | None = None,
     reports: bool = False, merges: Sequence[tuple[str, str, str, str]] = (), review_max_rows: int | None = None,
@@ -155,35 +160,31 @@ def build_view(
         review.append((None, title, reason, None, None, ref, proposal, typed,
                        note or "type merge in Customer to merge them (every activity and identity is kept), "
                                "or no to stop suggesting it"))
-    refs = {a["id"]: activity_ref(a) for a in activities}
-    activities = sorted(activities, key=lambda a: (a["occurred_at"], refs[a["id"]]), reverse=True)
-    for a in activities:
-        staff = ", ".join(dict.fromkeys(s["mailbox"] for s in a["seen_in"] if s["mailbox"]))
-        seen_in = ", ".join(dict.fromkeys(f"{s['source']}/{s['folder']}" if s["folder"] else s["source"]
-                                          for s in a["seen_in"]))
-        link = next((s["link"] for s in a["seen_in"] if s["link"]), None)
-        when = _local(a["occurred_at"], zone)
-        sender = _addresses(a["participants"], {"from", "organizer"})
-        recipients = _addresses(a["participants"], {"to", "cc", "attendee"})
+    refs = {a.id: activity_ref(a) for a in activities}
+    ordered = sorted(activities, key=lambda a: (a.occurred_at, refs[a.id]), reverse=True)
+    for a in ordered:
+        staff = ", ".join(dict.fromkeys(s.mailbox for s in a.seen_in if s.mailbox))
+        seen_in = ", ".join(dict.fromkeys(f"{s.source}/{s.folder}" if s.folder else s.source for s in a.seen_in))
+        link = next((s.link for s in a.seen_in if s.link), None)
+        when = _local(a.occurred_at, zone)
+        sender = _addresses(a.participants, {Role.FROM, Role.ORGANIZER})
+        recipients = _addresses(a.participants, {Role.TO, Role.CC, Role.ATTENDEE})
         if not sender and not recipients:
-            recipients = (a.get("hints") or {}).get("customer-ref") or (a.get("hints") or {}).get("phones") or ""
-        names = "; ".join(c["name"] for c in a["customers"])
-        kind = a["kind"]
-        if (a.get("hints") or {}).get("status") == "cancelled":
-            kind = f"{kind} (cancelled)"
-        timeline.append((when, names, kind, a["direction"], a["subject"], a["snippet"], sender, recipients,
-                         staff, seen_in, link, refs[a["id"]]))
-        if not a["customers"] and (review_max_rows is None or len(review) - len(merges) < review_max_rows):
-            typed, note = pending.get(refs[a["id"]], (None, None))
-            review.append((when, a["subject"], sender, recipients, staff, refs[a["id"]],
-                           "; ".join(suggestions.get(a["id"], [])) or None, typed, note or None))
+            recipients = a.hint(HINT_CUSTOMER_REF) or a.hint("phones") or ""
+        names = "; ".join(c.name for c in a.customers)
+        kind = f"{a.kind} (cancelled)" if a.cancelled else a.kind
+        timeline.append((when, names, kind, a.direction, a.subject, a.snippet, sender, recipients,
+                         staff, seen_in, link, refs[a.id]))
+        if not a.customers and (review_max_rows is None or len(review) - len(merges) < review_max_rows):
+            typed, note = pending.get(refs[a.id], (None, None))
+            review.append((when, a.subject, sender, recipients, staff, refs[a.id],
+                           "; ".join(suggestions.get(a.id, [])) or None, typed, note or None))
     customer_rows: list[tuple[Any, ...]] = []
     for c in customers:
-        last = c["last_contact"]
-        last_local = _local(last, zone)
+        last_local = _local(c.last_contact, zone)
         days = (today - last_local.date()).days if last_local else None
-        customer_rows.append((c["name"], c["kind"], c["company"], ", ".join(c["emails"]), c["owner"], last_local,
-                              days, contact_status(days, status_rules), _local(c.get("next_meeting"), zone),
-                              c["count_30"], c["count_90"], c["total"], c["id"]))
+        customer_rows.append((c.name, c.kind, c.company, ", ".join(c.emails), c.owner, last_local,
+                              days, contact_status(days, status_rules), _local(c.next_meeting, zone),
+                              c.count_30, c.count_90, c.total, c.id))
     return TimelineView(timeline=timeline, customers=customer_rows, review=review,
-                        reports=build_reports(activities, customers, today, zone) if reports else None)
+                        reports=build_reports(ordered, customers, today, zone) if reports else None)

@@ -48,7 +48,7 @@ class Pipeline:
     # ---- the matcher's index ----------------------------------------------------------
 
     def refresh_index(self) -> None:
-        signature = (self.store.customers_signature(), self.config.matching.rules, self.policy)
+        signature = (self.store.reads.customers_signature(), self.config.matching.rules, self.policy)
         cache = self.index_cache
         if cache.index is not None and cache.signature == signature:
             self.index, self.rule_problems = cache.index, cache.rule_problems
@@ -57,9 +57,9 @@ class Pipeline:
         cache.signature, cache.index, cache.rule_problems = signature, self.index, self.rule_problems
 
     def _build_index(self) -> None:
-        customers = self.store.customer_tuples()
-        identities = self.store.identity_rows()
-        learned = self.store.manual_rule_rows()
+        customers = self.store.reads.customer_tuples()
+        identities = self.store.reads.identity_rows()
+        learned = self.store.review.manual_rule_rows()
         self.index = CustomerIndex.build(identities, customers, self.policy, learned)
         self.rule_problems = []
         if self.config.matching.rules:
@@ -127,10 +127,10 @@ class Pipeline:
                 self.refresh_index()
         if rematch_all:
             # The matching config changed (a reload): every stored activity may link differently.
-            result.rematched = self.store.rematch(self.link)
+            result.rematched = self.store.links.rematch(self.link)
             log.info("rematched activities=%d after the matching config changed", result.rematched)
         elif customers_changed:
-            result.rematched = self.store.rematch(self.link, since=started_at)
+            result.rematched = self.store.links.rematch(self.link, since=started_at)
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
         self.write_outputs(result, debounce)
         return result
@@ -138,20 +138,20 @@ class Pipeline:
     def auto_create_contacts(self) -> int:
         """People for outside correspondents the policy admits; returns how many were added."""
         min_in, min_out = POLICY_THRESHOLDS[self.config.matching.auto_create_contacts]
-        if not self.store.flag(CORRESPONDENTS_COUNTED):
+        if not self.store.outputs.flag(CORRESPONDENTS_COUNTED):
             # Mail read before the policy was on was never counted: count what the store holds,
             # once (mail of this pass may count twice; the thresholds are "at least one").
-            counts = correspondent_counts(self.store.stored_mail(), self.policy)
+            counts = correspondent_counts(self.store.reads.stored_mail(), self.policy)
             if counts:
-                self.store.count_correspondents(counts)
-            self.store.set_flag(CORRESPONDENTS_COUNTED)
+                self.store.batches.count_correspondents(counts)
+            self.store.outputs.set_flag(CORRESPONDENTS_COUNTED)
             log.info("auto-create: counted correspondents=%d from stored mail", len(counts))
-        records = new_contacts(self.store.correspondents(min_in, min_out), self.index, self.policy)
+        records = new_contacts(self.store.reads.correspondents(min_in, min_out), self.index, self.policy)
         if not records:
             return 0
-        source_id = self.store.source_id(AUTO_CONTACTS_SOURCE, "auto_contacts")
-        committed = self.store.commit(source_id, Ingest(customers=records), self.link)
-        self.store.mark_success(source_id)
+        source_id = self.store.sources.source_id(AUTO_CONTACTS_SOURCE, "auto_contacts")
+        committed = self.store.batches.commit(source_id, Ingest(customers=records), self.link)
+        self.store.sources.mark_success(source_id)
         log.info("auto-created contacts=%d policy=%s", committed.customers_changed,
                  self.config.matching.auto_create_contacts)
         return committed.customers_changed
@@ -172,7 +172,7 @@ class Pipeline:
         if result.learned:
             self.refresh_index()
             # Rules learned on Review are about unmatched activities; merges moved links already.
-            result.rematched += self.store.rematch(self.link, since=datetime.now(timezone.utc))
+            result.rematched += self.store.links.rematch(self.link, since=datetime.now(timezone.utc))
             log.info("review: learned assignments=%d rematched=%d", result.learned, result.rematched)
         views = timeline_views(self.config, self.store, self.index, self.policy, self.index_cache)
         outcome = write_timelines(self.config, self.store, views, debounce)

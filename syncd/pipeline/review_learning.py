@@ -33,10 +33,10 @@ def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeli
     from pathlib import Path
 
     entries = read_review_entries(Path(str(timeline_path)))
-    pending = store.pending_assignments()
+    pending = store.review.pending_assignments()
     for entry in entries:
         if not entry.customer_text and entry.ref in pending:
-            store.drop_pending(entry.ref)  # the admin cleared the cell: forget it
+            store.review.drop_pending(entry.ref)  # the admin cleared the cell: forget it
     typed = [e for e in entries if e.customer_text]
     if not typed:
         return 0
@@ -46,26 +46,26 @@ def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeli
     typed = [e for e in typed if not parse_merge_ref(e.ref)]
     if not typed:
         return learned
-    by_ref = {activity_ref(a): a for a in store.activities(limit=max_rows, unmatched_only=True)}
+    by_ref = {activity_ref(a): a for a in store.reads.activities(limit=max_rows, unmatched_only=True)}
     for entry in typed:
         activity = by_ref.get(entry.ref)
         if activity is None:
-            store.drop_pending(entry.ref)
+            store.review.drop_pending(entry.ref)
             continue
-        if activity["customers"]:
+        if activity.customers:
             continue  # matched meanwhile (e.g. the customer was added to the customer sheet)
         resolution = resolve_customer(entry.customer_text, index)
         if resolution.customer_id is None:
             if pending.get(entry.ref) != (entry.customer_text, resolution.note or ""):
-                store.save_assignment(entry.ref, [], None, entry.customer_text, resolution.note)
+                store.review.save_assignment(entry.ref, [], None, entry.customer_text, resolution.note)
                 log.warning("review row %d (%s): %s", entry.row, entry.ref, resolution.note)
             continue
         keys = rule_keys(activity, policy)
         if not keys:
             note = "this activity has no outside address, phone or customer name to learn from"
-            store.save_assignment(entry.ref, [], None, entry.customer_text, note)
+            store.review.save_assignment(entry.ref, [], None, entry.customer_text, note)
             continue
-        store.save_assignment(entry.ref, keys, resolution.customer_id, entry.customer_text)
+        store.review.save_assignment(entry.ref, keys, resolution.customer_id, entry.customer_text)
         log.info("review row %d (%s): learned %s -> customer #%d %s", entry.row, entry.ref,
                  ", ".join(f"{k}={v}" for k, v in keys), resolution.customer_id,
                  index.names.get(resolution.customer_id, ""))
@@ -78,20 +78,20 @@ def answer_merge(store: Store, entry: ReviewEntry) -> int:
     merge_id, keep_id = parse_merge_ref(entry.ref) or (0, 0)
     answer = entry.customer_text.strip().lower().lstrip("#")
     if answer in NO_WORDS:
-        store.dismiss_suggestion(entry.ref, entry.customer_text)
+        store.review.dismiss_suggestion(entry.ref, entry.customer_text)
         return 0
     if answer == str(merge_id):
         merge_id, keep_id = keep_id, merge_id  # the admin keeps the other one
     elif answer not in YES_WORDS and answer != str(keep_id):
         note = f"type merge (or {keep_id} or {merge_id}: the ID to keep), or no"
-        if store.pending_assignments().get(entry.ref) != (entry.customer_text, note):
-            store.save_assignment(entry.ref, [], None, entry.customer_text, note)
+        if store.review.pending_assignments().get(entry.ref) != (entry.customer_text, note):
+            store.review.save_assignment(entry.ref, [], None, entry.customer_text, note)
         return 0
     try:
-        moved = store.merge_customers(merge_id, keep_id)
+        moved = store.review.merge_customers(merge_id, keep_id)
     except StoreError as exc:
-        store.save_assignment(entry.ref, [], None, entry.customer_text, str(exc))
+        store.review.save_assignment(entry.ref, [], None, entry.customer_text, str(exc))
         return 0
-    store.drop_pending(entry.ref)
+    store.review.drop_pending(entry.ref)
     log.info("review row %d: merged customer #%d into #%d (%s)", entry.row, merge_id, keep_id, moved)
     return 1

@@ -77,12 +77,12 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
     name, kind = source.name, source.kind
     result = SourceResult(name=name, kind=kind)
     started = time.monotonic()
-    source_id = store.source_id(name, kind)
-    store.mark_attempt(source_id)
+    source_id = store.sources.source_id(name, kind)
+    store.sources.mark_attempt(source_id)
     connector: Connector | None = None
     try:
         connector = make_connector(config, source)
-        state = store.sync_state(source_id)
+        state = store.sources.sync_state(source_id)
         for batch in read_ahead(connector.read(state), name=f"read-{name}"):
             ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),
                             backlog=batch.pending)
@@ -105,7 +105,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
                     log.warning("source=%s removals held: %s", name, held)
                 else:
                     ingest.removed = list(batch.removed)
-            committed = store.commit(source_id, ingest, run.link)
+            committed = store.batches.commit(source_id, ingest, run.link)
             result.new += committed.activities_new
             result.updated += committed.activities_updated
             result.removed += committed.removed
@@ -118,7 +118,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         if result.customers_changed:
             run.customers_changed()  # once per source: rebuilding per batch would be quadratic
         result.written_back = _write_back(run, connector, source, source_id)
-        store.mark_success(source_id, suspect_reason=result.suspect)
+        store.sources.mark_success(source_id, suspect_reason=result.suspect)
     except PassInterrupted:
         result.interrupted = True
         log.info("source=%s stop requested: committed batches kept, the rest is read next time", name)
@@ -128,11 +128,11 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         base = max(SLOW_RETRY_SECONDS, config.service.interval_seconds) if slow else config.service.interval_seconds
         if exc.retry_after:
             base = max(base, exc.retry_after)
-        failures = store.mark_failure(source_id, str(exc), retry_at(base))
+        failures = store.sources.mark_failure(source_id, str(exc), retry_at(base))
         log.error("source=%s kind=%s failures=%d error=%r", name, kind, failures, str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
         result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
-        store.mark_failure(source_id, result.error, retry_at(config.service.interval_seconds))
+        store.sources.mark_failure(source_id, result.error, retry_at(config.service.interval_seconds))
         log.exception("source=%s kind=%s unexpected error", name, kind)
     finally:
         if connector is not None:
@@ -151,10 +151,10 @@ def _write_back(run: PassContext, connector: Connector, source: SourceSettings, 
     written = 0
     writing = source.label_writing()
     if writing is not None:
-        pending = run.store.pending_labels(source_id)
+        pending = run.store.sources.pending_labels(source_id)
         rendered = {key: render_labels(names, writing) for key, names in pending.items()}
         done = connector.write_back(rendered)
-        run.store.mark_labels_written(source_id, {k: pending[k] for k in done})
+        run.store.sources.mark_labels_written(source_id, {k: pending[k] for k in done})
         written += len(done)
     history = source.contact_notes()
     if history is not None:
@@ -167,15 +167,15 @@ def _write_contacts(run: PassContext, connector: Connector, name: str, source_id
     zone = ZoneInfo(run.config.service.timezone)
     notes: dict[str, CustomerNote] = {}
     hashes: dict[str, str] = {}
-    for customer in run.store.customer_timelines(source_id, history):
-        key = str(customer["id"])
+    for customer in run.store.reads.customer_timelines(source_id, history):
+        key = str(customer.id)
         note = render_note(customer, zone)
         digest = note_hash(note)
-        if run.store.output_hash(f"contact:{name}:{key}") != digest:
+        if run.store.outputs.hash(f"contact:{name}:{key}") != digest:
             notes[key], hashes[key] = note, digest
     written = connector.write_contacts(notes) if notes else set()
     for key in written:
-        run.store.set_output_hash(f"contact:{name}:{key}", hashes[key])
+        run.store.outputs.set_hash(f"contact:{name}:{key}", hashes[key])
     if written:
         log.info("source=%s customer contacts written=%d", name, len(written))
     return len(written)

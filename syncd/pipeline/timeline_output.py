@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 from syncd.config import Config
 from syncd.mapping.duplicates import duplicate_suggestions
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, suggest_customers
-from syncd.model.records import Participant, Role
 from syncd.outputs.view import TimelineView, build_view
 from syncd.outputs.workbook import TimelineWriteError, write_timeline
 from syncd.pipeline.wiring import peak_rss_mb
@@ -47,18 +46,18 @@ class IndexCache:
 def merge_rows(store: Store, index: CustomerIndex, cache: IndexCache) -> list[MergeRow]:
     """Probable duplicates as Review rows. Worked out again only when customers, identities
     or rules (dismissals too) changed."""
-    signature = store.customers_signature()
+    signature = store.reads.customers_signature()
     if cache.merge_signature != signature:
         cache.merge_rows, cache.merge_signature = _find_merge_rows(store, index), signature
     return cache.merge_rows
 
 
 def _find_merge_rows(store: Store, index: CustomerIndex) -> list[MergeRow]:
-    customers = [(cid, kind, name) for cid, kind, name, _company in store.customer_tuples()]
+    customers = [(cid, kind, name) for cid, kind, name, _company in store.reads.customer_tuples()]
     names = {cid: name for cid, _kind, name in customers}
     rows = []
-    for suggestion in duplicate_suggestions(customers, store.identity_conflicts(), index,
-                                            store.dismissed_suggestions()):
+    for suggestion in duplicate_suggestions(customers, store.review.identity_conflicts(), index,
+                                            store.review.dismissed_suggestions()):
         m, k = suggestion.merge_id, suggestion.keep_id
         rows.append((suggestion.ref, f"Possible duplicate customers: {names[m]} (#{m}) and {names[k]} (#{k})",
                      suggestion.reason, f"merge #{m} {names[m]} into #{k} {names[k]}"))
@@ -72,28 +71,26 @@ def timeline_views(config: Config, store: Store, index: CustomerIndex, policy: M
     zone = ZoneInfo(config.service.timezone)
     today = datetime.now(timezone.utc).astimezone(zone).date()
     day_start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    activities = store.activities(limit=cfg.max_rows)
-    customers = store.customer_summaries(day_start)
+    activities = store.reads.activities(limit=cfg.max_rows)
+    customers = store.reads.customer_summaries(day_start)
     suggestions: dict[int, list[str]] = {}
     if cfg.review_suggestions:
-        unmatched = [a for a in activities if not a["customers"]]
-        unmatched.sort(key=lambda a: a["occurred_at"], reverse=True)
+        unmatched = [a for a in activities if not a.customers]
+        unmatched.sort(key=lambda a: a.occurred_at, reverse=True)
         for a in unmatched[: cfg.review_max_rows]:  # only the rows Review shows
-            found = suggest_customers(
-                tuple(Participant(p["email"], p.get("name", ""), Role(p["role"])) for p in a["participants"]),
-                a.get("hints") or {}, index, policy, cfg.review_suggestions)
-            suggestions[a["id"]] = [f"{index.names[cid]} ({score:.0%})" for cid, score in found]
+            found = suggest_customers(a.participants, dict(a.hints), index, policy, cfg.review_suggestions)
+            suggestions[a.id] = [f"{index.names[cid]} ({score:.0%})" for cid, score in found]
     rules = [(r.after_days, r.label) for r in cfg.status]
-    pending = store.pending_assignments()
+    pending = store.review.pending_assignments()
     views = [(cfg.path, build_view(activities, customers, today, zone, status_rules=rules,
                                    suggestions=suggestions, pending=pending, reports=cfg.reports,
                                    merges=merge_rows(store, index, cache), review_max_rows=cfg.review_max_rows))]
     if cfg.per_owner:
-        owners = sorted({c["owner"] for c in customers if c["owner"]})
+        owners = sorted({c.owner for c in customers if c.owner})
         for owner in owners:
-            mine = [c for c in customers if c["owner"] == owner]
-            ids = {c["id"] for c in mine}
-            their = [a for a in activities if any(link["customer_id"] in ids for link in a["customers"])]
+            mine = [c for c in customers if c.owner == owner]
+            ids = {c.id for c in mine}
+            their = [a for a in activities if any(link.customer_id in ids for link in a.customers)]
             views.append((cfg.per_owner_dir / f"timeline-{owner_file_name(owner)}.xlsx",
                           build_view(their, mine, today, zone, status_rules=rules, reports=cfg.reports)))
     return views
@@ -123,10 +120,10 @@ def write_timelines(config: Config, store: Store, views: list[tuple[Path, Timeli
 
     for path, view in views:
         digest = view.content_hash()
-        if path.exists() and store.output_hash(str(path)) == digest:
+        if path.exists() and store.outputs.hash(str(path)) == digest:
             continue
         if debounce and path.exists():
-            last = store.output_written_at(str(path))
+            last = store.outputs.written_at(str(path))
             wait = config.timeline.min_interval_seconds - (
                 (datetime.now(timezone.utc) - last).total_seconds() if last else 1e9)
             if wait > 0:
@@ -139,7 +136,7 @@ def write_timelines(config: Config, store: Store, views: list[tuple[Path, Timeli
             outcome.errors.append(str(exc))
             retry(float(max(5, config.timeline.min_interval_seconds)))
             continue
-        store.set_output_hash(str(path), digest)
+        store.outputs.set_hash(str(path), digest)
         outcome.written = True
         log.info("timeline written path=%s activities=%d customers=%d review=%d peak_rss_mb=%d", path,
                  len(view.timeline), len(view.customers), len(view.review), peak_rss_mb())

@@ -106,6 +106,7 @@ def test_bodies_are_kept_only_when_the_config_asks(tmp_path: Path) -> None:
 def test_explain_names_the_rule_and_evidence_of_each_link_and_the_rules_that_failed(tmp_path: Path) -> None:
     import openpyxl
 
+    from support.views import activity as made_activity
     from syncd.outputs.view import activity_ref
 
     book = openpyxl.Workbook()
@@ -118,7 +119,7 @@ def test_explain_names_the_rule_and_evidence_of_each_link_and_the_rules_that_fai
     })
     config = str(write_config(tmp_path / "syncd.toml", TWO_SOURCES + '[matching]\ninternal_domains = ["ourco.example"]\n'))
     assert run_syncd("sync", "--once", "-c", config).returncode == 0
-    ref = activity_ref({"message_id": "linked@x"})
+    ref = activity_ref(made_activity("x", [], message_id="linked@x"))
     explained = run_syncd("explain", ref, "-c", config)
     assert explained.returncode == 0, explained.stderr
     assert "Ivana Horvat: rule email (1.00)" in explained.stdout

@@ -9,6 +9,7 @@ import pytest
 
 from syncd.mapping.freemail import packaged_free_mail_domains
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, manual_rule_key, suggest_customers
+from support.views import activity as made_activity
 from syncd.mapping.review import resolve_customer, rule_keys
 from syncd.model.records import Participant, Role
 
@@ -115,9 +116,9 @@ def test_what_admins_type_on_review(typed: str, customer: int | None, note: str 
 
 
 def test_review_learns_the_counterpart_not_us() -> None:
-    activity = {"direction": "inbound", "hints": {"phones": "+385 91 111 2222", "customer-ref": "Kraš"},
-                "participants": [{"email": "tom@gmail.com", "role": "from"}, {"email": "alice@ourco.example",
-                                                                              "role": "to"}]}
+    activity = made_activity("x", [], hints={"phones": "+385 91 111 2222", "customer-ref": "Kraš"},
+                             participants=(Participant("tom@gmail.com", "", Role.FROM),
+                                           Participant("alice@ourco.example", "", Role.TO)))
     assert rule_keys(activity, POLICY) == [("email", "tom@gmail.com"), ("phone", "+385911112222"), ("name", "kras")]
     assert manual_rule_key("domain", "@Kras-Group.COM") == ("domain", "kras-group.com")
     assert manual_rule_key("phone", "n/a") is None

@@ -11,6 +11,9 @@ import openpyxl
 from syncd.config import parse_config
 from syncd.pipeline import Pipeline
 from syncd.store import Store
+from support.views import activity as made_activity
+from support.views import customer
+from syncd.model.views import ActivityView, Sighting
 from syncd.outputs.view import build_reports, contact_status
 from support.helpers import make_message, write_maildir
 from support.workbooks import messy_customers
@@ -103,16 +106,18 @@ def test_status_labels_and_report_tables() -> None:
     zone = ZoneInfo("Europe/Zagreb")
     today = date(2026, 11, 25)  # a Wednesday
 
-    def activity(day: date, mailbox: str) -> dict:
-        return {"occurred_at": datetime(day.year, day.month, day.day, 10, tzinfo=timezone.utc),
-                "seen_in": [{"mailbox": mailbox}]}
+    def activity(day: date, mailbox: str) -> ActivityView:
+        return made_activity("x", [], occurred_at=datetime(day.year, day.month, day.day, 10, tzinfo=timezone.utc),
+                             seen_in=(Sighting("s", "k", mailbox, "", None),))
 
     reports = build_reports(
         [activity(date(2026, 11, 23), "alice"), activity(date(2026, 11, 24), "bob"), activity(date(2026, 11, 16), "alice"),
          activity(date(2026, 1, 1), "alice")],
-        [{"first_contact": datetime(2026, 11, 2, tzinfo=timezone.utc), "last_contact": datetime(2026, 11, 20, tzinfo=timezone.utc)},
-         {"first_contact": None, "created_at": datetime(2026, 10, 2, tzinfo=timezone.utc), "last_contact": None},
-         {"first_contact": datetime(2026, 3, 2, tzinfo=timezone.utc), "last_contact": datetime(2026, 7, 1, tzinfo=timezone.utc)}],
+        [customer("a", first_contact=datetime(2026, 11, 2, tzinfo=timezone.utc),
+                  last_contact=datetime(2026, 11, 20, tzinfo=timezone.utc)),
+         customer("b", first_contact=None, created_at=datetime(2026, 10, 2, tzinfo=timezone.utc), last_contact=None),
+         customer("c", first_contact=datetime(2026, 3, 2, tzinfo=timezone.utc),
+                  last_contact=datetime(2026, 7, 1, tzinfo=timezone.utc))],
         today, zone)
     assert reports.weekly_headers == ("Week", "alice", "bob")
     assert reports.weekly[-1] == ("2026-11-23", 1, 1) and reports.weekly[-2] == ("2026-11-16", 1, 0)
@@ -126,10 +131,9 @@ def test_status_labels_and_report_tables() -> None:
 def test_review_lists_the_newest_unmatched_up_to_the_cap_and_every_merge_suggestion() -> None:
     from syncd.outputs.view import build_view
 
-    def unmatched(n: int) -> dict:
-        return {"id": n, "kind": "email", "occurred_at": datetime(2026, 11, n, tzinfo=timezone.utc),
-                "direction": "inbound", "subject": f"s{n}", "snippet": "", "participants": [], "message_id": f"m{n}",
-                "hints": {}, "customers": [], "seen_in": []}
+    def unmatched(n: int) -> ActivityView:
+        return ActivityView(id=n, kind="email", occurred_at=datetime(2026, 11, n, tzinfo=timezone.utc),
+                            direction="inbound", subject=f"s{n}", snippet="", participants=(), message_id=f"m{n}")
 
     view = build_view([unmatched(n) for n in range(1, 6)], [], date(2026, 11, 23), ZoneInfo("UTC"),
                       merges=[("M2-1", "Possible duplicate", "same name", "merge #2 into #1")], review_max_rows=2)

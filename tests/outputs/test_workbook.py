@@ -11,7 +11,7 @@ import pytest
 
 from syncd.outputs.cells import EXCEL_CELL_LIMIT, safe_text
 from syncd.outputs.workbook import TimelineWriteError, write_timeline
-from support.views import activity
+from support.views import activity, customer
 from syncd.outputs.view import TIMELINE_HEADERS, build_view
 
 
@@ -43,9 +43,8 @@ def test_formula_like_mail_text_is_stored_as_text_with_quote_prefix(tmp_path: Pa
 
 
 def test_review_lists_unmatched_and_customers_show_days_since() -> None:
-    customers = [{"id": 7, "kind": "company", "name": "Adriatic", "company": None, "owner": "alice", "emails": [],
-                  "last_contact": datetime(2026, 11, 1, 12, tzinfo=timezone.utc), "count_30": 1, "count_90": 1,
-                  "total": 1}]
+    customers = [customer("Adriatic", id=7, owner="alice", last_contact=datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
+                          count_30=1, count_90=1, total=1)]
     view = build_view([activity("a", []), activity("b", ["Adriatic"])], customers, date(2026, 11, 11),
                       ZoneInfo("UTC"))
     assert [r[1] for r in view.review] == ["a"]

@@ -53,7 +53,7 @@ def pipeline(tmp_path: Path, policy: str = "none") -> tuple[Pipeline, Store]:
 
 
 def links(store: Store) -> dict[str, list[str]]:
-    return {a["subject"]: sorted(c["name"] for c in a["customers"]) for a in store.activities()}
+    return {a.subject: sorted(c.name for c in a.customers) for a in store.reads.activities()}
 
 
 def mail(n: int, sender: str, to: str = "alice@northwind.example", subject: str | None = None) -> bytes:
@@ -89,9 +89,9 @@ def test_auto_creation_both_ways_adds_only_people_we_exchanged_mail_with(tmp_pat
                                                 subject="Re: Mail 1")}, folder="Sent")
     run, store = pipeline(tmp_path, "both-ways")
     run.run_pass()
-    people = {c.name: c for c in store.customer_rows() if c.kind == "person"}
+    people = {c.name: c for c in store.reads.customers() if c.kind == "person"}
     assert list(people) == ["Marko Babić"]
-    company = next(c for c in store.customer_rows() if c.name == "Adriatic Foods")
+    company = next(c for c in store.reads.customers() if c.name == "Adriatic Foods")
     assert people["Marko Babić"].company_id == company.id  # joined the company of his domain
     assert links(store)["Mail 1"] == ["Adriatic Foods", "Marko Babić"]
     store.close()
@@ -105,11 +105,11 @@ def test_auto_creation_inbound_adds_whoever_writes_but_not_automated_senders(tmp
     })
     run, store = pipeline(tmp_path, "inbound")
     run.run_pass()
-    people = [c for c in store.customer_rows() if c.kind == "person"]
+    people = [c for c in store.reads.customers() if c.kind == "person"]
     assert [(p.name, p.company_id) for p in people] == [("Tom Jones", None)]  # free mail: no company
     assert links(store)["Mail 1"] == ["Tom Jones"]
     again = run.run_pass()
-    assert again.rematched == 0 and len([c for c in store.customer_rows() if c.kind == "person"]) == 1
+    assert again.rematched == 0 and len([c for c in store.reads.customers() if c.kind == "person"]) == 1
     store.close()
 
 
@@ -160,7 +160,7 @@ def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_e
     store = Store.open(config.store_url)
     run = Pipeline(config, store)
     run.run_pass()
-    ids = {c.name: c.id for c in store.customer_rows()}
+    ids = {c.name: c.id for c in store.reads.customers()}
     suggestions = {r[5]: r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")}
     company_ref = f"M{ids['ADRIATIC FOODS']}-{ids['Adriatic Foods d.o.o.']}"
     person_ref = f"M{ids['Ivana H.']}-{ids['Ivana Horvat']}"
@@ -172,12 +172,12 @@ def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_e
     run = Pipeline(config, store)
     result = run.run_pass()
     assert result.learned == 2
-    live = {c.name for c in store.customer_rows()}
+    live = {c.name for c in store.reads.customers()}
     assert live == {"Adriatic Foods d.o.o.", "Ivana Horvat", "Baltic Amber"}
     # Every activity and identity is kept, on the survivors.
     assert links(store) == {"Mail 1": ["Adriatic Foods d.o.o.", "Ivana Horvat"],
                             "Mail 2": ["Adriatic Foods d.o.o.", "Ivana Horvat"]}
-    emails = {v for cid, kind, v in store.identity_rows() if cid == ids["Ivana Horvat"]}
+    emails = {v for cid, kind, v in store.reads.identity_rows() if cid == ids["Ivana Horvat"]}
     assert emails == {"ivana@adriaticfoods.hr", "ivana.h@gmail.com"}
     assert not [r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")]
     # The merged rows are read again unchanged, and again after an edit: they stay merged.
@@ -185,8 +185,8 @@ def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_e
                                                 "ivana@adriaticfoods.hr; ivana.h@gmail.com; ih@adriaticfoods.hr", None],
                                                ["Baltic Amber", None, None, "balticamber.pl"]])
     Pipeline(config, store).run_pass()
-    assert {c.name for c in store.customer_rows()} == live
-    emails = {v for cid, kind, v in store.identity_rows() if cid == ids["Ivana Horvat"]}
+    assert {c.name for c in store.reads.customers()} == live
+    emails = {v for cid, kind, v in store.reads.identity_rows() if cid == ids["Ivana Horvat"]}
     assert "ih@adriaticfoods.hr" in emails
     store.close()
 
@@ -239,12 +239,12 @@ def test_turning_auto_creation_on_later_counts_the_mail_already_stored(tmp_path:
     write_maildir(tmp_path / "mail", {"1": mail(1, "Marko Babić <marko@adriaticfoods.hr>")})
     run, store = pipeline(tmp_path, "none")
     run.run_pass()
-    assert [c.kind for c in store.customer_rows()] == ["company"]
+    assert [c.kind for c in store.reads.customers()] == ["company"]
     store.close()
     (tmp_path / "syncd.toml").unlink(missing_ok=True)
     run, store = pipeline(tmp_path, "inbound")
     run.run_pass()  # no new mail in this pass
-    assert [c.name for c in store.customer_rows() if c.kind == "person"] == ["Marko Babić"]
+    assert [c.name for c in store.reads.customers() if c.kind == "person"] == ["Marko Babić"]
     store.close()
 
 

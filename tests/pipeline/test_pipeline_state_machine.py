@@ -107,7 +107,7 @@ class PipelineMachine(RuleBasedStateMachine):
 
     def _run(self, crash_after: int | None = None, forget: bool = False) -> None:
         commits = {"n": 0}
-        real_commit = self.store.commit
+        real_commit = self.store.batches.commit
 
         def counting_commit(*args, **kwargs):  # type: ignore[no-untyped-def]
             if crash_after is not None and commits["n"] >= crash_after:
@@ -117,11 +117,11 @@ class PipelineMachine(RuleBasedStateMachine):
 
         if forget:
             self.mailboxes.forgetful = {"alice", "bob"}
-        self.store.commit = counting_commit  # type: ignore[method-assign]
+        self.store.batches.commit = counting_commit  # type: ignore[method-assign]
         try:
             Pipeline(self.config, self.store).run_pass()
         finally:
-            self.store.commit = real_commit  # type: ignore[method-assign]
+            self.store.batches.commit = real_commit  # type: ignore[method-assign]
             self.mailboxes.forgetful = set()
 
     @rule(after=st.integers(0, 4))

@@ -1,0 +1,128 @@
+"""Each source's state in the store: its row, cursors, what it holds, its health, and write-back state."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from syncd.model.records import SourceState
+from syncd.store.engine import StorePart, utcnow
+from syncd.store.schema import (
+    CursorRow,
+    CustomerRow,
+    LinkRow,
+    OccurrenceRow,
+    QuarantineRow,
+    SkippedRow,
+    SourceRow,
+)
+
+
+class SourceStates(StorePart):
+    def source_id(self, name: str, kind: str) -> int:
+        with self.session() as s, s.begin():
+            row = s.scalar(select(SourceRow).where(SourceRow.name == name))
+            if row is None:
+                row = SourceRow(name=name, kind=kind)
+                s.add(row)
+                s.flush()
+            elif row.kind != kind:
+                row.kind = kind
+            return row.id
+
+    def sync_state(self, source_id: int) -> SourceState:
+        with self.session() as s:
+            cursors = dict(
+                s.execute(select(CursorRow.folder, CursorRow.value).where(CursorRow.source_id == source_id)).all()
+            )
+            known: dict[str, str] = {}
+            for model in (SkippedRow, QuarantineRow):
+                known.update(s.execute(select(model.item_key, model.version).where(model.source_id == source_id)).all())
+            known.update(
+                s.execute(
+                    select(OccurrenceRow.item_key, OccurrenceRow.version).where(
+                        OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None)
+                    )
+                ).all()
+            )
+            known.update(
+                s.execute(
+                    select(CustomerRow.source_key, CustomerRow.version).where(
+                        CustomerRow.source_id == source_id, CustomerRow.gone_at.is_(None)
+                    )
+                ).all()
+            )
+        return SourceState(cursors=cursors, known=known)
+
+    def reset_cursors(self, source_id: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(CursorRow).where(CursorRow.source_id == source_id))
+
+    def mark_attempt(self, source_id: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(SourceRow).where(SourceRow.id == source_id).values(last_attempt_at=utcnow()))
+
+    def mark_success(self, source_id: int, suspect_reason: str | None = None, complete: bool = True) -> None:
+        values: dict[str, Any] = dict(
+            last_success_at=utcnow(), last_error=None, failing_since=None, suspect_reason=suspect_reason,
+            consecutive_failures=0, next_attempt_at=None,
+        )
+        if complete:
+            values["backlog"] = 0
+        with self.session() as s, s.begin():
+            s.execute(update(SourceRow).where(SourceRow.id == source_id).values(**values))
+
+    def mark_failure(self, source_id: int, error: str, next_attempt: Callable[[int], datetime] | None = None) -> int:
+        """Record a failed pass; ``next_attempt(failures)`` schedules the retry. Returns the failure count."""
+        with self.session() as s, s.begin():
+            row = s.get(SourceRow, source_id)
+            assert row is not None
+            row.last_error = error
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+            if row.failing_since is None:
+                row.failing_since = utcnow()
+            row.next_attempt_at = next_attempt(row.consecutive_failures) if next_attempt else None
+            return row.consecutive_failures
+
+    def next_attempts(self) -> dict[str, datetime | None]:
+        """When each known source may be tried again (None: whenever its schedule says)."""
+        with self.session() as s:
+            return dict(s.execute(select(SourceRow.name, SourceRow.next_attempt_at)).all())
+
+    def pending_labels(self, source_id: int) -> dict[str, tuple[str, ...]]:
+        """Items of a source whose linked customers differ from what was last written back."""
+        wanted: dict[int, list[str]] = defaultdict(list)
+        with self.session() as s:
+            occurrences = {
+                o.id: o for o in s.scalars(
+                    select(OccurrenceRow).where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None))
+                )
+            }
+            for occurrence_id, name in s.execute(
+                select(OccurrenceRow.id, CustomerRow.name)
+                .join(LinkRow, LinkRow.activity_id == OccurrenceRow.activity_id)
+                .join(CustomerRow, CustomerRow.id == LinkRow.customer_id)
+                .where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None),
+                       CustomerRow.gone_at.is_(None))
+            ):
+                wanted[occurrence_id].append(name)
+        pending: dict[str, tuple[str, ...]] = {}
+        for occurrence_id, names in wanted.items():
+            labels = tuple(sorted(set(names)))
+            occurrence = occurrences[occurrence_id]
+            if occurrence.labels_written != "\n".join(labels):
+                pending[occurrence.item_key] = labels
+        return pending
+
+    def mark_labels_written(self, source_id: int, written: dict[str, tuple[str, ...]]) -> None:
+        with self.session() as s, s.begin():
+            for key, labels in written.items():
+                s.execute(
+                    update(OccurrenceRow)
+                    .where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == key)
+                    .values(labels_written="\n".join(labels))
+                )

@@ -4,9 +4,10 @@ imapclient parses every FETCH response with a general tokenizer written in Pytho
 the handful of items a timeline entry needs, that parser costs more than the server
 takes to send them (about 7,500 messages/s against 50,000 for the raw bytes on this
 kind of machine). Here the connection stays imapclient's (login, SELECT, SEARCH, IDLE,
-STORE all go through it) and only the bulk FETCH is read here: the command is sent
-through imaplib, its response lines are read straight off the connection's buffered
-file, and a tokenizer that knows just the shapes of those items reads them. A response it
+STORE all go through it) and only the bulk FETCH is read here: the command is sent with
+imaplib's ``send``, its response lines are read with imaplib's ``readline`` and ``read``
+(public since Python 3.0, and what 3.14's own buffering reads through), and a tokenizer
+that knows just the shapes of those items reads them. A response it
 does not understand raises ``WireFormatError`` and the caller falls back to imapclient
 for that batch, so an odd server costs speed, never messages.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -62,16 +64,16 @@ class FetchedItem:
 
 def fetch(imap: imaplib.IMAP4, uids: Sequence[int], header_item: str, text_item: str) -> dict[int, FetchedItem]:
     """``UID FETCH`` the flags, internal date, header fields and ``text_item`` (``PREVIEW``
-    or a partial ``BODY.PEEK[TEXT]``) of ``uids``."""
+    or a partial ``BODY.PEEK[TEXT]``) of ``uids``.
+
+    Only imaplib's documented ``send``, ``readline`` and ``read`` are used: the command
+    goes out with a tag of our own (imaplib never hears of it, so its bookkeeping is left
+    as it was) and its whole response is read back through imaplib's own reading, which
+    since Python 3.14 buffers on its own instead of through ``IMAP4.file``.
+    """
     items = f"(UID FLAGS INTERNALDATE RFC822.SIZE {header_item} {text_item})"
-    # imapclient turns imaplib's debug level up so its logger sees every line; imaplib then
-    # formats a message per line even when nothing is logged. Not for the bulk read.
-    level = getattr(imap, "debug", 0)
-    imap.debug = 0
-    try:
-        tag = imap._command("UID", "FETCH", _uid_set(uids), items)
-    finally:
-        imap.debug = level
+    tag = b"SW" + secrets.token_hex(4).upper().encode("ascii")
+    imap.send(tag + b" UID FETCH " + _uid_set(uids).encode("ascii") + b" " + items.encode("ascii") + b"\r\n")
     data = read_fetch_responses(imap, tag)
     wanted = set(uids)
     found: dict[int, FetchedItem] = {}
@@ -79,9 +81,6 @@ def fetch(imap: imaplib.IMAP4, uids: Sequence[int], header_item: str, text_item:
         if item.uid in wanted:
             found[item.uid] = item
     return found
-
-
-_MAX_LINE = 1_000_000  # imaplib's own limit on a response line
 
 
 def read_fetch_responses(imap: imaplib.IMAP4, tag: bytes) -> list[object]:
@@ -94,15 +93,14 @@ def read_fetch_responses(imap: imaplib.IMAP4, tag: bytes) -> list[object]:
     untagged responses (EXISTS, FLAGS...) are read past. The whole response is always read
     up to the tagged line, so the connection stays in step whatever the content.
     """
-    readline, read = imap.file.readline, imap.file.read
+    readline, read = imap.readline, imap.read
     prefix = tag + b" "
     data: list[object] = []
     while True:
-        line = readline(_MAX_LINE)
+        line = readline()
         if not line.endswith(b"\n"):
             raise imap.abort(f"connection closed or line too long while reading FETCH: {line[:80]!r}")
         if line.startswith(prefix):
-            imap.tagged_commands.pop(tag, None)
             status, _, text = line[len(prefix):].rstrip(b"\r\n").partition(b" ")
             if status != b"OK":
                 raise imap.error(f"UID FETCH failed: {status.decode('ascii', 'replace')} "
@@ -124,7 +122,7 @@ def read_fetch_responses(imap: imaplib.IMAP4, tag: bytes) -> list[object]:
             if len(literal) != int(size):
                 raise imap.abort("connection closed inside a literal")
             pieces.append((line[:-2], literal))
-            line = readline(_MAX_LINE)
+            line = readline()
             if not line.endswith(b"\n"):
                 raise imap.abort("connection closed or line too long after a literal")
         pieces.append(line.rstrip(b"\r\n"))

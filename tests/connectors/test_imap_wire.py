@@ -49,14 +49,61 @@ def test_shapes_it_does_not_know_raise_so_the_caller_falls_back(data: list[objec
 
 
 class _Wire:
-    """What read_fetch_responses uses of an imaplib connection: its buffered file."""
+    """What read_fetch_responses uses of an imaplib connection: its documented readline and read."""
 
     abort = imaplib.IMAP4.abort
     error = imaplib.IMAP4.error
 
     def __init__(self, stream: bytes):
-        self.file = io.BufferedReader(io.BytesIO(stream))  # type: ignore[arg-type]
-        self.tagged_commands = {b"A7": None}
+        self.stream = io.BufferedReader(io.BytesIO(stream))  # type: ignore[arg-type]
+
+    def readline(self) -> bytes:
+        return self.stream.readline()
+
+    def read(self, size: int) -> bytes:
+        return self.stream.read(size)
+
+
+class _Unusable:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"IMAP4.file.{name} used: imaplib no longer reads through it (Python 3.14)")
+
+
+class _OwnBufferImap(imaplib.IMAP4):
+    """An imaplib connection that reads through a buffer of its own, as Python 3.14's does,
+    with bytes already buffered before the FETCH (the end of an earlier response and the
+    whole answer to ours), and a ``file`` that must not be read."""
+
+    def __init__(self, answer: bytes):  # no server: what it would send is ``answer``
+        self.debug = 0
+        self.answer = answer
+        self.buffer = io.BytesIO(b"")
+        self.sent: list[bytes] = []
+        self.file = _Unusable()
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+        tag = data.split(b" ", 1)[0]
+        self.buffer = io.BytesIO(self.answer.replace(b"TAG", tag))
+
+    def readline(self) -> bytes:
+        return self.buffer.readline()
+
+    def read(self, size: int) -> bytes:
+        return self.buffer.read(size)
+
+
+def test_the_fast_reader_reads_what_imaplib_buffered_not_its_file() -> None:
+    answer = (b"* 1 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE \"17-Jul-2026 02:44:25 +0000\" RFC822.SIZE 99 "
+              b"BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n" % len(HEADER) + HEADER + b")\r\n"
+              b"TAG OK Fetch completed.\r\n* 2 EXISTS\r\n")
+    imap = _OwnBufferImap(answer)
+    found = imapwire.fetch(imap, [7], "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]", "PREVIEW")
+    assert list(found) == [7] and found[7].header == HEADER and found[7].flags == ("\\Seen",)
+    [command] = imap.sent
+    assert command.endswith(b" UID FETCH 7 (UID FLAGS INTERNALDATE RFC822.SIZE "
+                            b"BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] PREVIEW)\r\n")
+    assert imap.buffer.read() == b"* 2 EXISTS\r\n"  # the next response stays for imaplib
 
 
 def test_responses_are_read_off_the_wire_in_imaplibs_shape() -> None:
@@ -74,7 +121,7 @@ def test_responses_are_read_off_the_wire_in_imaplibs_shape() -> None:
         b")",
         b"2 (FLAGS (\\Flagged))",
     ]
-    assert wire.file.read() == b"* 4 EXISTS\r\n" and b"A7" not in wire.tagged_commands
+    assert wire.stream.read() == b"* 4 EXISTS\r\n"
     [item] = imapwire.parse_fetch_data(data)
     assert (item.uid, item.header, item.text) == (7, HEADER, b"hello")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -66,11 +67,14 @@ class EwsDouble:
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self._scheme = "http"
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> "EwsDouble":
+    def start(self, tls: ssl.SSLContext | None = None) -> "EwsDouble":
+        """Serve on 127.0.0.1; with ``tls``, over https with that server context."""
         double = self
+        self._scheme = "https" if tls is not None else "http"
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -98,6 +102,8 @@ class EwsDouble:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, name="ews-double", daemon=True).start()
         return self
 
@@ -110,7 +116,7 @@ class EwsDouble:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/EWS/Exchange.asmx"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/EWS/Exchange.asmx"
 
     # ---- arranging -------------------------------------------------------------------------
 

@@ -27,14 +27,14 @@ from zoneinfo import ZoneInfo
 # syncd itself comes from the installed package; only the test support code from the tree.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import openpyxl  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
+import openpyxl
+from openpyxl import Workbook
 
-from syncd.outputs.workbook import write_timeline  # noqa: E402
-from syncd.config import parse_config  # noqa: E402
-from syncd.pipeline import IndexCache, Pipeline, peak_rss_mb  # noqa: E402
-from syncd.store import Store  # noqa: E402
-from syncd.outputs.view import build_view  # noqa: E402
+from syncd.config import parse_config
+from syncd.outputs.view import build_view
+from syncd.outputs.workbook import write_timeline
+from syncd.pipeline import IndexCache, Pipeline, peak_rss_mb
+from syncd.store import Store
 
 HEADER = ["Company", "Contact", "Email", "Phone", "Website", "Owner"]
 
@@ -45,8 +45,16 @@ def write_sheet(path: Path, rows: int, changed_row: int | None = None) -> None:
     sheet.append(HEADER)
     for n in range(rows):
         contact = f"Person {n}" if n != changed_row else f"Person {n} (renamed)"
-        sheet.append([f"Company {n} d.o.o.", contact, f"person{n}@company{n}.example", 385912000000 + n,
-                      f"company{n}.example", f"owner{n % 20}@ourco.example"])
+        sheet.append(
+            [
+                f"Company {n} d.o.o.",
+                contact,
+                f"person{n}@company{n}.example",
+                385912000000 + n,
+                f"company{n}.example",
+                f"owner{n % 20}@ourco.example",
+            ]
+        )
     book.save(path)
 
 
@@ -86,15 +94,39 @@ owner = "Owner"
 def synthetic_activities(count: int) -> list[dict]:
     start = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     return [
-        {"id": n, "kind": "email", "occurred_at": start - timedelta(minutes=7 * n), "direction": "inbound",
-         "subject": f"Re: order {n} for next week", "snippet": "Thank you for the offer, we would like to " * 3,
-         "participants": [{"email": f"person{n}@company{n}.example", "name": f"Person {n}", "role": "from"},
-                          {"email": "alice@ourco.example", "name": "Alice", "role": "to"}],
-         "message_id": f"m{n}@company{n}.example", "hints": {},
-         "customers": [{"customer_id": n, "name": f"Company {n} d.o.o.", "kind": "company", "rule": "domain",
-                        "confidence": 0.9, "evidence": ""}],
-         "seen_in": [{"source": "alice-mail", "key": str(n), "mailbox": "alice@ourco.example", "folder": "INBOX",
-                      "link": None}]}
+        {
+            "id": n,
+            "kind": "email",
+            "occurred_at": start - timedelta(minutes=7 * n),
+            "direction": "inbound",
+            "subject": f"Re: order {n} for next week",
+            "snippet": "Thank you for the offer, we would like to " * 3,
+            "participants": [
+                {"email": f"person{n}@company{n}.example", "name": f"Person {n}", "role": "from"},
+                {"email": "alice@ourco.example", "name": "Alice", "role": "to"},
+            ],
+            "message_id": f"m{n}@company{n}.example",
+            "hints": {},
+            "customers": [
+                {
+                    "customer_id": n,
+                    "name": f"Company {n} d.o.o.",
+                    "kind": "company",
+                    "rule": "domain",
+                    "confidence": 0.9,
+                    "evidence": "",
+                }
+            ],
+            "seen_in": [
+                {
+                    "source": "alice-mail",
+                    "key": str(n),
+                    "mailbox": "alice@ourco.example",
+                    "folder": "INBOX",
+                    "link": None,
+                }
+            ],
+        }
         for n in range(count)
     ]
 
@@ -120,16 +152,20 @@ def main() -> int:
         ingest_s = time.perf_counter() - started
         assert result.ok, result.error
         customers = len(store.reads.customers())
-        print(f"syncd ingest: {customers} customers (companies and people) in {ingest_s:.2f} s "
-              f"({ingest_s / raw_s:.2f}x the raw read)")
+        print(
+            f"syncd ingest: {customers} customers (companies and people) in {ingest_s:.2f} s "
+            f"({ingest_s / raw_s:.2f}x the raw read)"
+        )
 
         activities = synthetic_activities(args.rows)
         started = time.perf_counter()
         view = build_view(activities, [], date(2026, 11, 23), ZoneInfo("Europe/Zagreb"), reports=True)
         write_timeline(root / "timeline-100k.xlsx", view)
         timeline_s = time.perf_counter() - started
-        print(f"timeline workbook of {len(activities)} activities written in {timeline_s:.2f} s "
-              f"({(root / 'timeline-100k.xlsx').stat().st_size / 2**20:.1f} MB)")
+        print(
+            f"timeline workbook of {len(activities)} activities written in {timeline_s:.2f} s "
+            f"({(root / 'timeline-100k.xlsx').stat().st_size / 2**20:.1f} MB)"
+        )
 
         write_sheet(sheet, args.rows, changed_row=args.rows // 2)
         pipeline = Pipeline(config, store, index_cache=cache)
@@ -142,8 +178,10 @@ def main() -> int:
         assert result.ok and result.updated + result.customers_changed >= 1, result
         print(f"one changed row: customers_changed={result.customers_changed} in {update_s:.2f} s")
         store.close()
-    print(f"rows={args.rows} raw_read_s={raw_s:.2f} ingest_s={ingest_s:.2f} ingest_ratio={ingest_s / raw_s:.2f} "
-          f"timeline_write_s={timeline_s:.2f} one_row_update_s={update_s:.2f} peak_rss_mb={peak_rss_mb()}")
+    print(
+        f"rows={args.rows} raw_read_s={raw_s:.2f} ingest_s={ingest_s:.2f} ingest_ratio={ingest_s / raw_s:.2f} "
+        f"timeline_write_s={timeline_s:.2f} one_row_update_s={update_s:.2f} peak_rss_mb={peak_rss_mb()}"
+    )
     return 0
 
 

@@ -32,38 +32,210 @@ from pathlib import Path
 # syncd itself comes from the installed package; only the test support code from the tree.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, suggest_customers  # noqa: E402
-from syncd.mapping.normalize import normalize_company_name  # noqa: E402
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, suggest_customers
+from syncd.mapping.normalize import normalize_company_name
 
 FIRST = [
-    "Adriatic", "Jadran", "Dalmacija", "Baltic", "Bursztyn", "Mazowsze", "Wisła", "Nordic", "Svea", "Göta",
-    "Alpine", "Tuscany", "Lombardia", "Danube", "Dunav", "Sava", "Drava", "Morava", "Beograd", "Нови Сад",
-    "Београд", "Зрењанин", "Kraków", "Gdańsk", "Poznań", "Łódź", "Split", "Zagreb", "Osijek", "Rijeka",
-    "Malmö", "Göteborg", "Uppsala", "Västerås", "Örebro", "Bavaria", "Rhein", "Elbe", "Atlas", "Orion",
-    "Aurora", "Nova", "Stella", "Helios", "Titan", "Vega", "Sirius", "Polaris", "Zenit", "Borea",
-    "Kvarner", "Istra", "Slavonija", "Podravka", "Lika", "Zagorje", "Medimurje", "Pomorze", "Śląsk", "Warmia",
+    "Adriatic",
+    "Jadran",
+    "Dalmacija",
+    "Baltic",
+    "Bursztyn",
+    "Mazowsze",
+    "Wisła",
+    "Nordic",
+    "Svea",
+    "Göta",
+    "Alpine",
+    "Tuscany",
+    "Lombardia",
+    "Danube",
+    "Dunav",
+    "Sava",
+    "Drava",
+    "Morava",
+    "Beograd",
+    "Нови Сад",
+    "Београд",
+    "Зрењанин",
+    "Kraków",
+    "Gdańsk",
+    "Poznań",
+    "Łódź",
+    "Split",
+    "Zagreb",
+    "Osijek",
+    "Rijeka",
+    "Malmö",
+    "Göteborg",
+    "Uppsala",
+    "Västerås",
+    "Örebro",
+    "Bavaria",
+    "Rhein",
+    "Elbe",
+    "Atlas",
+    "Orion",
+    "Aurora",
+    "Nova",
+    "Stella",
+    "Helios",
+    "Titan",
+    "Vega",
+    "Sirius",
+    "Polaris",
+    "Zenit",
+    "Borea",
+    "Kvarner",
+    "Istra",
+    "Slavonija",
+    "Podravka",
+    "Lika",
+    "Zagorje",
+    "Medimurje",
+    "Pomorze",
+    "Śląsk",
+    "Warmia",
 ]
 SECOND = [
-    "Foods", "Fish", "Wines", "Trade", "Trading", "Logistics", "Transport", "Ceramics", "Textiles", "Dairy",
-    "Bakery", "Pekara", "Mlin", "Vina", "Riba", "Drvo", "Metal", "Metali", "Plastika", "Energija",
-    "Budownictwo", "Handel", "Usługi", "Piekarnia", "Mleczarnia", "Stal", "Trä", "Bygg", "Livs", "Fisk",
-    "Handel", "Verkstad", "Maschinenbau", "Holz", "Getränke", "Vini", "Ceramiche", "Tessile", "Трговина",
-    "Превоз", "Млекара", "Пекара", "Grupa", "Group", "Systems", "Solutions", "Pharma", "Farmacija", "Medical",
-    "Agro", "Agrar", "Tehnika", "Technika", "Elektro", "Print", "Tisak", "Druk", "Design", "Dizajn",
+    "Foods",
+    "Fish",
+    "Wines",
+    "Trade",
+    "Trading",
+    "Logistics",
+    "Transport",
+    "Ceramics",
+    "Textiles",
+    "Dairy",
+    "Bakery",
+    "Pekara",
+    "Mlin",
+    "Vina",
+    "Riba",
+    "Drvo",
+    "Metal",
+    "Metali",
+    "Plastika",
+    "Energija",
+    "Budownictwo",
+    "Handel",
+    "Usługi",
+    "Piekarnia",
+    "Mleczarnia",
+    "Stal",
+    "Trä",
+    "Bygg",
+    "Livs",
+    "Fisk",
+    "Handel",
+    "Verkstad",
+    "Maschinenbau",
+    "Holz",
+    "Getränke",
+    "Vini",
+    "Ceramiche",
+    "Tessile",
+    "Трговина",
+    "Превоз",
+    "Млекара",
+    "Пекара",
+    "Grupa",
+    "Group",
+    "Systems",
+    "Solutions",
+    "Pharma",
+    "Farmacija",
+    "Medical",
+    "Agro",
+    "Agrar",
+    "Tehnika",
+    "Technika",
+    "Elektro",
+    "Print",
+    "Tisak",
+    "Druk",
+    "Design",
+    "Dizajn",
 ]
-THIRD = ["", "", "", "", "International", "Export", "Centar", "Polska", "Sverige", "Hrvatska", "Srbija", "Nord",
-         "Sud", "Plus", "Pro", "& Co", "i sinovi", "i Partneri", "Holding", "Service"]
-FOURTH = ["", "", "", "", "", "", "", "", "Zagreb", "Warszawa", "Stockholm", "Wien", "Milano", "Београд", "Split",
-          "Gdynia", "Luleå", "Graz", "Torino", "Ниш", "Rijeka", "Wrocław", "Umeå", "Linz", "Napoli", "Нови Сад",
-          "Zadar", "Lublin", "Kalmar", "Salzburg", "Verona"]
+THIRD = [
+    "",
+    "",
+    "",
+    "",
+    "International",
+    "Export",
+    "Centar",
+    "Polska",
+    "Sverige",
+    "Hrvatska",
+    "Srbija",
+    "Nord",
+    "Sud",
+    "Plus",
+    "Pro",
+    "& Co",
+    "i sinovi",
+    "i Partneri",
+    "Holding",
+    "Service",
+]
+FOURTH = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "Zagreb",
+    "Warszawa",
+    "Stockholm",
+    "Wien",
+    "Milano",
+    "Београд",
+    "Split",
+    "Gdynia",
+    "Luleå",
+    "Graz",
+    "Torino",
+    "Ниш",
+    "Rijeka",
+    "Wrocław",
+    "Umeå",
+    "Linz",
+    "Napoli",
+    "Нови Сад",
+    "Zadar",
+    "Lublin",
+    "Kalmar",
+    "Salzburg",
+    "Verona",
+]
 LEGAL = {
-    "hr": ["d.o.o.", "d.d.", "j.d.o.o."], "pl": ["Sp. z o.o.", "S.A.", "sp.k."], "sr": ["д.о.о.", "доо", "a.d."],
-    "se": ["AB", "Aktiebolag", "HB"], "de": ["GmbH", "AG", "KG"], "it": ["S.r.l.", "S.p.A."], "en": ["Ltd", "Limited",
-                                                                                                   "LLC", "Inc."],
+    "hr": ["d.o.o.", "d.d.", "j.d.o.o."],
+    "pl": ["Sp. z o.o.", "S.A.", "sp.k."],
+    "sr": ["д.о.о.", "доо", "a.d."],
+    "se": ["AB", "Aktiebolag", "HB"],
+    "de": ["GmbH", "AG", "KG"],
+    "it": ["S.r.l.", "S.p.A."],
+    "en": ["Ltd", "Limited", "LLC", "Inc."],
 }
-LEGAL_SWAP = {"d.o.o.": "doo", "Sp. z o.o.": "sp. z o. o.", "GmbH": "Gmbh", "S.r.l.": "SRL", "Ltd": "Ltd.",
-              "AB": "Aktiebolag", "д.о.о.": "доо", "S.A.": "SA", "d.d.": "dd"}
-KEYBOARD = {c: n for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm") for c, n in zip(row, row[1:] + row[-2])}
+LEGAL_SWAP = {
+    "d.o.o.": "doo",
+    "Sp. z o.o.": "sp. z o. o.",
+    "GmbH": "Gmbh",
+    "S.r.l.": "SRL",
+    "Ltd": "Ltd.",
+    "AB": "Aktiebolag",
+    "д.о.о.": "доо",
+    "S.A.": "SA",
+    "d.d.": "dd",
+}
+KEYBOARD = {
+    c: n for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm") for c, n in zip(row, row[1:] + row[-2], strict=False)
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +257,14 @@ def _strip_accents(text: str) -> str:
 def misspell(name: str, rng: random.Random) -> str:
     """One or two edits a person makes typing a name."""
     words = name.split()
-    legal_start = next((i for i, w in enumerate(words) if any(w.startswith(f.split()[0]) for fs in LEGAL.values()
-                                                              for f in fs) and i >= 2), len(words))
+    legal_start = next(
+        (
+            i
+            for i, w in enumerate(words)
+            if any(w.startswith(f.split()[0]) for fs in LEGAL.values() for f in fs) and i >= 2
+        ),
+        len(words),
+    )
     core, legal = words[:legal_start], words[legal_start:]
     edits = rng.choice([1, 1, 1, 2])
     for _ in range(edits):
@@ -96,13 +274,13 @@ def misspell(name: str, rng: random.Random) -> str:
         if kind in ("drop", "double", "swap", "neighbour") and len(word) > 3:
             i = rng.randrange(1, len(word) - 1)
             if kind == "drop":
-                word = word[:i] + word[i + 1:]
+                word = word[:i] + word[i + 1 :]
             elif kind == "double":
                 word = word[:i] + word[i] + word[i:]
             elif kind == "swap":
-                word = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+                word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
             else:
-                word = word[:i] + KEYBOARD.get(word[i].lower(), word[i]) + word[i + 1:]
+                word = word[:i] + KEYBOARD.get(word[i].lower(), word[i]) + word[i + 1 :]
             core[target] = word
         elif kind == "accents":
             core = [_strip_accents(w) for w in core]
@@ -162,8 +340,10 @@ def evaluate(pairs: list[tuple[int, str]], queries: list[Query], policy: MatchPo
                 right += 1
             elif len(wrong_examples) < 5:
                 got = names[links[0].customer_id]
-                wrong_examples.append(f"{query.text!r} -> {got!r} (label: "
-                                      f"{names.get(query.customer_id) if query.customer_id is not None else 'none'})")
+                wrong_examples.append(
+                    f"{query.text!r} -> {got!r} (label: "
+                    f"{names.get(query.customer_id) if query.customer_id is not None else 'none'})"
+                )
         elif query.customer_id is not None:
             suggestable += 1
             found = suggest_customers((), {"customer-ref": query.text}, index, policy, limit=3)
@@ -192,10 +372,12 @@ def main() -> int:
     pairs, queries = generate(args.customers, args.queries, args.seed)
     policy = MatchPolicy(fuzzy_auto_link=args.auto_link)
     figures = evaluate(pairs, queries, policy)
-    print(f"customers={args.customers} queries={args.queries} auto_link={args.auto_link} "
-          f"precision={figures['precision']:.4f} recall={figures['recall']:.4f} "
-          f"suggestion_recall={figures['suggestion_recall']:.4f} found_recall={figures['found_recall']:.4f} "
-          f"queries_per_s={figures['queries_per_s']:.0f}")
+    print(
+        f"customers={args.customers} queries={args.queries} auto_link={args.auto_link} "
+        f"precision={figures['precision']:.4f} recall={figures['recall']:.4f} "
+        f"suggestion_recall={figures['suggestion_recall']:.4f} found_recall={figures['found_recall']:.4f} "
+        f"queries_per_s={figures['queries_per_s']:.0f}"
+    )
     return 0
 
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,12 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the test support code; syncd is the installed one
 
-from syncd.connectors.imap.connector import HEADER_ITEM  # noqa: E402
 from support.servers.dovecot import Dovecot  # noqa: E402
+from syncd.connectors.imap.connector import HEADER_ITEM  # noqa: E402
 
 USER = "bench@ourco.example"
-WORDS = ("order delivery invoice price quote meeting sample contract shipment payment container pallet week "
-         "confirm schedule thanks regards please attached update").split()
+WORDS = (
+    "order delivery invoice price quote meeting sample contract shipment payment container pallet week "
+    "confirm schedule thanks regards please attached update"
+).split()
 
 
 def message(n: int, rng: random.Random, now: datetime) -> bytes:
@@ -65,8 +67,12 @@ def message(n: int, rng: random.Random, now: datetime) -> bytes:
     body = "\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) for _ in range(rng.randint(3, 40)))
     msg.set_content(body)
     if rng.random() < 0.1:
-        msg.add_attachment(rng.randbytes(rng.randint(20_000, 300_000)), maintype="application", subtype="pdf",
-                           filename=f"offer-{n}.pdf")
+        msg.add_attachment(
+            rng.randbytes(rng.randint(20_000, 300_000)),
+            maintype="application",
+            subtype="pdf",
+            filename=f"offer-{n}.pdf",
+        )
     return bytes(msg)
 
 
@@ -77,7 +83,9 @@ def raw_fetch(server: Dovecot, chunk: int) -> tuple[int, float]:
     started = time.perf_counter()
     count = 0
     for start in range(0, len(uids), chunk):
-        response = client.fetch(uids[start : start + chunk], ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM])
+        response = client.fetch(
+            uids[start : start + chunk], ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM]
+        )
         count += len(response)
     elapsed = time.perf_counter() - started
     client.logout()
@@ -90,8 +98,10 @@ def warm(server: Dovecot, chunk: int) -> None:
     client.select_folder("INBOX", readonly=True)
     uids = client.search(["ALL"])
     for start in range(0, len(uids), chunk):
-        client.fetch(uids[start : start + chunk], ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM,
-                                                   "BODY.PEEK[TEXT]<0.2048>", "PREVIEW"])
+        client.fetch(
+            uids[start : start + chunk],
+            ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM, "BODY.PEEK[TEXT]<0.2048>", "PREVIEW"],
+        )
     client.logout()
 
 
@@ -117,22 +127,34 @@ username = "{USER}"
 owner = "{USER}"
 idle = false
 backfill_days = 3650
-password_secret = {{ file = "{work / 'pw'}" }}
+password_secret = {{ file = "{work / "pw"}" }}
 """)
     started = time.perf_counter()
     profiler = ["-m", "cProfile", "-o", profile] if profile else []
-    done = subprocess.run([sys.executable, *profiler, "-m", "syncd", "sync", "--once", "-c", str(work / "syncd.toml")],
-                          cwd=work, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, *profiler, "-m", "syncd", "sync", "--once", "-c", str(work / "syncd.toml")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"syncd failed:\n{done.stdout}\n{done.stderr[-3000:]}")
     count = int(next(w.split("=")[1] for w in done.stdout.split() if w.startswith("new=")))
     # The source's own log line times fetch + parse + match + store, without start-up and workbook.
-    ingest = float(next(w.split("=")[1] for line in done.stderr.splitlines() if "source=bench" in line
-                        for w in line.split() if w.startswith("seconds=")))
+    ingest = float(
+        next(
+            w.split("=")[1]
+            for line in done.stderr.splitlines()
+            if "source=bench" in line
+            for w in line.split()
+            if w.startswith("seconds=")
+        )
+    )
     # syncd logs its own peak (VmHWM, which starts afresh at exec) after the source and the workbook.
-    peaks = [int(w.split("=")[1]) for line in done.stderr.splitlines() for w in line.split()
-             if w.startswith("peak_rss_mb=")]
+    peaks = [
+        int(w.split("=")[1]) for line in done.stderr.splitlines() for w in line.split() if w.startswith("peak_rss_mb=")
+    ]
     return count, elapsed, float(max(peaks)), ingest
 
 
@@ -156,8 +178,9 @@ def main() -> int:
         started = time.perf_counter()
         # A generator: the benchmark process must not hold the mail, or a child forked from
         # it would start out that large.
-        server.deliver_files(USER, "INBOX", ((f"{1700000000 + n}.M{n}.bench", message(n, rng, now))
-                                             for n in range(args.messages)))
+        server.deliver_files(
+            USER, "INBOX", ((f"{1700000000 + n}.M{n}.bench", message(n, rng, now)) for n in range(args.messages))
+        )
         size_mb = sum(p.stat().st_size for p in (work / "dovecot" / "mail").rglob("*") if p.is_file()) / 2**20
         print(f"filled {args.messages} messages ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f}s")
         warm(server, args.chunk)
@@ -166,9 +189,11 @@ def main() -> int:
             raw_runs.append(raw_count / raw_seconds)
             syncd_runs.append(syncd_backfill(server, work / f"run{run}", args.batch, args.profile))
             count, process_seconds, _peak, ingest_seconds = syncd_runs[-1]
-            print(f"run {run + 1}: raw {raw_runs[-1]:.0f} msg/s, syncd backfill {count / ingest_seconds:.0f} msg/s "
-                  f"(whole process {count / process_seconds:.0f} msg/s), "
-                  f"ratio {count / ingest_seconds / raw_runs[-1]:.2f}")
+            print(
+                f"run {run + 1}: raw {raw_runs[-1]:.0f} msg/s, syncd backfill {count / ingest_seconds:.0f} msg/s "
+                f"(whole process {count / process_seconds:.0f} msg/s), "
+                f"ratio {count / ingest_seconds / raw_runs[-1]:.2f}"
+            )
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -177,16 +202,23 @@ def main() -> int:
     syncd_rate = statistics.median(n / ingest for n, _process, _peak, ingest in syncd_runs)
     process_rate = statistics.median(n / process for n, process, _peak, _ingest in syncd_runs)
     peak_mb = max(peak for _n, _process, peak, _ingest in syncd_runs)
-    ratio = statistics.median(n / ingest / raw for (n, _process, _peak, ingest), raw in zip(syncd_runs, raw_runs))
-    process_ratio = statistics.median(n / process / raw
-                                      for (n, process, _peak, _ingest), raw in zip(syncd_runs, raw_runs))
+    ratio = statistics.median(
+        n / ingest / raw for (n, _process, _peak, ingest), raw in zip(syncd_runs, raw_runs, strict=False)
+    )
+    process_ratio = statistics.median(
+        n / process / raw for (n, process, _peak, _ingest), raw in zip(syncd_runs, raw_runs, strict=False)
+    )
     print(f"raw imapclient fetch: {raw_count} messages, median {raw_rate:.0f} msg/s")
-    print(f"syncd backfill:       {count} activities, median {syncd_rate:.0f} msg/s "
-          f"(connect, search, fetch, parse, match, store)")
+    print(
+        f"syncd backfill:       {count} activities, median {syncd_rate:.0f} msg/s "
+        f"(connect, search, fetch, parse, match, store)"
+    )
     print(f"syncd whole process:  median {process_rate:.0f} msg/s (start, migrate, backfill, timeline workbook)")
-    print(f"messages={args.messages} raw_msgs_per_s={raw_rate:.0f} syncd_msgs_per_s={syncd_rate:.0f} "
-          f"ratio={ratio:.2f} process_msgs_per_s={process_rate:.0f} "
-          f"process_ratio={process_ratio:.2f} peak_rss_mb={peak_mb:.0f} repeat={args.repeat}")
+    print(
+        f"messages={args.messages} raw_msgs_per_s={raw_rate:.0f} syncd_msgs_per_s={syncd_rate:.0f} "
+        f"ratio={ratio:.2f} process_msgs_per_s={process_rate:.0f} "
+        f"process_ratio={process_ratio:.2f} peak_rss_mb={peak_mb:.0f} repeat={args.repeat}"
+    )
     return 0
 
 

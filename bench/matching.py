@@ -26,10 +26,10 @@ from pathlib import Path
 # syncd itself comes from the installed package; only the test support code from the tree.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from syncd.mapping.freemail import packaged_free_mail_domains  # noqa: E402
-from bench.fuzzy_names import generate  # noqa: E402
-from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, link_participants  # noqa: E402
-from syncd.model.records import Participant, Role  # noqa: E402
+from bench.fuzzy_names import generate
+from syncd.mapping.freemail import packaged_free_mail_domains
+from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, link_participants
+from syncd.model.records import Participant, Role
 
 
 def main() -> int:
@@ -80,14 +80,18 @@ def main() -> int:
     fuzzy_linked = sum(1 for q in queries if link_activity((), {"customer-ref": q.text}, name_index, policy))
     fuzzy_s = time.perf_counter() - started
     fuzzy_per_s = len(queries) / fuzzy_s
-    print(f"name rules over {len(names)} company names: {len(queries)} typo'd names in {fuzzy_s:.2f}s = "
-          f"{fuzzy_per_s:,.0f}/s, {fuzzy_linked} auto-linked")
+    print(
+        f"name rules over {len(names)} company names: {len(queries)} typo'd names in {fuzzy_s:.2f}s = "
+        f"{fuzzy_per_s:,.0f}/s, {fuzzy_linked} auto-linked"
+    )
     print(f"index of {args.customers} customers built in {build_s:.2f}s, {index_mb:.0f} MB")
     print(f"exact rules: {args.records} records in {exact_s:.2f}s = {exact_per_s:,.0f}/s, {linked} linked")
     print(f"baseline dict lookup: {args.records / baseline_s:,.0f}/s ({baseline_hits} hits)")
-    print(f"customers={args.customers} records={args.records} exact_per_s={exact_per_s:.0f} "
-          f"baseline_per_s={args.records / baseline_s:.0f} fuzzy_per_s={fuzzy_per_s:.0f} index_mb={index_mb:.0f} "
-          f"index_build_s={build_s:.2f} linked={linked}")
+    print(
+        f"customers={args.customers} records={args.records} exact_per_s={exact_per_s:.0f} "
+        f"baseline_per_s={args.records / baseline_s:.0f} fuzzy_per_s={fuzzy_per_s:.0f} index_mb={index_mb:.0f} "
+        f"index_build_s={build_s:.2f} linked={linked}"
+    )
     return 0
 
 

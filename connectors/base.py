@@ -109,8 +109,11 @@ class Capabilities:
     contacts: bool = False  # writes a contact per customer holding its timeline
 
     def describe(self) -> str:
-        said = [name.replace("_", " ") for name in ("customers", "mail", "calendar", "rows", "watched_file", "live")
-                if getattr(self, name)]
+        said = [
+            name.replace("_", " ")
+            for name in ("customers", "mail", "calendar", "rows", "watched_file", "live")
+            if getattr(self, name)
+        ]
         if self.labels:
             said.append(f"writes {self.labels}s")
         if self.contacts:

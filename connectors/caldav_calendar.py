@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -33,8 +33,8 @@ from pydantic import Field, field_validator
 
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
 from syncd.connectors.cursor import JsonCursor
-from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 from syncd.connectors.icalevents import EventWindow, occurrence_keys, parse_resource
+from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 from syncd.model.settings import MailSourceSettings, SecretSource, is_loopback, tls_warning
 
@@ -82,8 +82,14 @@ def _path(url: object) -> str:
 class CaldavConnector(Connector):
     kind = "caldav"
 
-    def __init__(self, name: str, options: ReadOptions, account: CaldavAccount, *,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+    def __init__(
+        self,
+        name: str,
+        options: ReadOptions,
+        account: CaldavAccount,
+        *,
+        today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+    ):
         super().__init__(name, options)
         self.account = account
         self.today = today
@@ -100,16 +106,20 @@ class CaldavConnector(Connector):
         import caldav
 
         if self.client is None:
-            self.client = caldav.DAVClient(url=self.account.url, username=self.account.username,
-                                           password=self.account.password(), ssl_verify_cert=self.account.verify_tls,
-                                           timeout=int(self.account.timeout))
+            self.client = caldav.DAVClient(  # type: ignore[operator]
+                url=self.account.url,
+                username=self.account.username,
+                password=self.account.password(),
+                ssl_verify_cert=self.account.verify_tls,
+                timeout=int(self.account.timeout),
+            )
         return self.client
 
     def close(self) -> None:
         if self.client is not None:
             try:
                 self.client.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection
+            except Exception:
                 pass
             self.client = None
 
@@ -131,10 +141,13 @@ class CaldavConnector(Connector):
             found.append((_path(calendar.url).rstrip("/").rsplit("/", 1)[-1], calendar))
         for entry in named:
             match = discovered.get(entry) or next(
-                (c for c in discovered.values() if _path(c.url).rstrip("/").rsplit("/", 1)[-1] == entry), None)
+                (c for c in discovered.values() if _path(c.url).rstrip("/").rsplit("/", 1)[-1] == entry), None
+            )
             if match is None:
-                raise SourceConfigError(f"{self.account.url}: no calendar named {entry!r}; the account has "
-                                        f"{', '.join(sorted(discovered)) or 'none'}")
+                raise SourceConfigError(
+                    f"{self.account.url}: no calendar named {entry!r}; the account has "
+                    f"{', '.join(sorted(discovered)) or 'none'}"
+                )
             found.append((entry, match))
         if not wanted:
             found = sorted(discovered.items())
@@ -155,14 +168,19 @@ class CaldavConnector(Connector):
             for folder, calendar in calendars:
                 yield from self._sync_calendar(folder, calendar, state)
         except error.AuthorizationError as exc:
-            raise SourceAuthError(f"{self.account.url}: login as {self.account.username} refused "
-                                  f"({getattr(exc, 'reason', '') or exc})") from None
+            raise SourceAuthError(
+                f"{self.account.url}: login as {self.account.username} refused ({getattr(exc, 'reason', '') or exc})"
+            ) from None
         except error.DAVError as exc:
             self.close()
             raise SourceUnavailable(f"{self.account.url}: the server refused a request: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - requests/niquests/urllib3 errors have no common base
+        except Exception as exc:
             if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.split(".")[0] in (
-                    "niquests", "urllib3", "requests", "urllib3_future"):
+                "niquests",
+                "urllib3",
+                "requests",
+                "urllib3_future",
+            ):
                 self.close()
                 raise SourceUnavailable(f"{self.account.url}: cannot reach the server: {_root_cause(exc)}") from None
             raise
@@ -184,8 +202,15 @@ class CaldavConnector(Connector):
         listed = 0
         for href, etag, text in changes.changed:
             found, bad = parse_resource(
-                text, key_prefix=href, window=window, owner_addresses=self.account.owner_addresses | {self.account.owner},
-                mailbox=self.account.owner, folder=folder, version=etag, snippet_chars=self.options.snippet_chars)
+                text,
+                key_prefix=href,
+                window=window,
+                owner_addresses=self.account.owner_addresses | {self.account.owner},
+                mailbox=self.account.owner,
+                folder=folder,
+                version=etag,
+                snippet_chars=self.options.snippet_chars,
+            )
             records.extend(found)
             problems.extend(bad)
             listed += len(found)
@@ -199,18 +224,23 @@ class CaldavConnector(Connector):
         size = max(1, self.options.batch_size)
         # What the store already holds in this version is not handed on again (a stop in the
         # middle of a delta reads the delta again, and only the rest is new).
-        items: list[ActivityRecord | Problem] = [
-            item for item in (*records, *problems) if state.known.get(item.key, None) != item.version]
+        read: list[ActivityRecord | Problem] = [*records, *problems]
+        items = [item for item in read if state.known.get(item.key, None) != item.version]
         chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
         for number, chunk in enumerate(chunks, start=1):
             last = number == len(chunks)
             # The token covers the whole delta: it commits with the last batch, so a crash
             # in between reads the same delta again (idempotent), never skips part of it.
-            yield Batch(records=tuple(r for r in chunk if isinstance(r, ActivityRecord)),
-                        problems=tuple(p for p in chunk if isinstance(p, Problem)),
-                        removed=tuple(sorted(removed)) if last else (), folder=folder,
-                        cursor=new_cursor if last else None, listing_complete=changes.full and last,
-                        listed=listed, pending=sum(len(c) for c in chunks[number:]))
+            yield Batch(
+                records=tuple(r for r in chunk if isinstance(r, ActivityRecord)),
+                problems=tuple(p for p in chunk if isinstance(p, Problem)),
+                removed=tuple(sorted(removed)) if last else (),
+                folder=folder,
+                cursor=new_cursor if last else None,
+                listing_complete=changes.full and last,
+                listed=listed,
+                pending=sum(len(c) for c in chunks[number:]),
+            )
 
     def _changes(self, folder: str, calendar: Any, cursor: CalendarCursor | None) -> _Changes:
         error = self._errors()
@@ -218,14 +248,16 @@ class CaldavConnector(Connector):
             return self._etag_changes(calendar, cursor)
         if cursor is not None and cursor.token:
             try:
-                result = calendar.get_objects_by_sync_token(sync_token=cursor.token, load_objects=True,
-                                                            disable_fallback=True)
+                result = calendar.get_objects_by_sync_token(
+                    sync_token=cursor.token, load_objects=True, disable_fallback=True
+                )
                 return self._from_sync(result, full=False)
             except error.AuthorizationError as exc:
                 if not _expired_token(exc):
                     raise
-                log.warning("source=%s calendar=%s sync token rejected by the server: listing in full",
-                            self.name, folder)
+                log.warning(
+                    "source=%s calendar=%s sync token rejected by the server: listing in full", self.name, folder
+                )
             except (error.ReportError, error.DAVError) as exc:
                 log.warning("source=%s calendar=%s sync REPORT failed (%s): listing in full", self.name, folder, exc)
         try:
@@ -294,7 +326,7 @@ def _aged_out(key: str, window: EventWindow) -> bool:
     if not rid:
         return False
     try:
-        moment = (datetime.strptime(rid, "%Y%m%dT%H%M%SZ") if "T" in rid else datetime.strptime(rid, "%Y%m%d"))
+        moment = datetime.strptime(rid, "%Y%m%dT%H%M%SZ") if "T" in rid else datetime.strptime(rid, "%Y%m%d")
     except ValueError:
         return False
     return moment.replace(tzinfo=timezone.utc) < window.start
@@ -331,8 +363,9 @@ class CaldavSettings(MailSourceSettings):
             raise ValueError("must start with https:// (or http:// for a server on this machine)")
         host = value.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
         if value.startswith("http://") and not is_loopback(host):
-            raise ValueError("plain http:// is only allowed for a server on this machine (127.0.0.1, localhost); "
-                             "use https://")
+            raise ValueError(
+                "plain http:// is only allowed for a server on this machine (127.0.0.1, localhost); use https://"
+            )
         return value
 
     def security_warnings(self) -> tuple[str, ...]:
@@ -346,17 +379,26 @@ def _build(settings: CaldavSettings, context: ConnectorContext) -> CaldavConnect
         return context.read_secret(secret, f"source {settings.name} password_secret")
 
     account = CaldavAccount(
-        url=settings.url, username=settings.username, password=password, owner=settings.owner,
-        owner_addresses=frozenset(settings.owner_addresses), verify_tls=settings.verify_tls,
-        calendars=tuple(settings.calendars), past_days=settings.past_days, future_days=settings.future_days,
-        sync_method=settings.sync_method, floating_zone=context.timezone, timeout=settings.timeout_seconds,
+        url=settings.url,
+        username=settings.username,
+        password=password,
+        owner=settings.owner,
+        owner_addresses=frozenset(settings.owner_addresses),
+        verify_tls=settings.verify_tls,
+        calendars=tuple(settings.calendars),
+        past_days=settings.past_days,
+        future_days=settings.future_days,
+        sync_method=settings.sync_method,
+        floating_zone=context.timezone,
+        timeout=settings.timeout_seconds,
     )
     return CaldavConnector(settings.name, context.options, account)
 
 
 KIND = SourceKind(
-    name="caldav", settings=CaldavSettings, build=_build,
-    summary="Calendars on a CalDAV server: meetings in a window, incremental by sync-token, recurring series "
-    "expanded.",
+    name="caldav",
+    settings=CaldavSettings,
+    build=_build,
+    summary="Calendars on a CalDAV server: meetings in a window, incremental by sync-token, recurring series expanded.",
     capabilities=Capabilities(calendar=True),
 )

@@ -19,10 +19,28 @@ from zoneinfo import ZoneInfo
 # Day-first formats come before month-first ones: the users this serves write 03.11.2026
 # and 03/11/2026 for 3 November. A sheet in US style lists its formats in config.
 DEFAULT_DATE_FORMATS = (
-    "%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S",
-    "%d.%m.%Y", "%d.%m.%Y.", "%d.%m.%Y %H:%M", "%d.%m.%Y. %H:%M", "%d.%m.%Y %H:%M:%S",
-    "%d/%m/%Y", "%d/%m/%Y %H:%M", "%d-%m-%Y", "%d-%m-%Y %H:%M", "%Y/%m/%d", "%Y.%m.%d",
-    "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%d. %m. %Y", "%d. %m. %Y.",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%d.%m.%Y",
+    "%d.%m.%Y.",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y. %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%d/%m/%Y %H:%M",
+    "%d-%m-%Y",
+    "%d-%m-%Y %H:%M",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d. %m. %Y",
+    "%d. %m. %Y.",
 )
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 _SERIAL_RANGE = (1.0, 2_958_465.0)  # 1900-01-01 .. 9999-12-31
@@ -44,7 +62,9 @@ def cell_text(value: Any) -> str:
             return str(int(value))
         return repr(value)
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="minutes") if (value.hour or value.minute) else value.date().isoformat()
+        return (
+            value.isoformat(sep=" ", timespec="minutes") if (value.hour or value.minute) else value.date().isoformat()
+        )
     return str(value).strip()
 
 

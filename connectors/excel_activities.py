@@ -26,12 +26,21 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, model_validator
 
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
-from syncd.model.errors import SourceUnavailable
 from syncd.connectors.cells import DEFAULT_DATE_FORMATS, CellError, cell_amount, cell_datetime, cell_text
 from syncd.connectors.excel_customers import changed_only
 from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, file_digest, read_sheet
-from syncd.model.records import ActivityKind, ActivityRecord, Batch, Participant, Problem, ReadOptions, Role, SourceState
+from syncd.model.errors import SourceUnavailable
 from syncd.model.markers import HINT_CUSTOMER_REF
+from syncd.model.records import (
+    ActivityKind,
+    ActivityRecord,
+    Batch,
+    Participant,
+    Problem,
+    ReadOptions,
+    Role,
+    SourceState,
+)
 from syncd.model.settings import StrictModel
 
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
@@ -85,7 +94,9 @@ class ExcelActivitiesConnector(Connector):
         new_problems = [p for p in problems if state.known.get(p.key) != p.version]
         size = self.options.batch_size
         for start in range(0, max(len(changed), len(new_problems)), size):
-            yield Batch(records=tuple(changed[start : start + size]), problems=tuple(new_problems[start : start + size]))
+            yield Batch(
+                records=tuple(changed[start : start + size]), problems=tuple(new_problems[start : start + size])
+            )
         listed = {r.key for r in records} | {p.key for p in problems}
         removed = tuple(sorted(k for k in state.known if k not in listed))
         yield Batch(removed=removed, listing_complete=True, listed=len(listed), cursor=digest)
@@ -121,8 +132,9 @@ class ExcelActivitiesConnector(Connector):
             records.append(record)
         return records, problems
 
-    def _record(self, key: str, version: str, raw: dict[str, Any], text: dict[str, str], zone: ZoneInfo,
-                title: str, number: int) -> ActivityRecord:
+    def _record(
+        self, key: str, version: str, raw: dict[str, Any], text: dict[str, str], zone: ZoneInfo, title: str, number: int
+    ) -> ActivityRecord:
         m = self.mapping
         date_header = m.columns["date"]
         try:
@@ -153,10 +165,19 @@ class ExcelActivitiesConnector(Connector):
                 parts.append(f"{amount} {currency or ''}".strip())
             subject = " ".join(p for p in parts if p)
         return ActivityRecord(
-            key=key, kind=m.kind, occurred_at=occurred_at, subject=subject,
-            snippet=text.get("details", "")[: self.options.snippet_chars], participants=participants,
-            mailbox=text.get("staff", ""), folder=title, link=row_link(m.path, title, number), amount=amount,
-            currency=currency, version=version, hints=tuple(hints),
+            key=key,
+            kind=m.kind,
+            occurred_at=occurred_at,
+            subject=subject,
+            snippet=text.get("details", "")[: self.options.snippet_chars],
+            participants=participants,
+            mailbox=text.get("staff", ""),
+            folder=title,
+            link=row_link(m.path, title, number),
+            amount=amount,
+            currency=currency,
+            version=version,
+            hints=tuple(hints),
         )
 
 
@@ -177,7 +198,7 @@ class ActivityColumns(StrictModel):
     staff: str | None = Field(default=None, description="The staff member who did it.")
 
     @model_validator(mode="after")
-    def _needs_customer(self) -> "ActivityColumns":
+    def _needs_customer(self) -> ActivityColumns:
         if not (self.customer or self.email or self.phone):
             raise ValueError("map at least one of customer, email or phone, so rows can find their customer")
         return self
@@ -198,10 +219,17 @@ def activity_sheet(source: ExcelActivitiesSettings, zone: str) -> ActivitySheet:
     """The connector's view of an ``excel_activities`` source's settings."""
     columns = {f: c for f, c in source.columns.model_dump().items() if c}
     return ActivitySheet(
-        path=source.path, sheet=source.sheet, header_row=source.header_row_number, columns=columns,
-        kind=ActivityKind(source.activity), key_columns=tuple(source.key_columns),
-        date_formats=tuple(source.date_formats) or DEFAULT_DATE_FORMATS, decimal_separator=source.decimal_separator,
-        zone=zone, currency=source.currency, phone_region=source.phone_region,
+        path=source.path,
+        sheet=source.sheet,
+        header_row=source.header_row_number,
+        columns=columns,
+        kind=ActivityKind(source.activity),
+        key_columns=tuple(source.key_columns),
+        date_formats=tuple(source.date_formats) or DEFAULT_DATE_FORMATS,
+        decimal_separator=source.decimal_separator,
+        zone=zone,
+        currency=source.currency,
+        phone_region=source.phone_region,
     )
 
 
@@ -210,10 +238,17 @@ def _build(settings: ExcelActivitiesSettings, context: ConnectorContext) -> Exce
 
 
 KIND = SourceKind(
-    name="excel_activities", settings=ExcelActivitiesSettings, build=_build,
+    name="excel_activities",
+    settings=ExcelActivitiesSettings,
+    build=_build,
     check=lambda s: check_sheet(s, s.columns.model_dump()),
     summary="Orders, calls, notes or meetings kept as rows of a staff workbook, read-only.",
     capabilities=Capabilities(rows=True, watched_file=True),
-    tables=(("[sources.columns] of an excel_activities source", ActivityColumns,
-             "Header names for each activity field; the match ignores case and extra spaces."),),
+    tables=(
+        (
+            "[sources.columns] of an excel_activities source",
+            ActivityColumns,
+            "Header names for each activity field; the match ignores case and extra spaces.",
+        ),
+    ),
 )

@@ -23,9 +23,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
-from syncd.model.errors import SourceUnavailable
 from syncd.connectors.cells import cell_text
 from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, file_digest, fold_header, read_sheet
+from syncd.model.errors import SourceUnavailable
 from syncd.model.records import Batch, CustomerKind, CustomerRecord, ReadOptions, SourceState
 from syncd.model.settings import StrictModel
 
@@ -37,12 +37,20 @@ def _version(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _fingerprint(kind: str, name: str, emails: tuple[str, ...], phones: tuple[str, ...], domains: tuple[str, ...],
-                 company_key: str | None, owner: str) -> str:
+def _fingerprint(
+    kind: str,
+    name: str,
+    emails: tuple[str, ...],
+    phones: tuple[str, ...],
+    domains: tuple[str, ...],
+    company_key: str | None,
+    owner: str,
+) -> str:
     """A customer record's version: what it says, not where it sits in the sheet (a row that
     merely moved is not an update). Fields joined by separators no cell holds."""
-    text = "\x1f".join((kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains),
-                        company_key or "", owner))
+    text = "\x1f".join(
+        (kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains), company_key or "", owner)
+    )
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -54,8 +62,17 @@ def changed_only(records: Sequence[Any], known: dict[str, str]) -> list[Any]:
 class ExcelCustomersConnector(Connector):
     kind = "excel_customers"
 
-    def __init__(self, name: str, options: ReadOptions, *, path: Path, sheet: str | None, header_row: int | None,
-                 columns: dict[str, str | None], key_columns: Sequence[str] = ()):
+    def __init__(
+        self,
+        name: str,
+        options: ReadOptions,
+        *,
+        path: Path,
+        sheet: str | None,
+        header_row: int | None,
+        columns: dict[str, str | None],
+        key_columns: Sequence[str] = (),
+    ):
         super().__init__(name, options)
         self.path = Path(path)
         self.sheet = sheet
@@ -85,8 +102,9 @@ class ExcelCustomersConnector(Connector):
         sheet = read_sheet(SheetMapping(self.path, self.sheet, self.header_row, self.columns, self.key_columns))
         return self._rows_to_records(sheet.title, sheet.data_rows(), sheet.index)
 
-    def _rows_to_records(self, sheet_title: str, rows: Iterator[tuple[int, list[Any]]],
-                         index: dict[str, int]) -> list[CustomerRecord]:
+    def _rows_to_records(
+        self, sheet_title: str, rows: Iterator[tuple[int, list[Any]]], index: dict[str, int]
+    ) -> list[CustomerRecord]:
         # Companies gather domains, emails and phones over their rows; each record is built
         # once, with its version, at the end (this loop runs 100,000 times on a large sheet).
         companies: dict[str, dict[str, Any]] = {}
@@ -108,8 +126,14 @@ class ExcelCustomersConnector(Connector):
                 company_key = "company:" + fold_header(company_name)
                 entry = companies.get(company_key)
                 if entry is None:
-                    entry = companies[company_key] = {"name": company_name, "domains": {}, "emails": {},
-                                                      "phones": {}, "owner": owner, "where": prefix + str(row_number)}
+                    entry = companies[company_key] = {
+                        "name": company_name,
+                        "domains": {},
+                        "emails": {},
+                        "phones": {},
+                        "owner": owner,
+                        "where": prefix + str(row_number),
+                    }
                 for domain in _SPLIT_EMAILS.split(values.get("domain", "")):
                     if domain:
                         entry["domains"][domain] = None
@@ -124,19 +148,35 @@ class ExcelCustomersConnector(Connector):
                 key = f"{key}#row{row_number}"
             seen_keys.add(key)
             name = person_name or emails[0]
-            people.append(CustomerRecord(
-                key=key, kind=CustomerKind.PERSON, name=name, emails=emails, phones=phones, company_key=company_key,
-                owner=owner, where=prefix + str(row_number),
-                version=_fingerprint("person", name, emails, phones, (), company_key, owner),
-            ))
+            people.append(
+                CustomerRecord(
+                    key=key,
+                    kind=CustomerKind.PERSON,
+                    name=name,
+                    emails=emails,
+                    phones=phones,
+                    company_key=company_key,
+                    owner=owner,
+                    where=prefix + str(row_number),
+                    version=_fingerprint("person", name, emails, phones, (), company_key, owner),
+                )
+            )
         records = []
         for key, entry in companies.items():
             domains, emails, phones = tuple(entry["domains"]), tuple(entry["emails"]), tuple(entry["phones"])
-            records.append(CustomerRecord(
-                key=key, kind=CustomerKind.COMPANY, name=entry["name"], domains=domains, emails=emails, phones=phones,
-                owner=entry["owner"], where=entry["where"],
-                version=_fingerprint("company", entry["name"], emails, phones, domains, None, entry["owner"]),
-            ))
+            records.append(
+                CustomerRecord(
+                    key=key,
+                    kind=CustomerKind.COMPANY,
+                    name=entry["name"],
+                    domains=domains,
+                    emails=emails,
+                    phones=phones,
+                    owner=entry["owner"],
+                    where=entry["where"],
+                    version=_fingerprint("company", entry["name"], emails, phones, domains, None, entry["owner"]),
+                )
+            )
         return records + people
 
     def _row_key(self, values: dict[str, str], emails: tuple[str, ...], row: list[Any]) -> str:
@@ -158,7 +198,7 @@ class CustomerColumns(StrictModel):
     owner: str | None = Field(default=None, description="Staff member who owns the customer.")
 
     @model_validator(mode="after")
-    def _needs_name(self) -> "CustomerColumns":
+    def _needs_name(self) -> CustomerColumns:
         if not self.company and not self.person:
             raise ValueError("map at least one of company or person")
         return self
@@ -172,16 +212,29 @@ class ExcelCustomersSettings(SheetSettings):
 
 
 def _build(settings: ExcelCustomersSettings, context: ConnectorContext) -> ExcelCustomersConnector:
-    return ExcelCustomersConnector(settings.name, context.options, path=settings.path, sheet=settings.sheet,
-                                   header_row=settings.header_row_number, columns=settings.columns.model_dump(),
-                                   key_columns=settings.key_columns)
+    return ExcelCustomersConnector(
+        settings.name,
+        context.options,
+        path=settings.path,
+        sheet=settings.sheet,
+        header_row=settings.header_row_number,
+        columns=settings.columns.model_dump(),
+        key_columns=settings.key_columns,
+    )
 
 
 KIND = SourceKind(
-    name="excel_customers", settings=ExcelCustomersSettings, build=_build,
+    name="excel_customers",
+    settings=ExcelCustomersSettings,
+    build=_build,
     check=lambda s: check_sheet(s, s.columns.model_dump()),
     summary="A customer list in a staff workbook, read-only.",
     capabilities=Capabilities(customers=True, watched_file=True),
-    tables=(("[sources.columns] of an excel_customers source", CustomerColumns,
-             "Header names for each customer field; the match ignores case and extra spaces."),),
+    tables=(
+        (
+            "[sources.columns] of an excel_customers source",
+            CustomerColumns,
+            "Header names for each customer field; the match ignores case and extra spaces.",
+        ),
+    ),
 )

@@ -26,7 +26,7 @@ class ExchangeMailboxFields(MailSourceSettings):
     folders: list[str] = Field(
         default_factory=lambda: ["inbox", "sentitems"],
         description="Mail folders read, by well-known name (inbox, sentitems, archive...) or display name "
-        "(a subfolder as \"Inbox/Customers\").",
+        '(a subfolder as "Inbox/Customers").',
     )
     backfill_days: int = Field(default=365, ge=1, le=3650, description="How far back the first sync reads mail.")
     calendar: bool = Field(default=True, description="Read the mailbox's default calendar (meetings).")
@@ -96,14 +96,27 @@ def contact_records(contacts: list[ContactFields], where: str) -> list[CustomerR
             homepage = (contact.homepage,) if contact.homepage else ()
             existing = companies.get(company_key)
             domains = homepage if existing is None else tuple(dict.fromkeys(existing.domains + homepage))
-            companies[company_key] = _versioned(CustomerRecord(key=company_key, kind=CustomerKind.COMPANY,
-                                                               name=contact.company, domains=domains, where=where))
+            companies[company_key] = _versioned(
+                CustomerRecord(
+                    key=company_key, kind=CustomerKind.COMPANY, name=contact.company, domains=domains, where=where
+                )
+            )
         emails = tuple(dict.fromkeys(e.strip().lower() for e in contact.emails if e.count("@") == 1))
         name = contact.name or (emails[0] if emails else "")
         if name:
-            people.append(_versioned(CustomerRecord(key=contact.key, kind=CustomerKind.PERSON, name=name,
-                                                    emails=emails, phones=tuple(dict.fromkeys(contact.phones)),
-                                                    company_key=company_key, where=where)))
+            people.append(
+                _versioned(
+                    CustomerRecord(
+                        key=contact.key,
+                        kind=CustomerKind.PERSON,
+                        name=name,
+                        emails=emails,
+                        phones=tuple(dict.fromkeys(contact.phones)),
+                        company_key=company_key,
+                        where=where,
+                    )
+                )
+            )
     return list(companies.values()) + people
 
 
@@ -114,13 +127,26 @@ def listing_batches(records: list[CustomerRecord], state: SourceState, batch_siz
     for start in range(0, len(changed), size):
         yield Batch(records=tuple(changed[start : start + size]))
     listed = {r.key for r in records}
-    yield Batch(removed=tuple(sorted(k for k in state.known if k not in listed)), listing_complete=True,
-                listed=len(listed))
+    yield Batch(
+        removed=tuple(sorted(k for k in state.known if k not in listed)), listing_complete=True, listed=len(listed)
+    )
 
 
 def _versioned(record: CustomerRecord) -> CustomerRecord:
-    digest = hashlib.sha256(json.dumps([record.kind.value, record.name, record.emails, record.phones,
-                                        record.domains, record.company_key]).encode()).hexdigest()[:32]
-    return CustomerRecord(key=record.key, kind=record.kind, name=record.name, emails=record.emails,
-                          phones=record.phones, domains=record.domains, company_key=record.company_key,
-                          owner=record.owner, version=digest, where=record.where)
+    digest = hashlib.sha256(
+        json.dumps(
+            [record.kind.value, record.name, record.emails, record.phones, record.domains, record.company_key]
+        ).encode()
+    ).hexdigest()[:32]
+    return CustomerRecord(
+        key=record.key,
+        kind=record.kind,
+        name=record.name,
+        emails=record.emails,
+        phones=record.phones,
+        domains=record.domains,
+        company_key=record.company_key,
+        owner=record.owner,
+        version=digest,
+        where=record.where,
+    )

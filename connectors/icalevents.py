@@ -82,7 +82,7 @@ def _recurrence_key(event: icalendar.Event, zone: ZoneInfo) -> str:
     value = rid.dt
     if isinstance(value, datetime):
         return _utc(value, zone).strftime("%Y%m%dT%H%M%SZ")
-    return value.strftime("%Y%m%d")
+    return str(value.strftime("%Y%m%d"))
 
 
 def _is_recurring(component: icalendar.Calendar) -> bool:
@@ -109,14 +109,14 @@ def parse_resource(
     where = f"{folder} {key_prefix}"
     try:
         calendar = icalendar.Calendar.from_ical(text)
-    except Exception as exc:  # noqa: BLE001 - icalendar raises ValueError and worse on bad input
+    except Exception as exc:
         return [], [Problem(f"{key_prefix}#", f"unreadable iCalendar data: {exc}", where, version)]
     try:
         if _is_recurring(calendar):
             events = list(recurring_ical_events.of(calendar).between(window.start, window.end))
         else:
-            events = [e for e in calendar.walk("VEVENT") if _in_window(e, window)]
-    except Exception as exc:  # noqa: BLE001 - a broken RRULE must quarantine one event, not the calendar
+            events = [e for e in calendar.walk("VEVENT") if _in_window(e, window)]  # type: ignore[arg-type]
+    except Exception as exc:
         return [], [Problem(f"{key_prefix}#", f"cannot expand the event's recurrence: {exc}", where, version)]
     records: list[ActivityRecord] = []
     problems: list[Problem] = []
@@ -152,23 +152,25 @@ def parse_resource(
         if location:
             hints.append(("location", location))
         description = _text(event.get("DESCRIPTION"), snippet_chars)
-        snippet = (f"{location}: {description}" if location and description else location or description)
-        records.append(ActivityRecord(
-            key=key,
-            kind=ActivityKind.MEETING,
-            occurred_at=_utc(start.dt, window.floating_zone),
-            direction=direction,
-            subject=_text(event.get("SUMMARY"), 998),
-            snippet=snippet[:snippet_chars],
-            participants=tuple(participants),
-            message_id=f"ical:{uid}#{rid}",
-            thread_key=f"ical:{uid}",
-            mailbox=mailbox,
-            folder=folder,
-            link=link,
-            version=version,
-            hints=tuple(hints),
-        ))
+        snippet = f"{location}: {description}" if location and description else location or description
+        records.append(
+            ActivityRecord(
+                key=key,
+                kind=ActivityKind.MEETING,
+                occurred_at=_utc(start.dt, window.floating_zone),
+                direction=direction,
+                subject=_text(event.get("SUMMARY"), 998),
+                snippet=snippet[:snippet_chars],
+                participants=tuple(participants),
+                message_id=f"ical:{uid}#{rid}",
+                thread_key=f"ical:{uid}",
+                mailbox=mailbox,
+                folder=folder,
+                link=link,
+                version=version,
+                hints=tuple(hints),
+            )
+        )
     return records, problems
 
 

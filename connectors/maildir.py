@@ -55,8 +55,16 @@ class _BatchBuilder:
 class MaildirConnector(Connector):
     kind = "maildir"
 
-    def __init__(self, name: str, options: ReadOptions, *, path: Path, owner: str,
-                 owner_addresses: frozenset[str], include_subfolders: bool = True):
+    def __init__(
+        self,
+        name: str,
+        options: ReadOptions,
+        *,
+        path: Path,
+        owner: str,
+        owner_addresses: frozenset[str],
+        include_subfolders: bool = True,
+    ):
         super().__init__(name, options)
         self.path = Path(path)
         self.owner = owner
@@ -117,9 +125,15 @@ class MaildirConnector(Connector):
                 return None
 
         return parse_message(
-            raw, key=key, mailbox=self.owner, folder=folder, owner_addresses=self.owner_addresses,
-            snippet_chars=self.options.snippet_chars, keep_body=self.options.keep_bodies,
-            fallback_date=delivery_date, where=f"{self.path} {key}",
+            raw,
+            key=key,
+            mailbox=self.owner,
+            folder=folder,
+            owner_addresses=self.owner_addresses,
+            snippet_chars=self.options.snippet_chars,
+            keep_body=self.options.keep_bodies,
+            fallback_date=delivery_date,
+            where=f"{self.path} {key}",
         )
 
 
@@ -142,7 +156,7 @@ class MboxConnector(Connector):
             raise SourceUnavailable(f"cannot read mbox {self.path}: {exc}") from None
         listed: set[str] = set()
         builder = _BatchBuilder(self.options.batch_size)
-        for position, message in messages:
+        for number, (_key, message) in enumerate(messages, start=1):
             raw = message.as_bytes()
             key = "mbox/" + hashlib.sha256(raw).hexdigest()[:32]
             if key in listed:
@@ -161,9 +175,15 @@ class MboxConnector(Connector):
                 return parsed.replace(tzinfo=parsed.tzinfo or timezone.utc) if parsed else None
 
             item = parse_message(
-                raw, key=key, mailbox=self.owner, folder=self.path.name, owner_addresses=self.owner_addresses,
-                snippet_chars=self.options.snippet_chars, keep_body=self.options.keep_bodies,
-                fallback_date=envelope_date, where=f"{self.path} message {position + 1}",
+                raw,
+                key=key,
+                mailbox=self.owner,
+                folder=self.path.name,
+                owner_addresses=self.owner_addresses,
+                snippet_chars=self.options.snippet_chars,
+                keep_body=self.options.keep_bodies,
+                fallback_date=envelope_date,
+                where=f"{self.path} message {number}",
             )
             batch = builder.add(item)
             if batch:
@@ -204,21 +224,38 @@ def _check_maildir(settings: MaildirSettings) -> list[tuple[str, str]]:
 
 
 def _build_maildir(settings: MaildirSettings, context: ConnectorContext) -> MaildirConnector:
-    return MaildirConnector(settings.name, context.options, path=settings.path, owner=settings.owner,
-                            owner_addresses=frozenset(settings.owner_addresses),
-                            include_subfolders=settings.include_subfolders)
+    return MaildirConnector(
+        settings.name,
+        context.options,
+        path=settings.path,
+        owner=settings.owner,
+        owner_addresses=frozenset(settings.owner_addresses),
+        include_subfolders=settings.include_subfolders,
+    )
 
 
 def _build_mbox(settings: MboxSettings, context: ConnectorContext) -> MboxConnector:
-    return MboxConnector(settings.name, context.options, path=settings.path, owner=settings.owner,
-                         owner_addresses=frozenset(settings.owner_addresses))
+    return MboxConnector(
+        settings.name,
+        context.options,
+        path=settings.path,
+        owner=settings.owner,
+        owner_addresses=frozenset(settings.owner_addresses),
+    )
 
 
 MAILDIR = SourceKind(
-    name="maildir", settings=MaildirSettings, build=_build_maildir, check=_check_maildir,
-    summary="A Maildir on disk (Dovecot, Postfix, mbsync).", capabilities=Capabilities(mail=True),
+    name="maildir",
+    settings=MaildirSettings,
+    build=_build_maildir,
+    check=_check_maildir,
+    summary="A Maildir on disk (Dovecot, Postfix, mbsync).",
+    capabilities=Capabilities(mail=True),
 )
 MBOX = SourceKind(
-    name="mbox", settings=MboxSettings, build=_build_mbox,
-    summary="An mbox file, such as a mail export.", capabilities=Capabilities(mail=True),
+    name="mbox",
+    settings=MboxSettings,
+    build=_build_mbox,
+    summary="An mbox file, such as a mail export.",
+    capabilities=Capabilities(mail=True),
 )

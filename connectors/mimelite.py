@@ -49,8 +49,12 @@ def split_message(raw: bytes) -> tuple[RawHeaders, bytes]:
         # The common cases, CRLF mail (what IMAP servers send) and LF mail (files), when
         # no earlier blank line of another kind exists: one C search, then str operations.
         end = raw.find(b"\r\n\r\n")
-        if end >= 0 and raw.find(b"\n\n", 0, end + 2) < 0 and raw.find(b"\r\r", 0, end + 2) < 0 \
-                and raw.find(b"\n\r\n", 0, end + 1) < 0:
+        if (
+            end >= 0
+            and raw.find(b"\n\n", 0, end + 2) < 0
+            and raw.find(b"\r\r", 0, end + 2) < 0
+            and raw.find(b"\n\r\n", 0, end + 1) < 0
+        ):
             fast = _fast_fields(raw[: end + 2])
             if fast is not None:
                 return RawHeaders(fast), raw[end + 4 :]
@@ -88,9 +92,7 @@ def _split_by_lines(raw: bytes) -> tuple[RawHeaders, bytes]:
             after = b"".join(lines[index:]) + (raw[blank.start() + ending :] if blank is not None else b"")
             break
         items.append((name.decode("ascii"), [rest.lstrip(b" \t")]))
-    headers = tuple(
-        (name, b"".join(parts).rstrip(b"\r\n").decode("ascii", "surrogateescape")) for name, parts in items
-    )
+    headers = tuple((name, b"".join(parts).rstrip(b"\r\n").decode("ascii", "surrogateescape")) for name, parts in items)
     return RawHeaders(headers), after
 
 
@@ -127,7 +129,7 @@ def _fast_fields(block: bytes) -> tuple[tuple[str, str], ...] | None:
     every_name = "".join(names)  # printable ASCII without spaces, checked once for all
     if not every_name.isascii() or not every_name.isprintable() or " " in every_name:
         return None
-    return tuple(zip(names, values))
+    return tuple(zip(names, values, strict=True))
 
 
 def content_type(value: str | None, default: str = "text/plain") -> tuple[str, dict[str, str]]:
@@ -211,7 +213,7 @@ def _without_cut_delimiter(piece: bytes, delimiter: bytes) -> bytes:
     """Drop a delimiter line that the end of a partial fetch cut short (``...\\n--=_bou``)."""
     start = piece.rfind(b"\n-")
     if start >= 0 and delimiter.startswith(piece[start + 1 :].rstrip(b"\r")):
-        return piece[:start + 1]
+        return piece[: start + 1]
     return piece
 
 

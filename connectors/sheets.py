@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import python_calamine
 from pydantic import Field, field_validator
 
-import python_calamine
-
-from syncd.model.errors import SourceConfigError, SourceUnavailable
 from syncd.connectors.cells import cell_text
+from syncd.model.errors import SourceConfigError, SourceUnavailable
 from syncd.model.settings import ConfigPath, InputPath, SourceSettings, phone_region
 
 HEADER_SEARCH_ROWS = 50
@@ -134,8 +133,9 @@ def locate_columns(
     wanted = [(f, c) for f, c in mapping.columns.items()] + [(f"key:{c}", c) for c in mapping.key_columns]
     if mapping.header_row is not None:
         if mapping.header_row > len(rows):
-            raise SourceConfigError(f"{file_name}!{title}: no header row at row {mapping.header_row} "
-                                    f"(the sheet has {len(rows)} rows)")
+            raise SourceConfigError(
+                f"{file_name}!{title}: no header row at row {mapping.header_row} (the sheet has {len(rows)} rows)"
+            )
         candidates = [mapping.header_row]
     else:
         candidates = list(range(1, min(len(rows), HEADER_SEARCH_ROWS) + 1))
@@ -152,17 +152,22 @@ def locate_columns(
             best = (found, number, header)
     assert best is not None
     _found, number, header = best
-    folded = {fold_header(h) for h in header if h}
-    missing = [(f, c) for f, c in wanted if fold_header(c) not in folded]
+    headers = {fold_header(h) for h in header if h}
+    missing = [(f, c) for f, c in wanted if fold_header(c) not in headers]
     present = [h for h in header if h]
     problems = []
     for field_name, column in missing:
         close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
         hint = f"; closest header: {close[0]!r}" if close else f"; headers: {present}"
-        where = f"header row {number}" if mapping.header_row is not None else \
-            f"the first {len(candidates)} rows (best guess: row {number})"
-        problems.append(f"{file_name}!{title}: column {column!r} (mapped to {field_name.removeprefix('key:')}) "
-                        f"not found in {where}{hint}")
+        where = (
+            f"header row {number}"
+            if mapping.header_row is not None
+            else f"the first {len(candidates)} rows (best guess: row {number})"
+        )
+        problems.append(
+            f"{file_name}!{title}: column {column!r} (mapped to {field_name.removeprefix('key:')}) "
+            f"not found in {where}{hint}"
+        )
     raise SourceConfigError("; ".join(problems))
 
 
@@ -174,8 +179,7 @@ class SheetSettings(SourceSettings):
     sheet: str | None = Field(default=None, description="Sheet name (hidden sheets too). Default: the first sheet.")
     header_row: int | Literal["auto"] = Field(
         default="auto",
-        description="Row number of the header, or \"auto\": the first of the top 50 rows that holds every "
-        "mapped header.",
+        description='Row number of the header, or "auto": the first of the top 50 rows that holds every mapped header.',
     )
     key_columns: list[str] = Field(
         default_factory=list,
@@ -184,7 +188,7 @@ class SheetSettings(SourceSettings):
     )
     date_formats: list[str] = Field(
         default_factory=list,
-        description="strptime formats for dates written as text, tried in order (e.g. \"%m/%d/%Y\" for US "
+        description='strptime formats for dates written as text, tried in order (e.g. "%m/%d/%Y" for US '
         "sheets). Default: ISO, then day-first formats (31.12.2026, 31/12/2026...). Date cells and Excel "
         "serial numbers are always understood.",
     )
@@ -209,7 +213,7 @@ class SheetSettings(SourceSettings):
 
         for pattern in value:
             if "%" not in pattern:
-                raise ValueError(f"{pattern!r} is not a strptime format (e.g. \"%d.%m.%Y\")")
+                raise ValueError(f'{pattern!r} is not a strptime format (e.g. "%d.%m.%Y")')
             try:
                 _dt(2026, 1, 2, 3, 4).strftime(pattern)
             except ValueError as exc:
@@ -219,6 +223,7 @@ class SheetSettings(SourceSettings):
     @property
     def header_row_number(self) -> int | None:
         return None if self.header_row == "auto" else self.header_row
+
     def input_paths(self) -> tuple[InputPath, ...]:
         return (InputPath("path", self.path),)
 
@@ -226,8 +231,13 @@ class SheetSettings(SourceSettings):
         return (self.path,)
 
     def sheet_mapping(self, columns: Mapping[str, str | None]) -> SheetMapping:
-        return SheetMapping(self.path, self.sheet, self.header_row_number, {f: c for f, c in columns.items() if c},
-                            tuple(self.key_columns))
+        return SheetMapping(
+            self.path,
+            self.sheet,
+            self.header_row_number,
+            {f: c for f, c in columns.items() if c},
+            tuple(self.key_columns),
+        )
 
 
 def check_sheet(settings: SheetSettings, columns: Mapping[str, str | None]) -> list[tuple[str, str]]:

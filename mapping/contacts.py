@@ -55,8 +55,9 @@ def company_for(email: str, index: CustomerIndex, policy: MatchPolicy) -> int | 
     return None
 
 
-def new_contacts(candidates: Iterable[tuple[str, str]], index: CustomerIndex,
-                 policy: MatchPolicy) -> list[CustomerRecord]:
+def new_contacts(
+    candidates: Iterable[tuple[str, str]], index: CustomerIndex, policy: MatchPolicy
+) -> list[CustomerRecord]:
     """Person records for (address, display name) candidates no customer holds yet."""
     records = []
     for email, name in candidates:
@@ -64,8 +65,15 @@ def new_contacts(candidates: Iterable[tuple[str, str]], index: CustomerIndex,
             continue
         shown = name.strip() if name and "@" not in name else email
         company = company_for(email, index, policy)
-        records.append(CustomerRecord(
-            key=AUTO_KEY_PREFIX + email, kind=CustomerKind.PERSON, name=shown, emails=(email,), company_id=company,
-            version="auto", where=f"auto-created from mail with {email}",
-        ))
+        records.append(
+            CustomerRecord(
+                key=AUTO_KEY_PREFIX + email,
+                kind=CustomerKind.PERSON,
+                name=shown,
+                emails=(email,),
+                company_id=company,
+                version="auto",
+                where=f"auto-created from mail with {email}",
+            )
+        )
     return records

@@ -11,6 +11,7 @@ customer (lower ID) is suggested as the one to keep. Pure functions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from syncd.mapping.fuzzy import name_score
@@ -54,8 +55,12 @@ def near_identical_pairs(names: list[tuple[str, int]], window: int = NEIGHBOURS)
                         yield cid, other, score
 
 
-def duplicate_suggestions(customers: Iterable[tuple[int, str, str]], conflicts: Iterable[tuple[int, int, str, str]],
-                          index: CustomerIndex, dismissed: set[str] = frozenset()) -> list[DuplicateSuggestion]:
+def duplicate_suggestions(
+    customers: Iterable[tuple[int, str, str]],
+    conflicts: Iterable[tuple[int, int, str, str]],
+    index: CustomerIndex,
+    dismissed: AbstractSet[str] = frozenset(),
+) -> list[DuplicateSuggestion]:
     """``customers``: (id, kind, name) of live customers; ``conflicts``: (customer, holder,
     kind, value) from the store. One suggestion per pair, strongest reason."""
     kinds = {cid: kind for cid, kind, _name in customers}

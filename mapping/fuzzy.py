@@ -45,7 +45,7 @@ class NameIndex:
     words: Counter[str] = field(default_factory=Counter)  # word -> how many customer names have it
 
     @classmethod
-    def build(cls, customers: Iterable[tuple[int, str]], normalized_names: bool = False) -> "NameIndex":
+    def build(cls, customers: Iterable[tuple[int, str]], normalized_names: bool = False) -> NameIndex:
         """``customers``: (id, name), or (id, normalized name) with ``normalized_names``."""
         index = cls()
         for cid, name in customers:
@@ -80,8 +80,9 @@ class NameIndex:
         best: dict[int, float] = {}
         # rapidfuzz scores the whole block in C; two scorers, the better one counts.
         for scorer in (fuzz.ratio, fuzz.token_sort_ratio):
-            for _choice, score, position in process.extract(normalized, choices, scorer=scorer, limit=limit + 2,
-                                                              score_cutoff=cutoff):
+            for _choice, score, position in process.extract(
+                normalized, choices, scorer=scorer, limit=limit + 2, score_cutoff=cutoff
+            ):
                 cid = ids[position]
                 best[cid] = max(best.get(cid, 0.0), score / 100.0)
         scored = sorted(best.items(), key=lambda item: (-item[1], item[0]))

@@ -143,7 +143,7 @@ class CustomerIndex:
         customers: Iterable[tuple[int, str, str, int | None]],
         policy: MatchPolicy,
         rules: Iterable[tuple[str, str, int]] = (),
-    ) -> "CustomerIndex":
+    ) -> CustomerIndex:
         """``identities``: (customer id, kind, value); ``customers``: (id, kind, name, company id);
         ``rules``: manual (kind, normalized value, customer id), later ones winning.
 
@@ -174,8 +174,14 @@ class CustomerIndex:
             if len(companies) == 1 and domain not in domain_company:
                 domain_company[domain] = next(iter(companies))
         manual = {(kind, value): cid for kind, value, cid in rules if cid in names}
-        return cls(email_owner=email_owner, domain_company=domain_company, company_of=company_of, names=names,
-                   phone_owner=phone_owner, manual=manual)
+        return cls(
+            email_owner=email_owner,
+            domain_company=domain_company,
+            company_of=company_of,
+            names=names,
+            phone_owner=phone_owner,
+            manual=manual,
+        )
 
 
 def manual_rule_key(kind: str, value: str, region: str | None = None) -> tuple[str, str] | None:
@@ -240,9 +246,7 @@ def skip_reason(record: ActivityRecord, policy: MatchPolicy) -> str | None:
     return None
 
 
-def link_participants(
-    participants: Iterable[Participant], index: CustomerIndex, policy: MatchPolicy
-) -> list[LinkSpec]:
+def link_participants(participants: Iterable[Participant], index: CustomerIndex, policy: MatchPolicy) -> list[LinkSpec]:
     """The customers these participants belong to; the strongest rule per customer wins."""
     return link_activity(participants, {}, index, policy)
 
@@ -263,7 +267,10 @@ def activity_phones(hints: dict[str, str], policy: MatchPolicy) -> list[str]:
 
 
 def link_activity(
-    participants: Iterable[Participant], hints: dict[str, str], index: CustomerIndex, policy: MatchPolicy,
+    participants: Iterable[Participant],
+    hints: dict[str, str],
+    index: CustomerIndex,
+    policy: MatchPolicy,
     trace: list[str] | None = None,
 ) -> list[LinkSpec]:
     """Every customer an activity belongs to, by its participants and the phones and
@@ -272,8 +279,9 @@ def link_activity(
 
     def add(found: Iterable[tuple[int, str, str]], confidence: float | None = None) -> None:
         for customer_id, rule, evidence in found:
-            spec = LinkSpec(customer_id, rule, confidence if confidence is not None else RULE_CONFIDENCE[rule],
-                            evidence)
+            spec = LinkSpec(
+                customer_id, rule, confidence if confidence is not None else RULE_CONFIDENCE[rule], evidence
+            )
             current = best.get(customer_id)
             if current is None or spec.confidence > current.confidence:
                 best[customer_id] = spec
@@ -289,8 +297,9 @@ def link_activity(
     return sorted(best.values(), key=lambda s: s.customer_id)
 
 
-def _with_company(owner: int, rule: str, evidence: str, identity: str,
-                  index: CustomerIndex) -> list[tuple[int, str, str]]:
+def _with_company(
+    owner: int, rule: str, evidence: str, identity: str, index: CustomerIndex
+) -> list[tuple[int, str, str]]:
     """The customer an identity belongs to, and the company of that customer when it is a person."""
     found = [(owner, rule, evidence)]
     company = index.company_of.get(owner)
@@ -310,15 +319,17 @@ def _match_phone(number: str, index: CustomerIndex, trace: list[str] | None) -> 
         if trace is not None:
             trace.append(f"phone {number}: rule phone failed: no customer has this number")
         return []
-    found = _with_company(owner, "phone", f"phone {number} is a number of {index.names.get(owner, owner)}", number,
-                          index)
+    found = _with_company(
+        owner, "phone", f"phone {number} is a number of {index.names.get(owner, owner)}", number, index
+    )
     if trace is not None:
         trace.extend(f"phone {number}: rule {rule} matched: #{cid}, {evidence}" for cid, rule, evidence in found)
     return found
 
 
-def _match_name(text: str, index: CustomerIndex, policy: MatchPolicy,
-                trace: list[str] | None) -> list[tuple[int, str, str, float]]:
+def _match_name(
+    text: str, index: CustomerIndex, policy: MatchPolicy, trace: list[str] | None
+) -> list[tuple[int, str, str, float]]:
     normalized = normalize_company_name(text)
     if not normalized:
         return []
@@ -337,22 +348,32 @@ def _match_name(text: str, index: CustomerIndex, policy: MatchPolicy,
             trace.append(f"name {text!r}: rule name failed: two or more customers have this name")
         return []
     close = index.fuzzy.closest(text, limit=2, min_score=policy.fuzzy_suggest)
-    if close and close[0][1] >= policy.fuzzy_auto_link and (
-        len(close) == 1 or close[0][1] - close[1][1] >= FUZZY_MARGIN
-    ) and not index.fuzzy.differs_by_real_words(text, close[0][0]):
+    if (
+        close
+        and close[0][1] >= policy.fuzzy_auto_link
+        and (len(close) == 1 or close[0][1] - close[1][1] >= FUZZY_MARGIN)
+        and not index.fuzzy.differs_by_real_words(text, close[0][0])
+    ):
         cid, score = close[0]
         if trace is not None:
             trace.append(f"name {text!r}: rule fuzzy-name matched: #{cid}, {index.names.get(cid)} ({score:.2f})")
         return [(cid, "fuzzy-name", f"name {text!r} is close to {index.names.get(cid, cid)} ({score:.2f})", score)]
     if trace is not None:
         shown = ", ".join(f"{index.names.get(c)} ({sc:.2f})" for c, sc in close) or "none close"
-        trace.append(f"name {text!r}: rule fuzzy-name failed: below {policy.fuzzy_auto_link:.2f}, not clear "
-                     f"of the next, or differing by a word another customer's name has; candidates: {shown}")
+        trace.append(
+            f"name {text!r}: rule fuzzy-name failed: below {policy.fuzzy_auto_link:.2f}, not clear "
+            f"of the next, or differing by a word another customer's name has; candidates: {shown}"
+        )
     return []
 
 
-def suggest_customers(participants: Iterable[Participant], hints: dict[str, str], index: CustomerIndex,
-                      policy: MatchPolicy, limit: int = 3) -> list[tuple[int, float]]:
+def suggest_customers(
+    participants: Iterable[Participant],
+    hints: dict[str, str],
+    index: CustomerIndex,
+    policy: MatchPolicy,
+    limit: int = 3,
+) -> list[tuple[int, float]]:
     """Customers an unmatched activity may belong to, for the Review sheet: names close to
     the row's customer name, a participant's display name, or the name in its mail domain
     (``adriatic-foods.hr`` -> "adriatic foods")."""
@@ -375,8 +396,9 @@ def suggest_customers(participants: Iterable[Participant], hints: dict[str, str]
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def _match_participant(participant: Participant, index: CustomerIndex, policy: MatchPolicy,
-                       trace: list[str] | None = None) -> list[tuple[int, str, str]]:
+def _match_participant(
+    participant: Participant, index: CustomerIndex, policy: MatchPolicy, trace: list[str] | None = None
+) -> list[tuple[int, str, str]]:
     """(customer id, rule, evidence) for one participant, rules in order. With ``trace``,
     also says what each rule found or why it did not apply (only ``syncd explain`` asks,
     so the matching hot path builds no such text)."""
@@ -400,8 +422,13 @@ def _match_participant(participant: Participant, index: CustomerIndex, policy: M
                     rule_value = "@" + candidate
                     break
         if manual is not None:
-            found.append((manual, "manual", f"{email} is assigned to {index.names.get(manual, manual)} "
-                                            f"by a manual rule ({rule_value})"))
+            found.append(
+                (
+                    manual,
+                    "manual",
+                    f"{email} is assigned to {index.names.get(manual, manual)} by a manual rule ({rule_value})",
+                )
+            )
             if trace is not None:
                 trace.append(f"{email}: rule manual matched: #{manual} ({rule_value}); other rules not tried")
             return found
@@ -412,8 +439,15 @@ def _match_participant(participant: Participant, index: CustomerIndex, policy: M
         if trace is not None:
             trace.append(f"{email}: plus-address folded to {folded}")
     if owner is not None:
-        found.extend(_with_company(owner, "email", f"{participant.role.value} {email} is an address of "
-                                                   f"{index.names.get(owner, owner)}", email, index))
+        found.extend(
+            _with_company(
+                owner,
+                "email",
+                f"{participant.role.value} {email} is an address of {index.names.get(owner, owner)}",
+                email,
+                index,
+            )
+        )
         if trace is not None:
             trace.extend(f"{email}: rule {rule} matched: #{cid}, {evidence}" for cid, rule, evidence in found)
         return found
@@ -428,12 +462,21 @@ def _match_participant(participant: Participant, index: CustomerIndex, policy: M
     for candidate in candidates:
         company = index.domain_company.get(candidate)
         if company is not None:
-            found.append((company, "domain", f"{participant.role.value} {email} is at {candidate}, "
-                                             f"the domain of {index.names.get(company, company)}"))
+            found.append(
+                (
+                    company,
+                    "domain",
+                    f"{participant.role.value} {email} is at {candidate}, "
+                    f"the domain of {index.names.get(company, company)}",
+                )
+            )
             if trace is not None:
                 trace.append(f"{email}: rule domain matched: #{company}, {found[-1][2]}")
             return found
     if trace is not None:
-        trace.append(f"{email}: rule domain skipped: {domain} is a public suffix" if not candidates
-                     else f"{email}: rule domain failed: no company has {' or '.join(candidates)}")
+        trace.append(
+            f"{email}: rule domain skipped: {domain} is a public suffix"
+            if not candidates
+            else f"{email}: rule domain failed: no company has {' or '.join(candidates)}"
+        )
     return found

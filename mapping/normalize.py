@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from email.utils import getaddresses
+from functools import lru_cache
 
 _LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\"]+$")
 _LABEL_OK = re.compile(r"^[a-z0-9_-]+$")
@@ -143,26 +143,123 @@ def registrable_domain(domain: str) -> str | None:
     """The domain a company registers: ``mail.acme.co.uk`` -> ``acme.co.uk``; None for a bare
     public suffix (``co.uk``). Uses the public-suffix list shipped in ``publicsuffixlist``,
     never fetched at run time."""
-    return _public_suffix_list().privatesuffix(domain.lower().strip("."))
+    found = _public_suffix_list().privatesuffix(domain.lower().strip("."))
+    return found if isinstance(found, str) else None
 
 
 # Legal-form words, compared after lower-casing and removing accents and dots:
 # Ltd, GmbH, d.o.o., Sp. z o.o., AB, AS, Oy, ... and their Cyrillic forms.
 _LEGAL_FORMS = {
-    "ltd", "limited", "llc", "inc", "incorporated", "corp", "corporation", "co", "company", "plc", "llp", "lp",
-    "gmbh", "ag", "kg", "ug", "mbh", "ohg", "ev", "se", "sa", "sas", "sarl", "srl", "spa", "sl", "slu", "bv",
-    "nv", "ab", "as", "asa", "aps", "oy", "oyj", "kft", "zrt", "nyrt", "sro", "doo", "dd", "ad", "jsc",
-    "ooo", "zao", "oao", "pjsc", "spzoo", "sp", "zoo", "ska", "sc", "sk", "dooel", "ltda", "pty", "pvt",
-    "kk", "tov", "aktiebolag", "hb", "kb", "jdoo", "spk", "aksjeselskap", "osakeyhtio", "пао", "ооо", "доо", "дд", "ад", "ао", "зао", "тов",
+    "ltd",
+    "limited",
+    "llc",
+    "inc",
+    "incorporated",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "plc",
+    "llp",
+    "lp",
+    "gmbh",
+    "ag",
+    "kg",
+    "ug",
+    "mbh",
+    "ohg",
+    "ev",
+    "se",
+    "sa",
+    "sas",
+    "sarl",
+    "srl",
+    "spa",
+    "sl",
+    "slu",
+    "bv",
+    "nv",
+    "ab",
+    "as",
+    "asa",
+    "aps",
+    "oy",
+    "oyj",
+    "kft",
+    "zrt",
+    "nyrt",
+    "sro",
+    "doo",
+    "dd",
+    "ad",
+    "jsc",
+    "ooo",
+    "zao",
+    "oao",
+    "pjsc",
+    "spzoo",
+    "sp",
+    "zoo",
+    "ska",
+    "sc",
+    "sk",
+    "dooel",
+    "ltda",
+    "pty",
+    "pvt",
+    "kk",
+    "tov",
+    "aktiebolag",
+    "hb",
+    "kb",
+    "jdoo",
+    "spk",
+    "aksjeselskap",
+    "osakeyhtio",
+    "пао",
+    "ооо",
+    "доо",
+    "дд",
+    "ад",
+    "ао",
+    "зао",
+    "тов",
 }
 # Words that open a name as its legal form: Persian "sherkat" (company), "Firma".
 _LEADING_FORMS = {"شرکت", "firma"}
 _MULTIWORD_FORMS = (
-    ("sp", "z", "oo"), ("sp", "z", "o", "o"), ("sp", "k"), ("s", "r", "o"), ("s", "r", "l"), ("s", "p", "a"),
-    ("and", "co"), ("i", "sinovi"),
-    ("s", "a", "s"), ("s", "l"), ("s", "a", "r", "l"), ("l", "t", "d", "a"), ("j", "d", "o", "o"), ("a", "d"),
-    ("s", "p", "k"), ("k", "d"), ("o", "d"), ("a", "b"), ("h", "b"), ("a", "g"), ("k", "g"), ("d", "o", "o"), ("d", "d"), ("a", "s"), ("s", "a"),
-    ("b", "v"), ("n", "v"), ("д", "о", "о"), ("д", "д"), ("о", "о", "о"), ("co", "ltd"), ("pty", "ltd"),
+    ("sp", "z", "oo"),
+    ("sp", "z", "o", "o"),
+    ("sp", "k"),
+    ("s", "r", "o"),
+    ("s", "r", "l"),
+    ("s", "p", "a"),
+    ("and", "co"),
+    ("i", "sinovi"),
+    ("s", "a", "s"),
+    ("s", "l"),
+    ("s", "a", "r", "l"),
+    ("l", "t", "d", "a"),
+    ("j", "d", "o", "o"),
+    ("a", "d"),
+    ("s", "p", "k"),
+    ("k", "d"),
+    ("o", "d"),
+    ("a", "b"),
+    ("h", "b"),
+    ("a", "g"),
+    ("k", "g"),
+    ("d", "o", "o"),
+    ("d", "d"),
+    ("a", "s"),
+    ("s", "a"),
+    ("b", "v"),
+    ("n", "v"),
+    ("д", "о", "о"),
+    ("д", "д"),
+    ("о", "о", "о"),
+    ("co", "ltd"),
+    ("pty", "ltd"),
     ("pvt", "ltd"),
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -184,7 +281,7 @@ def normalize_company_name(raw: str) -> str | None:
     while changed and words:
         changed = False
         for form in _MULTIWORD_FORMS:
-            if len(words) > len(form) and tuple(words[-len(form):]) == form:
+            if len(words) > len(form) and tuple(words[-len(form) :]) == form:
                 words = words[: -len(form)]
                 changed = True
         if len(words) > 1 and words[-1] in _LEGAL_FORMS:

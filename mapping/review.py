@@ -80,8 +80,9 @@ def rule_keys(activity: ActivityView, policy: MatchPolicy) -> list[tuple[str, st
     return keys
 
 
-def config_rules(rules: Iterable[Any], index: CustomerIndex, region: str | None) -> tuple[
-        list[tuple[str, str, int]], list[str]]:
+def config_rules(
+    rules: Iterable[Any], index: CustomerIndex, region: str | None
+) -> tuple[list[tuple[str, str, int]], list[str]]:
     """The config's ``[[matching.rules]]`` as (kind, value, customer id), and a problem per
     rule whose customer or value does not resolve (logged and shown by `syncd status`)."""
     resolved: list[tuple[str, str, int]] = []

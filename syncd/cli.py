@@ -42,32 +42,54 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("-c", "--config", type=Path, default=Path(os.environ.get("SYNCD_CONFIG", DEFAULT_CONFIG_PATH)),
-                       help=f"config file (default: $SYNCD_CONFIG or {DEFAULT_CONFIG_PATH})")
+        p.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            default=Path(os.environ.get("SYNCD_CONFIG", DEFAULT_CONFIG_PATH)),
+            help=f"config file (default: $SYNCD_CONFIG or {DEFAULT_CONFIG_PATH})",
+        )
         return p
 
     demo = sub.add_parser("demo", help="write the bundled sample into DIR and sync it once")
-    demo.add_argument("--dir", type=Path, default=Path("syncd-demo"), help="where to put the demo (default ./syncd-demo)")
+    demo.add_argument(
+        "--dir", type=Path, default=Path("syncd-demo"), help="where to put the demo (default ./syncd-demo)"
+    )
 
     sync = with_config(sub.add_parser("sync", help="sync every source"))
     sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
     sync.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
-    sync.add_argument("--confirm-removals", action="append", default=[], metavar="SOURCE",
-                      help="apply removals held for SOURCE by the empty/shrunk-source guard")
+    sync.add_argument(
+        "--confirm-removals",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="apply removals held for SOURCE by the empty/shrunk-source guard",
+    )
 
     with_config(sub.add_parser("run", help="run the service loop until SIGTERM"))
     with_config(sub.add_parser("check-config", help="validate the config and what it points at"))
 
-    status = with_config(sub.add_parser(
-        "status", help="counts and per-source health; exit 1 when a source needs attention"))
+    status = with_config(
+        sub.add_parser("status", help="counts and per-source health; exit 1 when a source needs attention")
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--alert-after", type=int, metavar="MINUTES", default=None,
-                        help="exit 1 when a source has failed for longer than this "
-                             "(default: service.alert_after_minutes)")
+    status.add_argument(
+        "--alert-after",
+        type=int,
+        metavar="MINUTES",
+        default=None,
+        help="exit 1 when a source has failed for longer than this (default: service.alert_after_minutes)",
+    )
 
     init = sub.add_parser("init", help="write a starter config to edit")
-    init.add_argument("path", nargs="?", type=Path, default=DEFAULT_CONFIG_PATH,
-                      help=f"where to write it (default {DEFAULT_CONFIG_PATH})")
+    init.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"where to write it (default {DEFAULT_CONFIG_PATH})",
+    )
 
     timeline = with_config(sub.add_parser("timeline", help="one customer's history, newest first"))
     timeline.add_argument("customer", help="customer id, email, domain or part of the name")
@@ -75,11 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument("--limit", type=int, default=50)
 
     explain = with_config(sub.add_parser("explain", help="why an activity is linked to its customers"))
-    explain.add_argument("activity", help="the Activity reference from the timeline workbook (A1b2c3d4e5) or a Message-ID")
+    explain.add_argument(
+        "activity", help="the Activity reference from the timeline workbook (A1b2c3d4e5) or a Message-ID"
+    )
     explain.add_argument("--json", action="store_true")
 
-    merge = with_config(sub.add_parser(
-        "merge", help="merge duplicate customer A into B (every activity and identity of A goes to B)"))
+    merge = with_config(
+        sub.add_parser("merge", help="merge duplicate customer A into B (every activity and identity of A goes to B)")
+    )
     merge.add_argument("merge", metavar="A", help="the customer to merge away: ID (as on the Customers sheet) or name")
     merge.add_argument("keep", metavar="B", help="the customer to keep: ID or name")
 
@@ -90,8 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     quarantine = with_config(sub.add_parser("quarantine", help="items that could not be ingested, with reasons"))
     quarantine.add_argument("--json", action="store_true")
 
-    graph_login = with_config(sub.add_parser(
-        "graph-login", help="sign in once as the mailbox user of a graph source with auth = \"device_code\""))
+    graph_login = with_config(
+        sub.add_parser(
+            "graph-login", help='sign in once as the mailbox user of a graph source with auth = "device_code"'
+        )
+    )
     graph_login.add_argument("source", help="the source name")
     return parser
 
@@ -139,8 +167,10 @@ def _print_pass(result: Any) -> None:
     for s in result.sources:
         state = "ok" if s.ok else f"FAILED: {s.error}"
         extra = f" SUSPECT: {s.suspect}" if s.suspect else ""
-        print(f"  {s.name:<20} {s.kind:<16} new={s.new} updated={s.updated} removed={s.removed} "
-              f"skipped={s.skipped} quarantined={s.quarantined} {state}{extra}")
+        print(
+            f"  {s.name:<20} {s.kind:<16} new={s.new} updated={s.updated} removed={s.removed} "
+            f"skipped={s.skipped} quarantined={s.quarantined} {state}{extra}"
+        )
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -194,14 +224,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         shown["attention"] = attention
         print(json.dumps(shown, indent=2, default=_json_default))
     else:
-        print(f"customers={status.customers} activities={status.activities} "
-              f"unmatched={status.unmatched} quarantined={status.quarantined}")
+        print(
+            f"customers={status.customers} activities={status.activities} "
+            f"unmatched={status.unmatched} quarantined={status.quarantined}"
+        )
         for s in sources:
             skipped = ",".join(f"{k}:{v}" for k, v in sorted(s.skipped.items())) or "0"
             last_sync = s.last_sync.isoformat() if s.last_sync else "never"
-            line = (f"  {s.name:<20} {s.kind:<16} last_sync={last_sync} "
-                    f"ingested={s.ingested} backlog={s.backlog} skipped={skipped} "
-                    f"quarantined={s.quarantined}")
+            line = (
+                f"  {s.name:<20} {s.kind:<16} last_sync={last_sync} "
+                f"ingested={s.ingested} backlog={s.backlog} skipped={skipped} "
+                f"quarantined={s.quarantined}"
+            )
             if s.error:
                 since = s.failing_since.isoformat() if s.failing_since else None
                 retry = s.next_retry.isoformat() if s.next_retry else None
@@ -257,11 +291,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     wanted = args.activity.strip().strip("<>")
     with _opened_store(config) as store:
-        activity = next((a for a in store.reads.activities()
-                         if activity_ref(a) == wanted or a.message_id == wanted), None)
+        activity = next(
+            (a for a in store.reads.activities() if activity_ref(a) == wanted or a.message_id == wanted), None
+        )
         if activity is None:
-            print(f"syncd: no activity {args.activity!r} (use the Activity column of the timeline workbook)",
-                  file=sys.stderr)
+            print(
+                f"syncd: no activity {args.activity!r} (use the Activity column of the timeline workbook)",
+                file=sys.stderr,
+            )
             return EXIT_NOT_FOUND
         pipeline = Pipeline(config, store)
         pipeline.refresh_index()
@@ -300,8 +337,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
         pipeline.refresh_index()
         store.links.rematch(pipeline.link)
         pipeline.write_outputs(PassResult())
-    print(f"merged #{ids[0]} {names[ids[0]]} into #{ids[1]} {names[ids[1]]}: {moved['links']} links, "
-          f"{moved['identities']} identities, {moved['people']} people moved")
+    print(
+        f"merged #{ids[0]} {names[ids[0]]} into #{ids[1]} {names[ids[1]]}: {moved['links']} links, "
+        f"{moved['identities']} identities, {moved['people']} people moved"
+    )
     return EXIT_OK
 
 
@@ -366,7 +405,7 @@ def cmd_graph_login(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     source = next((s for s in config.sources if s.name == args.source), None)
     if not isinstance(source, GraphAccountFields) or source.auth != "device_code":
-        print(f"syncd: {args.source} is not a graph source with auth = \"device_code\"", file=sys.stderr)
+        print(f'syncd: {args.source} is not a graph source with auth = "device_code"', file=sys.stderr)
         return EXIT_CONFIG
     client = graph_client(source, args.source, connector_context(config))
     try:
@@ -380,9 +419,17 @@ def cmd_graph_login(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "graph-login": cmd_graph_login,
-    "demo": cmd_demo, "sync": cmd_sync, "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
-    "timeline": cmd_timeline, "explain": cmd_explain, "quarantine": cmd_quarantine, "init": cmd_init,
-    "merge": cmd_merge, "rules": cmd_rules,
+    "demo": cmd_demo,
+    "sync": cmd_sync,
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "status": cmd_status,
+    "timeline": cmd_timeline,
+    "explain": cmd_explain,
+    "quarantine": cmd_quarantine,
+    "init": cmd_init,
+    "merge": cmd_merge,
+    "rules": cmd_rules,
 }
 
 
@@ -391,8 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from syncd.store import StoreError
 
     args = _parser().parse_args(argv)
-    setup_logging("debug" if args.debug else os.environ.get("SYNCD_LOG_LEVEL", "info"),
-                  os.environ.get("SYNCD_LOG_FORMAT", "text"))
+    setup_logging(
+        "debug" if args.debug else os.environ.get("SYNCD_LOG_LEVEL", "info"), os.environ.get("SYNCD_LOG_FORMAT", "text")
+    )
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

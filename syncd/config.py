@@ -33,9 +33,22 @@ from syncd.config_tables import (
 from syncd.connectors.registry import Registry, UnknownKind
 from syncd.model.settings import SecretSource, SourceSettings, StrictModel
 
-__all__ = ["Config", "ConfigError", "ConfigProblem", "ManualRule", "MatchingConfig", "SecretSource",
-           "ServiceConfig", "StatusRule", "StoreConfig", "TimelineConfig", "check_references", "config_model",
-           "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "ManualRule",
+    "MatchingConfig",
+    "SecretSource",
+    "ServiceConfig",
+    "StatusRule",
+    "StoreConfig",
+    "TimelineConfig",
+    "check_references",
+    "config_model",
+    "load_config",
+    "parse_config",
+]
 
 DEFAULT_CONFIG_PATH = Path("/etc/syncd/syncd.toml")
 RESERVED_SOURCE_NAMES = ("auto-contacts",)
@@ -69,10 +82,10 @@ class Config(StrictModel):
     parsed config remembers that registry (``kinds``), so what reads it never names a kind."""
 
     # Absent tables are validated from {} so their defaults see the config folder too.
-    service: ServiceConfig = Field(default_factory=dict)  # type: ignore[arg-type]
-    store: StoreConfig = Field(default_factory=dict)  # type: ignore[arg-type]
-    matching: MatchingConfig = Field(default_factory=dict)  # type: ignore[arg-type]
-    timeline: TimelineConfig = Field(default_factory=dict)  # type: ignore[arg-type]
+    service: ServiceConfig = Field(default_factory=dict)  # type: ignore[assignment]
+    store: StoreConfig = Field(default_factory=dict)  # type: ignore[assignment]
+    matching: MatchingConfig = Field(default_factory=dict)  # type: ignore[assignment]
+    timeline: TimelineConfig = Field(default_factory=dict)  # type: ignore[assignment]
     sources: list[SourceSettings] = Field(default_factory=list)
     _kinds: Registry | None = PrivateAttr(default=None)
 
@@ -119,14 +132,23 @@ def output_clashes(config: Config) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     clash = inputs.get(_resolved(config.timeline.path))
     if clash:
-        problems.append(ConfigProblem("timeline.path", f"{config.timeline.path} is the file {clash} reads: the "
-                                      "timeline workbook is syncd's own file and must never be a staff file"))
+        problems.append(
+            ConfigProblem(
+                "timeline.path",
+                f"{config.timeline.path} is the file {clash} reads: the "
+                "timeline workbook is syncd's own file and must never be a staff file",
+            )
+        )
     if config.timeline.per_owner:
         folder = _resolved(config.timeline.per_owner_dir)
         for path, who in inputs.items():
             if path.parent == folder and path.name.startswith("timeline-"):
-                problems.append(ConfigProblem("timeline.per_owner_dir", f"holds {path.name}, which {who} reads; "
-                                              "per-owner workbooks could overwrite it"))
+                problems.append(
+                    ConfigProblem(
+                        "timeline.per_owner_dir",
+                        f"holds {path.name}, which {who} reads; per-owner workbooks could overwrite it",
+                    )
+                )
     return problems
 
 
@@ -143,7 +165,7 @@ def config_model(kinds: Registry) -> type[Config]:
     models = tuple(kind.settings for kind in kinds)
     if not models:
         return Config
-    union: Any = Annotated[Union[models], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
+    union: Any = Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007
     return create_model("Config", __base__=Config, sources=(list[union], Field(default_factory=list)))
 
 
@@ -170,7 +192,8 @@ def _key_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     """``('sources', 1, 'maildir', 'path')`` -> ``'sources[1] (alice-mail).path'``."""
     parts: list[str] = []
     items = list(loc)
-    raw_sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    listed = data.get("sources")
+    raw_sources: list[Any] = listed if isinstance(listed, list) else []
     i = 0
     while i < len(items):
         item = items[i]
@@ -205,7 +228,7 @@ def _problem(error: Any, data: dict[str, Any], model: type[BaseModel]) -> Config
         return ConfigProblem(key, "the source needs a `kind`")
     message = error["msg"]
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     got = error.get("input")
     if kind.endswith("_type") or kind.endswith("_parsing"):
         message += f" (got {got!r})"
@@ -244,7 +267,8 @@ def parse_config(text: str, path: Path, check_files: bool = False, kinds: Regist
 def _raw_path_problems(data: dict[str, Any], base: Path, kinds: Registry) -> list[ConfigProblem]:
     """Missing files of sources in a config that did not validate (best effort on raw data)."""
     problems: list[ConfigProblem] = []
-    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    listed = data.get("sources")
+    sources: list[Any] = listed if isinstance(listed, list) else []
     for index, source in enumerate(sources):
         if not isinstance(source, dict) or not isinstance(source.get("path"), str):
             continue
@@ -254,7 +278,7 @@ def _raw_path_problems(data: dict[str, Any], base: Path, kinds: Registry) -> lis
             continue
         try:
             partial = settings.model_construct(**{**source, "path": _raw_path(source["path"], base)})
-        except Exception:  # noqa: BLE001 - a raw table may be anything
+        except Exception:
             continue
         label = f"sources[{index}] ({source.get('name', '?')})"
         for found in partial.input_paths():

@@ -22,15 +22,13 @@ class ServiceConfig(StrictModel):
         default=Path("/var/lib/syncd"),
         description="Folder for the SQLite store and service state.",
     )
-    interval_seconds: int = Field(
-        default=300, ge=5, description="Seconds between passes over sources that are polled."
-    )
-    batch_size: int = Field(
-        default=200, ge=1, le=10_000, description="Items committed together with their cursor."
-    )
+    interval_seconds: int = Field(default=300, ge=5, description="Seconds between passes over sources that are polled.")
+    batch_size: int = Field(default=200, ge=1, le=10_000, description="Items committed together with their cursor.")
     max_parallel_sources: int = Field(
-        default=4, ge=1, le=64, description="Mail sources synced at once (threads), and the cap on IDLE watchers' "
-        "share of work."
+        default=4,
+        ge=1,
+        le=64,
+        description="Mail sources synced at once (threads), and the cap on IDLE watchers' share of work.",
     )
     removal_guard_ratio: float = Field(
         default=0.5,
@@ -45,7 +43,7 @@ class ServiceConfig(StrictModel):
     )
     metrics_address: str | None = Field(
         default=None,
-        description="Serve Prometheus metrics on this loopback HOST:PORT (e.g. \"127.0.0.1:9464\"); off by default.",
+        description='Serve Prometheus metrics on this loopback HOST:PORT (e.g. "127.0.0.1:9464"); off by default.',
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Least severe log level written (`--debug` overrides)."
@@ -64,7 +62,9 @@ class ServiceConfig(StrictModel):
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not HOST:PORT")
         if not is_loopback(host):
-            raise ValueError("metrics are served on loopback only (127.0.0.1 or ::1); put a proxy in front to expose them")
+            raise ValueError(
+                "metrics are served on loopback only (127.0.0.1 or ::1); put a proxy in front to expose them"
+            )
         return value
 
     @field_validator("timezone")
@@ -112,7 +112,7 @@ class ManualRule(StrictModel):
     email: str | None = Field(default=None, description="An address (ana@example.com).")
     domain: str | None = Field(default=None, description="A domain (example.com), with its subdomains.")
     phone: str | None = Field(default=None, description="A phone number (+385 91 234 5678).")
-    name: str | None = Field(default=None, description="A customer name as sheets write it (\"Acme\").")
+    name: str | None = Field(default=None, description='A customer name as sheets write it ("Acme").')
     customer: str = Field(description="The customer's name as the customer list has it.")
 
     @model_validator(mode="after")
@@ -132,7 +132,9 @@ class MatchingConfig(StrictModel):
         "timeline's Review sheet are learned as rules too (`syncd rules` lists them).",
     )
     fuzzy_auto_link: float = Field(
-        default=0.92, ge=0.5, le=1.0,
+        default=0.92,
+        ge=0.5,
+        le=1.0,
         description="A customer name in a sheet row that matches no customer exactly is linked to the "
         "closest name scoring at least this (0..1), when no other name comes close; lower scores are "
         "suggestions on Review.",
@@ -207,7 +209,7 @@ class StatusRule(StrictModel):
     """A label the Customers sheet shows once a customer has had no contact for a while."""
 
     after_days: int = Field(ge=1, le=3650, description="Days without contact after which the label applies.")
-    label: str = Field(min_length=1, max_length=80, description="The label, e.g. \"no contact in 60 days\".")
+    label: str = Field(min_length=1, max_length=80, description='The label, e.g. "no contact in 60 days".')
 
 
 class TimelineConfig(StrictModel):
@@ -216,7 +218,9 @@ class TimelineConfig(StrictModel):
     path: ConfigPath = Field(default=Path("timeline.xlsx"), description="Where the timeline workbook is written.")
     max_rows: int = Field(default=100_000, ge=100, le=1_000_000, description="Newest activities kept on Timeline.")
     min_interval_seconds: int = Field(
-        default=5, ge=0, le=3600,
+        default=5,
+        ge=0,
+        le=3600,
         description="At most one write every this many seconds; changes in between are written together "
         "(staff with the file open in Excel are not interrupted by every new mail).",
     )
@@ -226,7 +230,7 @@ class TimelineConfig(StrictModel):
             StatusRule(after_days=120, label="no contact in 120 days"),
         ],
         description="Customers sheet Status labels by days since last contact; the largest matching "
-        "after_days wins. Customers in contact more recently show \"active\", never contacted \"no contact yet\".",
+        'after_days wins. Customers in contact more recently show "active", never contacted "no contact yet".',
     )
     reports: bool = Field(default=True, description="Add the Reports sheet with charts.")
     per_owner: bool = Field(
@@ -238,7 +242,9 @@ class TimelineConfig(StrictModel):
         default=Path("timelines"), description="Folder for the per-owner workbooks (timeline-OWNER.xlsx)."
     )
     review_max_rows: int = Field(
-        default=2000, ge=10, le=1_000_000,
+        default=2000,
+        ge=10,
+        le=1_000_000,
         description="Newest unmatched activities listed on Review (a first sync without a customer list would "
         "otherwise list every mail; nobody reviews 20,000 rows). syncd status counts them all.",
     )

@@ -68,7 +68,7 @@ def sections(kinds: Registry) -> list[tuple[str, type[BaseModel], str]]:
         described = kind.capabilities.describe()
         if described:
             summary += f" Capabilities: {described}."
-        found.append((f"[[sources]] with kind = \"{kind.name}\"", kind.settings, summary))
+        found.append((f'[[sources]] with kind = "{kind.name}"', kind.settings, summary))
         found.extend(kind.tables)
     return found
 

@@ -59,8 +59,10 @@ def run_demo(target: Path) -> int:
         customers = config.kinds.get(source.kind).capabilities.customers
         counted = f"customers={source.customers_changed:<4}" if customers else f"new={source.new:<4}"
         print(f"  {source.name:<12} {counted} skipped={source.skipped:<3} quarantined={source.quarantined:<2} {state}")
-    print(f"customers={status.customers} activities={status.activities} "
-          f"unmatched={status.unmatched} quarantined={status.quarantined}")
+    print(
+        f"customers={status.customers} activities={status.activities} "
+        f"unmatched={status.unmatched} quarantined={status.quarantined}"
+    )
     print(f"timeline workbook: {Path(result.timeline_path).resolve()}")
     print(f"next: syncd status -c {config_path}   |   syncd timeline 'Adriatic' -c {config_path}")
     return 0 if result.ok else 1

@@ -33,10 +33,12 @@ class StoreCollector(Collector):
             "backlog": GaugeMetricFamily("syncd_source_backlog", "Items waiting to be read.", labels=["source"]),
             "failing": GaugeMetricFamily("syncd_source_failing", "1 while the source fails.", labels=["source"]),
             "consecutive_failures": GaugeMetricFamily(
-                "syncd_source_consecutive_failures", "Failed passes in a row.", labels=["source"]),
+                "syncd_source_consecutive_failures", "Failed passes in a row.", labels=["source"]
+            ),
             "suspect": GaugeMetricFamily("syncd_source_suspect", "1 while removals are held.", labels=["source"]),
             "last_sync": GaugeMetricFamily(
-                "syncd_source_last_success_timestamp_seconds", "Last successful pass.", labels=["source"]),
+                "syncd_source_last_success_timestamp_seconds", "Last successful pass.", labels=["source"]
+            ),
         }
         skipped = GaugeMetricFamily("syncd_source_skipped", "Items not logged, by reason.", labels=["source", "reason"])
         for source in data.sources:

@@ -13,16 +13,18 @@ from datetime import datetime, timedelta, timezone
 MAX_BACKOFF_SECONDS = 3600
 
 
-def backoff_seconds(failures: int, base: float, cap: float = MAX_BACKOFF_SECONDS,
-                    rng: Callable[[], float] = random.random) -> float:
+def backoff_seconds(
+    failures: int, base: float, cap: float = MAX_BACKOFF_SECONDS, rng: Callable[[], float] = random.random
+) -> float:
     """``base * 2**(failures-1)``, capped, with +-20% jitter so many sources do not retry in step."""
-    raw = min(cap, base * (2 ** max(0, failures - 1)))
+    raw = min(cap, base * (2.0 ** max(0, failures - 1)))
     return raw * (0.8 + 0.4 * rng())
 
 
 def retry_at(base: float) -> Callable[[int], datetime]:
     def schedule(failures: int) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=backoff_seconds(failures, base))
+
     return schedule
 
 

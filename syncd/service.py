@@ -13,6 +13,7 @@ a handler); the loop acts on them:
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -65,8 +66,10 @@ class ConfigWatcher:
 def _summary(store: Store) -> str:
     status = store.reads.status()
     failing = [s.name for s in status.sources if s.error]
-    text = (f"{status.activities} activities, {status.customers} customers, "
-            f"{status.unmatched} unmatched, {status.quarantined} quarantined")
+    text = (
+        f"{status.activities} activities, {status.customers} customers, "
+        f"{status.unmatched} unmatched, {status.quarantined} quarantined"
+    )
     if failing:
         text += f"; failing: {', '.join(failing)}"
     return text
@@ -105,9 +108,10 @@ class Service:
             kind = config.kinds.get(source.kind)
             if not (source.enabled and source.live() and kind.watcher is not None):
                 continue
-            watcher = kind.watcher(source, context, lambda n=source.name: self.mark_urgent(n))
-            thread = threading.Thread(target=watcher.run, args=(self.watchers_stop,), daemon=True,
-                                      name=f"watch-{source.name}")
+            watcher = kind.watcher(source, context, functools.partial(self.mark_urgent, source.name))
+            thread = threading.Thread(
+                target=watcher.run, args=(self.watchers_stop,), daemon=True, name=f"watch-{source.name}"
+            )
             thread.start()
             self.watcher_threads.append(thread)
             log.info("source=%s live watcher started", source.name)
@@ -177,8 +181,12 @@ class Service:
 
             metrics = serve_metrics(config.service.metrics_address, store.reads.status)
         names = ", ".join(s.name for s in config.sources if s.enabled)
-        log.info("started config=%s sources=%d interval=%ds", self.config_path, len(config.sources),
-                 config.service.interval_seconds)
+        log.info(
+            "started config=%s sources=%d interval=%ds",
+            self.config_path,
+            len(config.sources),
+            config.service.interval_seconds,
+        )
         warn_insecure(config)
         self.start_watchers(config)
         self.notifier.ready(f"ready; sources: {names or 'none'}")
@@ -209,8 +217,13 @@ class Service:
                     wanted = []
                 wanted = sorted(set(wanted) | urgent)
                 result: PassResult | None = None
-                pipeline = Pipeline(config, store, stop_requested=self.stop.is_set, heartbeat=self.notifier.watchdog,
-                                    index_cache=index_cache)
+                pipeline = Pipeline(
+                    config,
+                    store,
+                    stop_requested=self.stop.is_set,
+                    heartbeat=self.notifier.watchdog,
+                    index_cache=index_cache,
+                )
                 if wanted:
                     result = pipeline.run_pass(only=wanted, debounce=True, rematch_all=rematch_all)
                     rematch_all = False
@@ -223,8 +236,9 @@ class Service:
                         result.rematched, rematch_all = store.links.rematch(pipeline.link), False
                     pipeline.write_outputs(result, debounce=True)
                 if result is not None:
-                    timeline_due = (time.monotonic() + result.timeline_retry_in
-                                    if result.timeline_retry_in is not None else None)
+                    timeline_due = (
+                        time.monotonic() + result.timeline_retry_in if result.timeline_retry_in is not None else None
+                    )
                     self.notifier.status(_summary(store))
                 self.notifier.watchdog()
                 if not self.stop.is_set():

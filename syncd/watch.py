@@ -27,8 +27,9 @@ TIMELINE_MARK = "__timeline__"  # the name reported when the timeline workbook c
 class WorkbookWatcher:
     """Calls ``on_change(name)`` for each source whose workbook settled after a change."""
 
-    def __init__(self, files: Iterable[tuple[str, Path]], on_change: Callable[[str], None],
-                 debounce_seconds: float = 0.5):
+    def __init__(
+        self, files: Iterable[tuple[str, Path]], on_change: Callable[[str], None], debounce_seconds: float = 0.5
+    ):
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 

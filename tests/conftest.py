@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from support.environment import PG_URL, pg_problem as _pg_problem, require_tool
+from support.environment import PG_URL, require_tool
+from support.environment import pg_problem as _pg_problem
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -26,8 +28,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     problem = _pg_problem()
     if problem:
-        message = (f"PostgreSQL not reachable at {PG_URL} ({problem}); "
-                   "set SYNCD_TEST_PG_URL=postgresql+psycopg://USER@HOST:PORT/DB to run these")
+        message = (
+            f"PostgreSQL not reachable at {PG_URL} ({problem}); "
+            "set SYNCD_TEST_PG_URL=postgresql+psycopg://USER@HOST:PORT/DB to run these"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -103,8 +103,9 @@ def violations(sources: dict[str, str]) -> list[str]:
         for target, line, typing_only in imports_of(name, source, modules):
             target_room, target_floor = room_of(target)
             if target_room != room and target_floor >= floor:
-                problems.append(f"{name}:{line} imports {target} ({target_room}, floor {target_floor}) from "
-                                f"{room}, floor {floor}")
+                problems.append(
+                    f"{name}:{line} imports {target} ({target_room}, floor {target_floor}) from {room}, floor {floor}"
+                )
             if not typing_only:
                 graph[name].add(target)
     problems += [f"import cycle: {' -> '.join(cycle)}" for cycle in _cycles(graph)]
@@ -150,12 +151,15 @@ def test_every_import_runs_down_the_floors_and_none_forms_a_cycle() -> None:
     assert violations(project_sources()) == []
 
 
-@pytest.mark.parametrize("module, line", [
-    ("syncd.model.records", "from syncd.pipeline import Pipeline"),  # the vocabulary importing orchestration
-    ("syncd.connectors.maildir", "from syncd.mapping.matcher import skip_reason"),  # a connector that matches
-    ("syncd.store.store", "from syncd.outputs.view import build_view"),  # across floor 1
-    ("syncd.mapping.matcher", "from syncd.config import Config"),  # up to the config
-])
+@pytest.mark.parametrize(
+    "module, line",
+    [
+        ("syncd.model.records", "from syncd.pipeline import Pipeline"),  # the vocabulary importing orchestration
+        ("syncd.connectors.maildir", "from syncd.mapping.matcher import skip_reason"),  # a connector that matches
+        ("syncd.store.store", "from syncd.outputs.view import build_view"),  # across floor 1
+        ("syncd.mapping.matcher", "from syncd.config import Config"),  # up to the config
+    ],
+)
 def test_a_deliberate_backward_import_is_caught(module: str, line: str) -> None:
     sources = project_sources()
     sources[module] = sources[module] + f"\n\ndef _backward():\n    {line}\n"

@@ -30,8 +30,9 @@ def test_only_the_syncd_name_is_installed_at_the_top() -> None:
         spec = importlib.util.find_spec(top_level)
         # tests/connectors (the tests of syncd.connectors) is the only thing that may answer
         locations = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-        assert spec is None or (spec.origin is None and all(tests in p.parents for p in locations)), \
+        assert spec is None or (spec.origin is None and all(tests in p.parents for p in locations)), (
             f"{top_level} importable as a top-level package from {spec.origin or locations}"
+        )
 
 
 def test_the_source_root_is_not_on_the_import_path() -> None:

@@ -51,20 +51,58 @@ from syncd.model.records import ActivityRecord, Batch, CustomerNote, Problem, Re
 
 log = logging.getLogger(__name__)
 
-MESSAGE_FIELDS = ("author", "sender", "to_recipients", "cc_recipients", "bcc_recipients", "subject", "datetime_sent",
-                  "datetime_received", "message_id", "conversation_id", "categories", "sensitivity", "text_body")
-EVENT_FIELDS = ("subject", "start", "end", "is_all_day", "organizer", "required_attendees", "optional_attendees",
-                "is_cancelled", "sensitivity", "uid", "location", "type", "categories", "text_body")
+MESSAGE_FIELDS = (
+    "author",
+    "sender",
+    "to_recipients",
+    "cc_recipients",
+    "bcc_recipients",
+    "subject",
+    "datetime_sent",
+    "datetime_received",
+    "message_id",
+    "conversation_id",
+    "categories",
+    "sensitivity",
+    "text_body",
+)
+EVENT_FIELDS = (
+    "subject",
+    "start",
+    "end",
+    "is_all_day",
+    "organizer",
+    "required_attendees",
+    "optional_attendees",
+    "is_cancelled",
+    "sensitivity",
+    "uid",
+    "location",
+    "type",
+    "categories",
+    "text_body",
+)
 
 
 class EwsConnector(Connector):
     kind = "ews"
 
-    def __init__(self, name: str, options: ReadOptions, account: EwsAccount, *, owner: str,
-                 owner_addresses: frozenset[str] = frozenset(), folders: tuple[str, ...] = ("inbox", "sentitems"),
-                 calendar: bool = True, backfill_days: int = 365, past_days: int = 365, future_days: int = 180,
-                 contacts_folder: str = "Customers",
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+    def __init__(
+        self,
+        name: str,
+        options: ReadOptions,
+        account: EwsAccount,
+        *,
+        owner: str,
+        owner_addresses: frozenset[str] = frozenset(),
+        folders: tuple[str, ...] = ("inbox", "sentitems"),
+        calendar: bool = True,
+        backfill_days: int = 365,
+        past_days: int = 365,
+        future_days: int = 180,
+        contacts_folder: str = "Customers",
+        today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+    ):
         super().__init__(name, options)
         self.session = EwsSession(account, name)
         self.mailbox = account.mailbox
@@ -97,7 +135,9 @@ class EwsConnector(Connector):
             else:
                 yield from self._round(label, folder, cursor.state, since, None, held)
         except ResyncNeeded as exc:
-            log.warning("source=%s folder=%s sync state rejected (%s): reading the folder afresh", self.name, label, exc)
+            log.warning(
+                "source=%s folder=%s sync state rejected (%s): reading the folder afresh", self.name, label, exc
+            )
             yield from self._round(label, folder, None, since, held, held)
 
     def _calendar_window(self) -> EventWindow:
@@ -116,10 +156,11 @@ class EwsConnector(Connector):
         first = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
         return lambda item: (ews_utc(getattr(item, "datetime_received", None)) or first) >= first
 
-    def _round(self, label: str, folder: Any, sync_state: str | None, since: str,
-               resync: set[str] | None, held: set[str]) -> Iterator[Batch]:
-        from exchangelib.services import SyncFolderItems
+    def _round(
+        self, label: str, folder: Any, sync_state: str | None, since: str, resync: set[str] | None, held: set[str]
+    ) -> Iterator[Batch]:
         from exchangelib.items import ID_ONLY
+        from exchangelib.services import SyncFolderItems
 
         account = self.session.account()
         is_calendar = label == "calendar"
@@ -131,9 +172,17 @@ class EwsConnector(Connector):
         while True:
             service = SyncFolderItems(account=account)
             with self.session.mapped(f"sync {label}"):
-                changes = list(service.call(folder=folder, shape=ID_ONLY, additional_fields=additional,
-                                            sync_state=sync_state, ignore=None,
-                                            max_changes_returned=max(1, self.options.batch_size), sync_scope=None))
+                changes = list(
+                    service.call(
+                        folder=folder,
+                        shape=ID_ONLY,
+                        additional_fields=additional,
+                        sync_state=sync_state,
+                        ignore=None,
+                        max_changes_returned=max(1, self.options.batch_size),
+                        sync_scope=None,
+                    )
+                )
             wanted: list[Any] = []
             removed: list[str] = []
             for change_type, item in changes:
@@ -164,13 +213,23 @@ class EwsConnector(Connector):
                     complete = True
             else:
                 cursor = SyncCursor(new_state, since, partial=not last).dump()
-            yield Batch(records=tuple(records), problems=tuple(problems), removed=tuple(removed), folder=label,
-                        cursor=cursor, listing_complete=complete, listed=len(seen), pending=0 if last else None)
+            yield Batch(
+                records=tuple(records),
+                problems=tuple(problems),
+                removed=tuple(removed),
+                folder=label,
+                cursor=cursor,
+                listing_complete=complete,
+                listed=len(seen),
+                pending=0 if last else None,
+            )
             if last:
                 return
             sync_state = new_state
 
-    def _fetch(self, label: str, items: list[Any], fields: tuple[str, ...]) -> tuple[list[ActivityRecord], list[Problem]]:
+    def _fetch(
+        self, label: str, items: list[Any], fields: tuple[str, ...]
+    ) -> tuple[list[ActivityRecord], list[Problem]]:
         records: list[ActivityRecord] = []
         problems: list[Problem] = []
         if not items:
@@ -180,13 +239,19 @@ class EwsConnector(Connector):
         with self.session.mapped(f"read items of {label}"):
             fetched = list(account.fetch(ids=[(i.id, i.changekey) for i in items], only_fields=list(fields)))
         errors = errors_module()
-        for asked, item in zip(items, fetched):
+        for asked, item in zip(items, fetched, strict=True):
             key = f"{label}/{asked.id}"
             if isinstance(item, Exception):
                 if isinstance(item, errors.ErrorItemNotFound):
                     continue  # deleted between the sync and the read: the next sync reports it
-                problems.append(Problem(key, f"cannot read the item: {type(item).__name__}: {item}",
-                                        f"{self.mailbox} {label}", str(asked.changekey or "")))
+                problems.append(
+                    Problem(
+                        key,
+                        f"cannot read the item: {type(item).__name__}: {item}",
+                        f"{self.mailbox} {label}",
+                        str(asked.changekey or ""),
+                    )
+                )
                 continue
             if is_calendar and str(item.type or "") == "RecurringMaster":
                 occurrences, trouble = self._occurrences(item, key)
@@ -194,14 +259,21 @@ class EwsConnector(Connector):
                 problems += trouble
                 continue
             if is_calendar:
-                parsed = event_record(item, key=key, mailbox=self.mailbox, owners=self.owners,
-                                      snippet_chars=self.options.snippet_chars)
+                parsed = event_record(
+                    item, key=key, mailbox=self.mailbox, owners=self.owners, snippet_chars=self.options.snippet_chars
+                )
                 window = self._calendar_window()
                 if isinstance(parsed, ActivityRecord) and not window.start <= parsed.occurred_at < window.end:
                     continue  # a single event outside the window (read because it might have been a series)
             else:
-                parsed = message_record(item, key=key, folder=label, mailbox=self.mailbox, owners=self.owners,
-                                        snippet_chars=self.options.snippet_chars)
+                parsed = message_record(
+                    item,
+                    key=key,
+                    folder=label,
+                    mailbox=self.mailbox,
+                    owners=self.owners,
+                    snippet_chars=self.options.snippet_chars,
+                )
             (records if isinstance(parsed, ActivityRecord) else problems).append(parsed)  # type: ignore[arg-type]
         return records, problems
 
@@ -215,23 +287,41 @@ class EwsConnector(Connector):
         version = str(master.changekey or "")
         content = getattr(full, "mime_content", None) if not isinstance(full, Exception) else None
         if not content:
-            return [], [Problem(f"{key}#", "the server sent no iCalendar data for this recurring series",
-                                f"{self.mailbox} calendar", version)]
+            return [], [
+                Problem(
+                    f"{key}#",
+                    "the server sent no iCalendar data for this recurring series",
+                    f"{self.mailbox} calendar",
+                    version,
+                )
+            ]
         records, problems = parse_resource(
-            content, key_prefix=key, window=self._calendar_window(), owner_addresses=self.owners,
-            mailbox=self.mailbox, folder="calendar", version=version, snippet_chars=self.options.snippet_chars)
+            content,
+            key_prefix=key,
+            window=self._calendar_window(),
+            owner_addresses=self.owners,
+            mailbox=self.mailbox,
+            folder="calendar",
+            version=version,
+            snippet_chars=self.options.snippet_chars,
+        )
         # Attendees' responses live on the item, not in the MIME: drop those who declined.
-        declined = {m[0] for a in [*(master.required_attendees or []), *(master.optional_attendees or [])]
-                    if str(getattr(a, "response_type", "") or "").lower() == "decline"
-                    and (m := mailbox_address(getattr(a, "mailbox", None)))}
+        declined = {
+            m[0]
+            for a in [*(master.required_attendees or []), *(master.optional_attendees or [])]
+            if str(getattr(a, "response_type", "") or "").lower() == "decline"
+            and (m := mailbox_address(getattr(a, "mailbox", None)))
+        }
         if declined:
-            records = [replace(r, participants=tuple(p for p in r.participants if p.email not in declined))
-                       for r in records]
+            records = [
+                replace(r, participants=tuple(p for p in r.participants if p.email not in declined)) for r in records
+            ]
         return records, problems
 
     @staticmethod
-    def _stale_occurrences(items: list[Any], records: list[ActivityRecord], problems: list[Problem],
-                           held: set[str]) -> list[str]:
+    def _stale_occurrences(
+        items: list[Any], records: list[ActivityRecord], problems: list[Problem], held: set[str]
+    ) -> list[str]:
         """Keys held for the events just read that they no longer produce: occurrences of a
         changed series that moved out or were deleted, or a single event that became a series."""
         fresh = {r.key for r in records} | {p.key for p in problems}
@@ -253,7 +343,7 @@ class EwsConnector(Connector):
         errors = errors_module()
         with self.session.mapped("read categories"):
             items = list(account.fetch(ids=[(k.split("/", 1)[1], None) for k in keys], only_fields=["categories"]))
-        for key, item in zip(keys, items):
+        for key, item in zip(keys, items, strict=True):
             if isinstance(item, Exception):
                 if isinstance(item, errors.ErrorItemNotFound):
                     continue
@@ -280,26 +370,40 @@ class EwsConnector(Connector):
         with self.session.mapped("open the customer contacts folder"):
             parent = folder_by_path(account, "contacts")
             children = list(FolderCollection(account=account, folders=[parent]).find_folders(depth="Shallow"))
-            folder = next((c for c in children if isinstance(c, Folder)
-                           and str(c.name).casefold() == self.contacts_folder.casefold()), None)
+            folder = next(
+                (
+                    c
+                    for c in children
+                    if isinstance(c, Folder) and str(c.name).casefold() == self.contacts_folder.casefold()
+                ),
+                None,
+            )
             if folder is None:
                 folder = Folder(parent=parent, name=self.contacts_folder, folder_class="IPF.Contact")
                 folder.save()
-            existing = {str(c.display_name or "").casefold(): c
-                        for c in folder.all().only("display_name", "categories") if not isinstance(c, Exception)}
+            existing = {
+                str(c.display_name or "").casefold(): c
+                for c in folder.all().only("display_name", "categories")
+                if not isinstance(c, Exception)
+            }
         for key, note in sorted(notes.items()):
             emails = [EmailAddress(email=e, label=f"EmailAddress{n + 1}") for n, e in enumerate(note.emails[:3])]
             found = existing.get(note.name.casefold())
             with self.session.mapped("write a customer contact"):
                 if found is None:
-                    Contact(account=account, folder=folder, display_name=note.name, file_as=note.name,
-                            company_name=note.company, email_addresses=emails or None, body=note.text,
-                            categories=[SYNCD_CATEGORY]).save()
+                    Contact(
+                        account=account,
+                        folder=folder,
+                        display_name=note.name,
+                        file_as=note.name,
+                        company_name=note.company,
+                        email_addresses=emails or None,
+                        body=note.text,
+                        categories=[SYNCD_CATEGORY],
+                    ).save()
                 else:
                     found.body = note.text
                     found.email_addresses = emails or None
                     found.save(update_fields=["body", "email_addresses"])
             written.add(key)
         return written
-
-

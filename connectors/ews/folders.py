@@ -17,9 +17,14 @@ def folder_by_path(account: Any, label: str) -> Any:
     by_id = {cls.DISTINGUISHED_FOLDER_ID: cls for cls in _distinguished_classes()}
     if first in by_id:
         cls = by_id[first]
-        folder = cls._get_distinguished(folder=cls(
-            _distinguished_id=DistinguishedFolderId(id=first, mailbox=Mailbox(email_address=account.primary_smtp_address)),
-            root=account.root))
+        folder = cls._get_distinguished(
+            folder=cls(
+                _distinguished_id=DistinguishedFolderId(
+                    id=first, mailbox=Mailbox(email_address=account.primary_smtp_address)
+                ),
+                root=account.root,
+            )
+        )
         rest = parts[1:]
     else:
         folder, rest = account.msg_folder_root, parts
@@ -40,5 +45,3 @@ def _distinguished_classes() -> list[Any]:
     except ImportError:
         pass
     return [Inbox, SentItems, Calendar, Contacts, DeletedItems, Drafts, JunkEmail, Outbox]
-
-

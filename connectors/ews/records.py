@@ -42,14 +42,19 @@ def clean_text(text: Any, limit: int) -> str:
     return " ".join(str(text or "").split())[:limit]
 
 
-def message_record(item: Any, *, key: str, folder: str, mailbox: str, owners: frozenset[str],
-                   snippet_chars: int) -> ActivityRecord | Problem:
+def message_record(
+    item: Any, *, key: str, folder: str, mailbox: str, owners: frozenset[str], snippet_chars: int
+) -> ActivityRecord | Problem:
     version = str(item.changekey or "")
     participants: list[Participant] = []
     seen: set[tuple[str, Role]] = set()
     sender = getattr(item, "author", None) or getattr(item, "sender", None)
-    groups = ((Role.FROM, [sender] if sender else []), (Role.TO, item.to_recipients or []),
-              (Role.CC, item.cc_recipients or []), (Role.BCC, item.bcc_recipients or []))
+    groups = (
+        (Role.FROM, [sender] if sender else []),
+        (Role.TO, item.to_recipients or []),
+        (Role.CC, item.cc_recipients or []),
+        (Role.BCC, item.bcc_recipients or []),
+    )
     for role, values in groups:
         for value in values:
             found = mailbox_address(value)
@@ -74,17 +79,25 @@ def message_record(item: Any, *, key: str, folder: str, mailbox: str, owners: fr
     conversation = getattr(getattr(item, "conversation_id", None), "id", None)
     from_address = next((p.email for p in participants if p.role == Role.FROM), None)
     return ActivityRecord(
-        key=key, kind=ActivityKind.EMAIL, occurred_at=occurred_at,
+        key=key,
+        kind=ActivityKind.EMAIL,
+        occurred_at=occurred_at,
         direction=Direction.OUTBOUND if from_address in owners else Direction.INBOUND,
-        subject=clean_text(item.subject, 998), snippet=clean_text(getattr(item, "text_body", ""), snippet_chars),
-        participants=tuple(participants), message_id=message_id,
+        subject=clean_text(item.subject, 998),
+        snippet=clean_text(getattr(item, "text_body", ""), snippet_chars),
+        participants=tuple(participants),
+        message_id=message_id,
         thread_key=f"ews-conversation:{conversation}" if conversation else message_id,
-        mailbox=mailbox, folder=folder, version=version, hints=tuple(hints),
+        mailbox=mailbox,
+        folder=folder,
+        version=version,
+        hints=tuple(hints),
     )
 
 
-def event_record(item: Any, *, key: str, mailbox: str, owners: frozenset[str],
-                 snippet_chars: int) -> ActivityRecord | Problem:
+def event_record(
+    item: Any, *, key: str, mailbox: str, owners: frozenset[str], snippet_chars: int
+) -> ActivityRecord | Problem:
     version = str(item.changekey or "")
     start = ews_utc(item.start)
     if start is None:
@@ -120,14 +133,24 @@ def event_record(item: Any, *, key: str, mailbox: str, owners: frozenset[str],
         hints.append(("location", location))
     preview = clean_text(getattr(item, "text_body", ""), snippet_chars)
     snippet = f"{location}: {preview}" if location and preview else location or preview
-    direction = Direction.UNKNOWN if organizer is None else (
-        Direction.OUTBOUND if organizer[0] in owners else Direction.INBOUND)
+    direction = (
+        Direction.UNKNOWN
+        if organizer is None
+        else (Direction.OUTBOUND if organizer[0] in owners else Direction.INBOUND)
+    )
     uid = item.uid
     return ActivityRecord(
-        key=key, kind=ActivityKind.MEETING, occurred_at=start, direction=direction, subject=clean_text(item.subject, 998),
-        snippet=snippet[:snippet_chars], participants=tuple(participants),
-        message_id=f"ews-event:{uid}" if uid else None, thread_key=f"ews-event:{uid}" if uid else None,
-        mailbox=mailbox, folder="calendar", version=version, hints=tuple(hints),
+        key=key,
+        kind=ActivityKind.MEETING,
+        occurred_at=start,
+        direction=direction,
+        subject=clean_text(item.subject, 998),
+        snippet=snippet[:snippet_chars],
+        participants=tuple(participants),
+        message_id=f"ews-event:{uid}" if uid else None,
+        thread_key=f"ews-event:{uid}" if uid else None,
+        mailbox=mailbox,
+        folder="calendar",
+        version=version,
+        hints=tuple(hints),
     )
-
-

@@ -12,11 +12,11 @@ not verify certificates. Nothing process-wide is changed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
-from collections.abc import Callable
 
 from syncd.connectors.tls import certificate_problem
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceSecurityError, SourceUnavailable
@@ -76,23 +76,28 @@ class EwsSession:
         if s.auth_type == "oauth":
             from exchangelib import Identity, OAuth2Credentials
 
-            credentials: Any = OAuth2Credentials(client_id=s.client_id, client_secret=s.password(),
-                                                 tenant_id=s.tenant_id, identity=Identity(primary_smtp_address=s.mailbox))
+            credentials: Any = OAuth2Credentials(
+                client_id=s.client_id,
+                client_secret=s.password(),
+                tenant_id=s.tenant_id,
+                identity=Identity(primary_smtp_address=s.mailbox),
+            )
         else:
             credentials = Credentials(s.username, s.password())
         auth = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[s.auth_type]
         access = IMPERSONATION if s.impersonation else DELEGATE
         with self.mapped("connect"):
             if s.autodiscover:
-                account = Account(primary_smtp_address=s.mailbox, credentials=credentials, autodiscover=True,
-                                  access_type=access)
+                account = Account(
+                    primary_smtp_address=s.mailbox, credentials=credentials, autodiscover=True, access_type=access
+                )
                 account.protocol = source_protocol(account.protocol.config, verify_tls=True, timeout=s.timeout)
                 self._account = account
             else:
-                config = Configuration(service_endpoint=s.service_endpoint, credentials=credentials, auth_type=auth,
-                                       max_connections=2)
-                account = Account(primary_smtp_address=s.mailbox, config=config, autodiscover=False,
-                                  access_type=access)
+                config = Configuration(
+                    service_endpoint=s.service_endpoint, credentials=credentials, auth_type=auth, max_connections=2
+                )
+                account = Account(primary_smtp_address=s.mailbox, config=config, autodiscover=False, access_type=access)
                 # This source's own protocol: its TLS verification and timeout, not exchangelib's
                 # process-wide defaults (see source_protocol).
                 account.protocol = source_protocol(config, verify_tls=s.verify_tls, timeout=s.timeout)
@@ -103,11 +108,11 @@ class EwsSession:
         if self._account is not None:
             try:
                 self._account.protocol.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection
+            except Exception:
                 pass
             self._account = None
 
-    def mapped(self, what: str) -> "_Mapped":
+    def mapped(self, what: str) -> _Mapped:
         return _Mapped(self, what)
 
 
@@ -121,7 +126,7 @@ class _Mapped:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> Literal[False]:
         if exc is None or isinstance(exc, (SourceAuthError, SourceConfigError, SourceUnavailable, ResyncNeeded)):
             return False
         errors = errors_module()
@@ -130,18 +135,28 @@ class _Mapped:
         refused = certificate_problem(exc)
         if refused is not None:
             self.session.close()
-            raise SourceSecurityError(f"{where}: the server's TLS certificate was refused ({refused}); fix the "
-                                      "certificate or its trust, or set verify_tls = false for this source only",
-                                      source=self.session.source) from None
+            raise SourceSecurityError(
+                f"{where}: the server's TLS certificate was refused ({refused}); fix the "
+                "certificate or its trust, or set verify_tls = false for this source only",
+                source=self.session.source,
+            ) from None
         if isinstance(exc, (errors.ErrorInvalidSyncStateData, errors.ErrorSyncFolderNotFound)):
             raise ResyncNeeded(text) from None
-        if isinstance(exc, (errors.UnauthorizedError, errors.ErrorAccessDenied, errors.ErrorImpersonateUserDenied,
-                            errors.ErrorImpersonationDenied)):
+        if isinstance(
+            exc,
+            (
+                errors.UnauthorizedError,
+                errors.ErrorAccessDenied,
+                errors.ErrorImpersonateUserDenied,
+                errors.ErrorImpersonationDenied,
+            ),
+        ):
             raise SourceAuthError(f"{where}: {self.what} refused ({text})") from None
         if isinstance(exc, errors.ErrorNonExistentMailbox):
             raise SourceConfigError(f"{where}: {self.what}: no such mailbox ({text})") from None
-        if isinstance(exc, (errors.TransportError, errors.ErrorServerBusy, errors.EWSError, OSError)) or \
-                type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+        if isinstance(exc, (errors.TransportError, errors.ErrorServerBusy, errors.EWSError, OSError)) or type(
+            exc
+        ).__module__.split(".")[0] in ("requests", "urllib3"):
             self.session.close()
             raise SourceUnavailable(f"{where}: {self.what} failed ({text})") from None
         return False
@@ -152,7 +167,7 @@ def _protocol_class() -> Any:
     """exchangelib's Protocol without its process-wide cache, taking its HTTP settings per instance."""
     from exchangelib.protocol import CachingProtocol, NoVerifyHTTPAdapter, Protocol
 
-    class _Uncached(CachingProtocol):
+    class _Uncached(CachingProtocol):  # type: ignore[misc]
         def __call__(cls, *args: Any, **kwargs: Any) -> Any:
             return type.__call__(cls, *args, **kwargs)
 
@@ -162,13 +177,22 @@ def _protocol_class() -> Any:
             self.verify_tls = verify_tls
             self.TIMEOUT = timeout  # read as protocol.TIMEOUT by every request exchangelib makes
 
-        def raw_session(self, prefix: str, oauth2_client: Any = None, oauth2_session_params: Any = None,
-                        oauth2_token_endpoint: Any = None) -> Any:
+        def raw_session(
+            self,
+            prefix: str,
+            oauth2_client: Any = None,
+            oauth2_session_params: Any = None,
+            oauth2_token_endpoint: Any = None,
+        ) -> Any:
             session = super().raw_session(prefix, oauth2_client, oauth2_session_params, oauth2_token_endpoint)
             if not self.verify_tls:
                 # requests' Session.verify = False loses to REQUESTS_CA_BUNDLE; an adapter does not.
-                adapter = NoVerifyHTTPAdapter(pool_block=True, pool_connections=self.CONNECTIONS_PER_SESSION,
-                                              pool_maxsize=self.CONNECTIONS_PER_SESSION, max_retries=0)
+                adapter = NoVerifyHTTPAdapter(
+                    pool_block=True,
+                    pool_connections=self.CONNECTIONS_PER_SESSION,
+                    pool_maxsize=self.CONNECTIONS_PER_SESSION,
+                    max_retries=0,
+                )
                 session.mount(prefix, adapter=adapter)
             return session
 

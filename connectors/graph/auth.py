@@ -34,11 +34,22 @@ log = logging.getLogger("syncd.connectors.graph")
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-_PEM_KEY = re.compile(r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----.+?-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----", re.S)
+_PEM_KEY = re.compile(
+    r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----.+?-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----", re.S
+)
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 # Errors that mean the credentials or the consent are wrong: retrying cannot help.
-_AUTH_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant", "invalid_request", "access_denied",
-                "consent_required", "interaction_required", "invalid_scope", "expired_token"}
+_AUTH_ERRORS = {
+    "invalid_client",
+    "unauthorized_client",
+    "invalid_grant",
+    "invalid_request",
+    "access_denied",
+    "consent_required",
+    "interaction_required",
+    "invalid_scope",
+    "expired_token",
+}
 
 
 @dataclass(frozen=True)
@@ -118,8 +129,11 @@ class GraphTokens:
         custom_host = sign_in.authority_host.rstrip("/") != DEFAULT_AUTHORITY
         # A sovereign cloud or a test double: msal cannot validate the host against
         # Microsoft's instance list, so it reads the host's OpenID configuration directly.
-        options: dict[str, Any] = {"authority": sign_in.authority, "token_cache": self.cache,
-                                   "timeout": sign_in.timeout}
+        options: dict[str, Any] = {
+            "authority": sign_in.authority,
+            "token_cache": self.cache,
+            "timeout": sign_in.timeout,
+        }
         if custom_host:
             options.update(validate_authority=False, instance_discovery=False)
         try:
@@ -129,14 +143,15 @@ class GraphTokens:
                 else:
                     assert sign_in.client_secret is not None
                     credential = sign_in.client_secret()
-                self._app = msal.ConfidentialClientApplication(sign_in.client_id, client_credential=credential,
-                                                               **options)
+                self._app = msal.ConfidentialClientApplication(
+                    sign_in.client_id, client_credential=credential, **options
+                )
             else:
                 self._app = msal.PublicClientApplication(sign_in.client_id, **options)
         except ValueError as exc:
             # msal raises ValueError for an unknown tenant (its OpenID document is a 400).
             raise SourceConfigError(f"sign-in authority {sign_in.authority} refused: {_first_line(exc)}") from None
-        except Exception as exc:  # noqa: BLE001 - requests' errors while msal reads the OpenID document
+        except Exception as exc:
             raise SourceUnavailable(f"cannot reach {sign_in.authority_host}: {_first_line(exc)}") from None
         return self._app
 
@@ -154,15 +169,19 @@ class GraphTokens:
                 else:
                     accounts = app.get_accounts()
                     if not accounts:
-                        raise SourceAuthError(f"source {self.source} is not signed in: run `syncd graph-login "
-                                              f"{self.source}` once as the mailbox user")
+                        raise SourceAuthError(
+                            f"source {self.source} is not signed in: run `syncd graph-login "
+                            f"{self.source}` once as the mailbox user"
+                        )
                     result = app.acquire_token_silent([GRAPH_SCOPE], account=accounts[0], force_refresh=force_refresh)
                     if result is None:
-                        raise SourceAuthError(f"source {self.source}: the sign-in expired or was revoked; run "
-                                              f"`syncd graph-login {self.source}` again")
+                        raise SourceAuthError(
+                            f"source {self.source}: the sign-in expired or was revoked; run "
+                            f"`syncd graph-login {self.source}` again"
+                        )
             except SourceAuthError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - network errors from requests inside msal
+            except Exception as exc:
                 raise SourceUnavailable(f"cannot reach {self.sign_in.authority_host}: {_first_line(exc)}") from None
             self._save()
         return self._checked(result)
@@ -172,8 +191,9 @@ class GraphTokens:
             return str(result["access_token"])
         error = str(result.get("error", "unknown_error"))
         # error_description starts with an AADSTS code that names the cause; keep its first line.
-        description = str(result.get("error_description", "")).splitlines()[0][:300] if result.get(
-            "error_description") else ""
+        description = (
+            str(result.get("error_description", "")).splitlines()[0][:300] if result.get("error_description") else ""
+        )
         message = f"source {self.source}: sign-in refused by {self.sign_in.authority_host} ({error}: {description})"
         if error in _AUTH_ERRORS or error.startswith("invalid"):
             raise SourceAuthError(message)

@@ -28,9 +28,20 @@ def calendar_window(today: date, past_days: int, future_days: int) -> tuple[str,
     return start.date().isoformat(), start, end
 
 
-def sync_calendar(client: GraphClient, *, source: str, user: str, mailbox: str, owners: frozenset[str],
-                  state: SourceState, today: date, past_days: int, future_days: int, snippet_chars: int,
-                  prefer: tuple[str, ...]) -> Iterator[Batch]:
+def sync_calendar(
+    client: GraphClient,
+    *,
+    source: str,
+    user: str,
+    mailbox: str,
+    owners: frozenset[str],
+    state: SourceState,
+    today: date,
+    past_days: int,
+    future_days: int,
+    snippet_chars: int,
+    prefer: tuple[str, ...],
+) -> Iterator[Batch]:
     window, start, end = calendar_window(today, past_days, future_days)
     cursor = DeltaCursor.load(state.cursors.get(LABEL))
     held = {k for k in state.known if k.startswith(f"{LABEL}/")}
@@ -53,10 +64,11 @@ def sync_calendar(client: GraphClient, *, source: str, user: str, mailbox: str, 
         cursor = None
     try:
         if cursor is None:
-            yield from delta_round(client, LABEL, path, params, window, parse, held if held else None, prefer,
-                                   aged_out)
+            yield from delta_round(client, LABEL, path, params, window, parse, held if held else None, prefer, aged_out)
         else:
             yield from delta_round(client, LABEL, cursor.link, None, window, parse, None, prefer)
     except DeltaExpired as expired:
-        log.warning("source=%s folder=calendar delta token expired (%d): reading the window afresh", source, expired.status)
+        log.warning(
+            "source=%s folder=calendar delta token expired (%d): reading the window afresh", source, expired.status
+        )
         yield from delta_round(client, LABEL, path, params, window, parse, held, prefer, aged_out)

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from syncd.connectors.graph.auth import GraphTokens
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
@@ -45,8 +52,17 @@ class _Transient(Exception):
 class GraphClient:
     """Graph REST calls with the token, throttling and error mapping syncd needs; nothing else."""
 
-    def __init__(self, base_url: str, tokens: GraphTokens, *, source: str, timeout: float = 60,
-                 max_wait: float = 60, attempts: int = 5, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        tokens: GraphTokens,
+        *,
+        source: str,
+        timeout: float = 60,
+        max_wait: float = 60,
+        attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.source = source
@@ -68,27 +84,52 @@ class GraphClient:
             return exc.retry_after
         return float((wait_exponential(multiplier=0.5, max=30) + wait_random(0, 0.5))(state))
 
-    def request(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
-                prefer: tuple[str, ...] = ()) -> dict[str, Any]:
-        retrying = Retrying(retry=retry_if_exception_type(_Transient), wait=self._wait,
-                            stop=stop_after_attempt(self.attempts), sleep=self.sleep, reraise=True,
-                            before_sleep=lambda s: log.warning(
-                                "source=%s graph transient error, retrying attempt=%d error=%r", self.source,
-                                s.attempt_number, str(s.outcome.exception()) if s.outcome else ""))
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        prefer: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            wait=self._wait,
+            stop=stop_after_attempt(self.attempts),
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=lambda s: log.warning(
+                "source=%s graph transient error, retrying attempt=%d error=%r",
+                self.source,
+                s.attempt_number,
+                str(s.outcome.exception()) if s.outcome else "",
+            ),
+        )
         try:
             return retrying(self._once, method, path, params, body, prefer)
         except _Transient as exc:
             raise SourceUnavailable(f"Graph: {exc} (gave up after {self.attempts} attempts)") from None
 
-    def _once(self, method: str, path: str, params: dict[str, str] | None, body: Any,
-              prefer: tuple[str, ...], refreshed: bool = False) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.tokens.token(force_refresh=refreshed)}",
-                   "Accept": "application/json"}
+    def _once(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: Any,
+        prefer: tuple[str, ...],
+        refreshed: bool = False,
+    ) -> dict[str, Any]:
+        headers = {
+            "Authorization": f"Bearer {self.tokens.token(force_refresh=refreshed)}",
+            "Accept": "application/json",
+        }
         if prefer:
             headers["Prefer"] = ", ".join(prefer)
         try:
-            response = self.session.request(method, self.url(path), params=params, json=body, headers=headers,
-                                            timeout=self.timeout)
+            response = self.session.request(
+                method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
+            )
         except requests.RequestException as exc:
             raise _Transient(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
         status = response.status_code
@@ -99,8 +140,10 @@ class GraphClient:
         if status == 401 and not refreshed:
             return self._once(method, path, params, body, prefer, refreshed=True)
         if status in (401, 403):
-            raise SourceAuthError(f"Graph refused access ({what}); check the app's permissions, admin consent and "
-                                  f"application access policy for this mailbox")
+            raise SourceAuthError(
+                f"Graph refused access ({what}); check the app's permissions, admin consent and "
+                f"application access policy for this mailbox"
+            )
         if status == 404:
             raise NotFound(what)
         if status == 410:
@@ -108,8 +151,10 @@ class GraphClient:
         if status in (429, 503) or status >= 500:
             retry_after = _retry_after(response)
             if retry_after is not None and retry_after > self.max_wait:
-                raise SourceUnavailable(f"Graph throttled this mailbox: Retry-After {retry_after:.0f}s exceeds "
-                                        f"throttle_max_wait_seconds; retried next pass")
+                raise SourceUnavailable(
+                    f"Graph throttled this mailbox: Retry-After {retry_after:.0f}s exceeds "
+                    f"throttle_max_wait_seconds; retried next pass"
+                )
             if status == 429:
                 log.warning("source=%s graph throttled retry_after=%s", self.source, retry_after)
             raise _Transient(what, retry_after if retry_after is not None else (1.0 if status == 429 else None))
@@ -120,8 +165,9 @@ class GraphClient:
     def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("GET", path, **kwargs)
 
-    def pages(self, path: str, params: dict[str, str] | None = None,
-              prefer: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, params: dict[str, str] | None = None, prefer: tuple[str, ...] = ()
+    ) -> Iterator[dict[str, Any]]:
         """Every page of a collection, following @odata.nextLink."""
         page = self.get(path, params=params, prefer=prefer)
         while True:

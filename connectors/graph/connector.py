@@ -44,8 +44,15 @@ class GraphConnector(Connector):
 
     kind = "graph"
 
-    def __init__(self, name: str, options: ReadOptions, account: GraphMailbox, client: GraphClient, *,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+    def __init__(
+        self,
+        name: str,
+        options: ReadOptions,
+        account: GraphMailbox,
+        client: GraphClient,
+        *,
+        today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+    ):
         super().__init__(name, options)
         self.account = account
         self.client = client
@@ -72,14 +79,32 @@ class GraphConnector(Connector):
         try:
             for label in account.folders:
                 yield from sync_mail_folder(
-                    self.client, source=self.name, user=self.user, mailbox=account.mailbox, owners=self.owners,
-                    label=label, state=state, today=self.today(), backfill_days=account.backfill_days,
-                    snippet_chars=self.options.snippet_chars, prefer=self.prefer)
+                    self.client,
+                    source=self.name,
+                    user=self.user,
+                    mailbox=account.mailbox,
+                    owners=self.owners,
+                    label=label,
+                    state=state,
+                    today=self.today(),
+                    backfill_days=account.backfill_days,
+                    snippet_chars=self.options.snippet_chars,
+                    prefer=self.prefer,
+                )
             if account.calendar:
                 yield from sync_calendar(
-                    self.client, source=self.name, user=self.user, mailbox=account.mailbox, owners=self.owners,
-                    state=state, today=self.today(), past_days=account.past_days, future_days=account.future_days,
-                    snippet_chars=self.options.snippet_chars, prefer=self.prefer)
+                    self.client,
+                    source=self.name,
+                    user=self.user,
+                    mailbox=account.mailbox,
+                    owners=self.owners,
+                    state=state,
+                    today=self.today(),
+                    past_days=account.past_days,
+                    future_days=account.future_days,
+                    snippet_chars=self.options.snippet_chars,
+                    prefer=self.prefer,
+                )
         except (DeltaExpired, NotFound) as exc:
             raise SourceUnavailable(f"mailbox {account.mailbox}: {exc}", source=self.name) from None
 

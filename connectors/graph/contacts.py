@@ -13,8 +13,17 @@ from syncd.model.errors import SourceConfigError
 from syncd.model.markers import NOTE_MARKER
 from syncd.model.records import Batch, ReadOptions, SourceState
 
-CONTACT_FIELDS = ("displayName", "emailAddresses", "businessPhones", "mobilePhone", "homePhones", "companyName",
-                  "businessHomePage", "changeKey", "personalNotes")
+CONTACT_FIELDS = (
+    "displayName",
+    "emailAddresses",
+    "businessPhones",
+    "mobilePhone",
+    "homePhones",
+    "companyName",
+    "businessHomePage",
+    "changeKey",
+    "personalNotes",
+)
 
 
 class GraphContactsConnector(Connector):
@@ -42,25 +51,38 @@ class GraphContactsConnector(Connector):
         if self.folder.casefold() == "contacts":
             path = f"{user}/contacts"
         else:
-            folders = self.client.get(f"{user}/contactFolders",
-                                      params={"$filter": f"displayName eq '{odata_quote(self.folder)}'"})
+            folders = self.client.get(
+                f"{user}/contactFolders", params={"$filter": f"displayName eq '{odata_quote(self.folder)}'"}
+            )
             values = folders.get("value") or []
             if not values:
                 raise SourceConfigError(f"mailbox {self.mailbox}: no contact folder {self.folder!r}")
             path = f"{user}/contactFolders/{values[0]['id']}/contacts"
         found: list[ContactFields] = []
-        for page in self.client.pages(path, params={"$select": ",".join(CONTACT_FIELDS), "$top": "500"},
-                                      prefer=('IdType="ImmutableId"',)):
+        for page in self.client.pages(
+            path, params={"$select": ",".join(CONTACT_FIELDS), "$top": "500"}, prefer=('IdType="ImmutableId"',)
+        ):
             for contact in page.get("value") or []:
                 if str(contact.get("personalNotes") or "").startswith(NOTE_MARKER):
                     continue  # our own write-back
-                emails = [a[0] for a in (graph_address({"emailAddress": e}) for e in contact.get("emailAddresses") or [])
-                          if a]
-                phones = [*(contact.get("businessPhones") or []), contact.get("mobilePhone"),
-                          *(contact.get("homePhones") or [])]
-                found.append(ContactFields(f"contact/{contact['id']}", clean_text(contact.get("displayName"), 500),
-                                           tuple(emails), tuple(str(p) for p in phones if p),
-                                           clean_text(contact.get("companyName"), 500),
-                                           str(contact.get("businessHomePage") or "").strip()))
-        yield from listing_batches(contact_records(found, f"{self.mailbox} contacts {self.folder}"), state,
-                                   self.options.batch_size)
+                emails = [
+                    a[0] for a in (graph_address({"emailAddress": e}) for e in contact.get("emailAddresses") or []) if a
+                ]
+                phones = [
+                    *(contact.get("businessPhones") or []),
+                    contact.get("mobilePhone"),
+                    *(contact.get("homePhones") or []),
+                ]
+                found.append(
+                    ContactFields(
+                        f"contact/{contact['id']}",
+                        clean_text(contact.get("displayName"), 500),
+                        tuple(emails),
+                        tuple(str(p) for p in phones if p),
+                        clean_text(contact.get("companyName"), 500),
+                        str(contact.get("businessHomePage") or "").strip(),
+                    )
+                )
+        yield from listing_batches(
+            contact_records(found, f"{self.mailbox} contacts {self.folder}"), state, self.options.batch_size
+        )

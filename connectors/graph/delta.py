@@ -38,9 +38,17 @@ class DeltaCursor(JsonCursor):
     partial: bool = False
 
 
-def delta_round(client: GraphClient, label: str, path: str, params: dict[str, str] | None, since: str,
-                parse: Parser, resync: set[str] | None, prefer: tuple[str, ...],
-                keep: Callable[[str], bool] = lambda key: False) -> Iterator[Batch]:
+def delta_round(
+    client: GraphClient,
+    label: str,
+    path: str,
+    params: dict[str, str] | None,
+    since: str,
+    parse: Parser,
+    resync: set[str] | None,
+    prefer: tuple[str, ...],
+    keep: Callable[[str], bool] = lambda key: False,
+) -> Iterator[Batch]:
     """One delta round from ``path``. With ``resync`` (the keys held for this folder), the
     round is a full listing: no cursor until its end, then the unlisted keys are removed,
     except those ``keep`` says to keep."""
@@ -82,6 +90,14 @@ def delta_round(client: GraphClient, label: str, path: str, params: dict[str, st
             cursor = DeltaCursor(next_link, since, partial=True).dump()
         else:
             cursor = DeltaCursor(delta_link, since).dump() if delta_link else None
-        yield Batch(records=tuple(records), problems=tuple(problems), removed=tuple(removed), folder=label,
-                    cursor=cursor, listing_complete=complete, listed=len(seen), pending=None if next_link else 0)
+        yield Batch(
+            records=tuple(records),
+            problems=tuple(problems),
+            removed=tuple(removed),
+            folder=label,
+            cursor=cursor,
+            listing_complete=complete,
+            listed=len(seen),
+            pending=None if next_link else 0,
+        )
         url = next_link

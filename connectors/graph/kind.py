@@ -27,11 +27,11 @@ class GraphAccountFields(StrictModel):
         "mailboxes). device_code: one user's delegated sign-in, done once with `syncd graph-login NAME`.",
     )
     client_secret_secret: SecretSource | None = Field(
-        default=None, description="auth = \"app\": the client secret, from a secret (never inline)."
+        default=None, description='auth = "app": the client secret, from a secret (never inline).'
     )
     certificate_secret: SecretSource | None = Field(
         default=None,
-        description="auth = \"app\": a PEM file (or credential) holding the certificate's private key and the "
+        description='auth = "app": a PEM file (or credential) holding the certificate\'s private key and the '
         "certificate; preferred over a client secret.",
     )
     authority_host: HttpsUrl = Field(
@@ -43,7 +43,9 @@ class GraphAccountFields(StrictModel):
     )
     timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per request.")
     throttle_max_wait_seconds: float = Field(
-        default=60, ge=0, le=600,
+        default=60,
+        ge=0,
+        le=600,
         description="Longest Retry-After syncd waits for inside a pass when Graph throttles (429/503); a longer "
         "one ends this source's pass (retried next pass) so other mailboxes are not held up.",
     )
@@ -52,9 +54,9 @@ class GraphAccountFields(StrictModel):
     def _credentials(self) -> GraphAccountFields:
         given = [n for n in ("client_secret_secret", "certificate_secret") if getattr(self, n) is not None]
         if self.auth == "app" and len(given) != 1:
-            raise ValueError("auth = \"app\" needs exactly one of client_secret_secret or certificate_secret")
+            raise ValueError('auth = "app" needs exactly one of client_secret_secret or certificate_secret')
         if self.auth == "device_code" and given:
-            raise ValueError("auth = \"device_code\" signs in as a user: remove client_secret_secret/certificate_secret")
+            raise ValueError('auth = "device_code" signs in as a user: remove client_secret_secret/certificate_secret')
         return self
 
 
@@ -70,7 +72,7 @@ class GraphContactsSettings(GraphAccountFields, SourceSettings):
     kind: Literal["graph_contacts"]
     mailbox: str = Field(description="User principal name or SMTP address of the mailbox holding the contacts.")
     contacts_folder: str = Field(
-        default="Contacts", description="Contact folder by display name; \"Contacts\" is the default folder."
+        default="Contacts", description='Contact folder by display name; "Contacts" is the default folder.'
     )
     enabled: bool = True
 
@@ -83,44 +85,70 @@ def graph_client(settings: GraphAccountFields, name: str, context: ConnectorCont
 
         def client_secret() -> str:
             return context.read_secret(secret, f"source {name} client_secret_secret")
+
     if settings.certificate_secret is not None:
         cert = settings.certificate_secret
 
         def certificate() -> str:
             return context.read_secret(cert, f"source {name} certificate_secret")
+
     state_dir: Path | None = context.state_dir
-    sign_in = GraphSignIn(tenant_id=settings.tenant_id, client_id=settings.client_id, mode=settings.auth,
-                          authority_host=settings.authority_host, client_secret=client_secret,
-                          certificate=certificate,
-                          cache_path=cache_file(state_dir, name) if state_dir is not None else None,
-                          timeout=settings.timeout_seconds)
-    return GraphClient(settings.graph_url, GraphTokens(sign_in, name), source=name,
-                       timeout=settings.timeout_seconds, max_wait=settings.throttle_max_wait_seconds)
+    sign_in = GraphSignIn(
+        tenant_id=settings.tenant_id,
+        client_id=settings.client_id,
+        mode=settings.auth,
+        authority_host=settings.authority_host,
+        client_secret=client_secret,
+        certificate=certificate,
+        cache_path=cache_file(state_dir, name) if state_dir is not None else None,
+        timeout=settings.timeout_seconds,
+    )
+    return GraphClient(
+        settings.graph_url,
+        GraphTokens(sign_in, name),
+        source=name,
+        timeout=settings.timeout_seconds,
+        max_wait=settings.throttle_max_wait_seconds,
+    )
 
 
 def _build(settings: GraphSettings, context: ConnectorContext) -> GraphConnector:
     mailbox = GraphMailbox(
-        mailbox=settings.effective_mailbox, owner=settings.owner,
+        mailbox=settings.effective_mailbox,
+        owner=settings.owner,
         owner_addresses=frozenset(settings.owner_addresses) | {settings.effective_mailbox},
-        folders=tuple(settings.folders), backfill_days=settings.backfill_days, calendar=settings.calendar,
-        past_days=settings.past_days, future_days=settings.future_days, contacts_folder=settings.contacts_folder,
+        folders=tuple(settings.folders),
+        backfill_days=settings.backfill_days,
+        calendar=settings.calendar,
+        past_days=settings.past_days,
+        future_days=settings.future_days,
+        contacts_folder=settings.contacts_folder,
     )
     return GraphConnector(settings.name, context.options, mailbox, graph_client(settings, settings.name, context))
 
 
 def _build_contacts(settings: GraphContactsSettings, context: ConnectorContext) -> GraphContactsConnector:
-    return GraphContactsConnector(settings.name, context.options, settings.mailbox, settings.contacts_folder,
-                                  graph_client(settings, settings.name, context))
+    return GraphContactsConnector(
+        settings.name,
+        context.options,
+        settings.mailbox,
+        settings.contacts_folder,
+        graph_client(settings, settings.name, context),
+    )
 
 
 GRAPH = SourceKind(
-    name="graph", settings=GraphSettings, build=_build,
+    name="graph",
+    settings=GraphSettings,
+    build=_build,
     summary="A Microsoft 365 mailbox through Microsoft Graph: mail folders by delta query, the calendar by "
     "calendarView delta, optional category and customer-contact write-back. See docs/microsoft-365.md.",
     capabilities=Capabilities(mail=True, calendar=True, labels="category", contacts=True),
 )
 GRAPH_CONTACTS = SourceKind(
-    name="graph_contacts", settings=GraphContactsSettings, build=_build_contacts,
+    name="graph_contacts",
+    settings=GraphContactsSettings,
+    build=_build_contacts,
     summary="Customers from a contact folder of a Microsoft 365 mailbox, read-only.",
     capabilities=Capabilities(customers=True),
 )

@@ -21,11 +21,34 @@ from syncd.model.records import ActivityRecord, Batch, Problem, SourceState
 
 log = logging.getLogger(__name__)
 
-MESSAGE_FIELDS = ("from", "toRecipients", "ccRecipients", "bccRecipients", "subject", "bodyPreview",
-                  "receivedDateTime", "sentDateTime", "internetMessageId", "conversationId", "webLink",
-                  "categories", "changeKey", "isDraft")
-WELL_KNOWN_FOLDERS = {"inbox", "sentitems", "archive", "drafts", "deleteditems", "junkemail", "outbox",
-                      "clutter", "conversationhistory", "scheduled"}
+MESSAGE_FIELDS = (
+    "from",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "subject",
+    "bodyPreview",
+    "receivedDateTime",
+    "sentDateTime",
+    "internetMessageId",
+    "conversationId",
+    "webLink",
+    "categories",
+    "changeKey",
+    "isDraft",
+)
+WELL_KNOWN_FOLDERS = {
+    "inbox",
+    "sentitems",
+    "archive",
+    "drafts",
+    "deleteditems",
+    "junkemail",
+    "outbox",
+    "clutter",
+    "conversationhistory",
+    "scheduled",
+}
 
 
 def folder_path(client: GraphClient, user: str, mailbox: str, label: str) -> str:
@@ -43,8 +66,11 @@ def folder_path(client: GraphClient, user: str, mailbox: str, label: str) -> str
 
 def _child_id(client: GraphClient, collection: str, name: str, label: str, mailbox: str) -> str:
     try:
-        found = client.get(collection, params={"$filter": f"displayName eq '{odata_quote(name)}'",
-                                               "$select": "id,displayName"}, prefer=('IdType="ImmutableId"',))
+        found = client.get(
+            collection,
+            params={"$filter": f"displayName eq '{odata_quote(name)}'", "$select": "id,displayName"},
+            prefer=('IdType="ImmutableId"',),
+        )
     except NotFound:
         found = {"value": []}
     values = found.get("value") or []
@@ -53,9 +79,20 @@ def _child_id(client: GraphClient, collection: str, name: str, label: str, mailb
     return str(values[0]["id"])
 
 
-def sync_mail_folder(client: GraphClient, *, source: str, user: str, mailbox: str, owners: frozenset[str],
-                     label: str, state: SourceState, today: date, backfill_days: int, snippet_chars: int,
-                     prefer: tuple[str, ...]) -> Iterator[Batch]:
+def sync_mail_folder(
+    client: GraphClient,
+    *,
+    source: str,
+    user: str,
+    mailbox: str,
+    owners: frozenset[str],
+    label: str,
+    state: SourceState,
+    today: date,
+    backfill_days: int,
+    snippet_chars: int,
+    prefer: tuple[str, ...],
+) -> Iterator[Batch]:
     cursor = DeltaCursor.load(state.cursors.get(label))
     held = {k for k in state.known if k.startswith(f"{label}/")}
     since = cursor.since if cursor and cursor.since else (today - timedelta(days=backfill_days)).isoformat()
@@ -75,6 +112,8 @@ def sync_mail_folder(client: GraphClient, *, source: str, user: str, mailbox: st
         else:
             yield from delta_round(client, label, cursor.link, None, since, parse, None, prefer)
     except DeltaExpired as expired:
-        log.warning("source=%s folder=%s delta token expired (%d): reading the folder afresh", source, label, expired.status)
+        log.warning(
+            "source=%s folder=%s delta token expired (%d): reading the folder afresh", source, label, expired.status
+        )
         path, params = first_round()
         yield from delta_round(client, label, path, params, since, parse, held, prefer)

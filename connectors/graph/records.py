@@ -7,7 +7,8 @@ Shapes from Microsoft's resource pages: message
 
 from __future__ import annotations
 
-from datetime import date, datetime, time as dtime, timezone
+from datetime import date, datetime, timezone
+from datetime import time as dtime
 from typing import Any
 
 from syncd.model.markers import PRIVATE_CATEGORIES
@@ -22,7 +23,7 @@ def graph_time(value: str | None) -> datetime | None:
     if "." in text:
         head, tail = text.split(".", 1)
         digits = "".join(c for c in tail if c.isdigit())
-        zone = tail[len(digits):]
+        zone = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     try:
         moment = datetime.fromisoformat(text)
@@ -46,8 +47,9 @@ def clean_text(text: str | None, limit: int) -> str:
     return " ".join(str(text or "").split())[:limit]
 
 
-def message_record(item: dict[str, Any], *, folder: str, mailbox: str, owners: frozenset[str],
-                   snippet_chars: int) -> ActivityRecord | Problem:
+def message_record(
+    item: dict[str, Any], *, folder: str, mailbox: str, owners: frozenset[str], snippet_chars: int
+) -> ActivityRecord | Problem:
     key = f"{folder}/{item['id']}"
     version = str(item.get("changeKey") or "")
     where = f"{mailbox} {folder} {item['id'][:24]}…"
@@ -56,7 +58,7 @@ def message_record(item: dict[str, Any], *, folder: str, mailbox: str, owners: f
     fields = (("from", Role.FROM), ("toRecipients", Role.TO), ("ccRecipients", Role.CC), ("bccRecipients", Role.BCC))
     for field_name, role in fields:
         values = item.get(field_name)
-        for value in ([values] if isinstance(values, dict) else values or []):
+        for value in [values] if isinstance(values, dict) else values or []:
             found = graph_address(value)
             if found and (found[0], role) not in seen:
                 seen.add((found[0], role))
@@ -76,12 +78,20 @@ def message_record(item: dict[str, Any], *, folder: str, mailbox: str, owners: f
     message_id = str(item.get("internetMessageId") or "").strip().strip("<>") or None
     conversation = item.get("conversationId")
     return ActivityRecord(
-        key=key, kind=ActivityKind.EMAIL, occurred_at=occurred_at,
+        key=key,
+        kind=ActivityKind.EMAIL,
+        occurred_at=occurred_at,
         direction=Direction.OUTBOUND if sender in owners else Direction.INBOUND,
-        subject=clean_text(item.get("subject"), 998), snippet=clean_text(item.get("bodyPreview"), snippet_chars),
-        participants=tuple(participants), message_id=message_id,
+        subject=clean_text(item.get("subject"), 998),
+        snippet=clean_text(item.get("bodyPreview"), snippet_chars),
+        participants=tuple(participants),
+        message_id=message_id,
         thread_key=f"graph-conversation:{conversation}" if conversation else message_id,
-        mailbox=mailbox, folder=folder, link=item.get("webLink"), version=version, hints=tuple(hints),
+        mailbox=mailbox,
+        folder=folder,
+        link=item.get("webLink"),
+        version=version,
+        hints=tuple(hints),
     )
 
 
@@ -102,8 +112,9 @@ def _event_start(item: dict[str, Any], field_name: str = "start") -> datetime | 
     return moment
 
 
-def event_record(item: dict[str, Any], *, mailbox: str, owners: frozenset[str],
-                 snippet_chars: int) -> ActivityRecord | Problem:
+def event_record(
+    item: dict[str, Any], *, mailbox: str, owners: frozenset[str], snippet_chars: int
+) -> ActivityRecord | Problem:
     key = f"calendar/{item['id']}"
     start = _event_start(item)
     change_key = str(item.get("changeKey") or "")
@@ -149,12 +160,24 @@ def event_record(item: dict[str, Any], *, mailbox: str, owners: frozenset[str],
     snippet = f"{location}: {preview}" if location and preview else location or preview
     uid = item.get("iCalUId")
     series = item.get("seriesMasterId")
-    direction = Direction.UNKNOWN if organizer is None else (
-        Direction.OUTBOUND if organizer[0] in owners else Direction.INBOUND)
+    direction = (
+        Direction.UNKNOWN
+        if organizer is None
+        else (Direction.OUTBOUND if organizer[0] in owners else Direction.INBOUND)
+    )
     return ActivityRecord(
-        key=key, kind=ActivityKind.MEETING, occurred_at=start, direction=direction,
-        subject=clean_text(item.get("subject"), 998), snippet=snippet[:snippet_chars], participants=tuple(participants),
+        key=key,
+        kind=ActivityKind.MEETING,
+        occurred_at=start,
+        direction=direction,
+        subject=clean_text(item.get("subject"), 998),
+        snippet=snippet[:snippet_chars],
+        participants=tuple(participants),
         message_id=f"graph-event:{uid}" if uid else None,
         thread_key=f"graph-series:{series}" if series else (f"graph-event:{uid}" if uid else None),
-        mailbox=mailbox, folder="calendar", link=item.get("webLink"), version=version, hints=tuple(hints),
+        mailbox=mailbox,
+        folder="calendar",
+        link=item.get("webLink"),
+        version=version,
+        hints=tuple(hints),
     )

@@ -42,8 +42,9 @@ class GraphWriter:
         master = self._master_categories()
         for name in sorted({n for names in labels.values() for n in names}):
             if name.casefold() not in master:
-                self.client.request("POST", f"{self.user}/outlook/masterCategories",
-                                    body={"displayName": name, "color": "preset7"})
+                self.client.request(
+                    "POST", f"{self.user}/outlook/masterCategories", body={"displayName": name, "color": "preset7"}
+                )
                 master.add(name.casefold())
         for key, names in sorted(labels.items()):
             folder, _, item_id = key.partition("/")
@@ -70,13 +71,16 @@ class GraphWriter:
             return written
         folder_id = self._contact_folder(folder, create=True)
         existing: dict[str, dict[str, Any]] = {}
-        for page in self.client.pages(f"{self.user}/contactFolders/{folder_id}/contacts",
-                                      params={"$select": "displayName,personalNotes", "$top": "500"}):
+        for page in self.client.pages(
+            f"{self.user}/contactFolders/{folder_id}/contacts",
+            params={"$select": "displayName,personalNotes", "$top": "500"},
+        ):
             for contact in page.get("value") or []:
                 existing.setdefault(str(contact.get("displayName", "")).casefold(), contact)
         for key, note in sorted(notes.items()):
             body: dict[str, Any] = {
-                "displayName": note.name, "personalNotes": note.text,
+                "displayName": note.name,
+                "personalNotes": note.text,
                 "emailAddresses": [{"address": e, "name": note.name} for e in note.emails[:3]],
             }
             if note.company:
@@ -90,8 +94,9 @@ class GraphWriter:
         return written
 
     def _contact_folder(self, name: str, create: bool) -> str:
-        found = self.client.get(f"{self.user}/contactFolders",
-                                params={"$filter": f"displayName eq '{odata_quote(name)}'"})
+        found = self.client.get(
+            f"{self.user}/contactFolders", params={"$filter": f"displayName eq '{odata_quote(name)}'"}
+        )
         values = found.get("value") or []
         if values:
             return str(values[0]["id"])

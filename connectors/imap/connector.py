@@ -30,6 +30,7 @@ login raises ``SourceAuthError`` at once, because retrying a bad password locks 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import imaplib
 import logging
 import socket
@@ -43,11 +44,11 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from syncd.connectors.base import Connector
 from syncd.connectors.cursor import JsonCursor
 from syncd.connectors.imap import wire as imapwire
-from syncd.connectors.base import Connector
-from syncd.model.errors import SourceAuthError, SourceUnavailable
 from syncd.connectors.mailparse import parse_message
+from syncd.model.errors import SourceAuthError, SourceUnavailable
 from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 
 log = logging.getLogger("syncd.connectors.imap")
@@ -57,10 +58,32 @@ HEADER_FIELDS = (
     "LIST-UNSUBSCRIBE CONTENT-TYPE CONTENT-TRANSFER-ENCODING X-AUTO-RESPONSE-SUPPRESS"
 )
 HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({HEADER_FIELDS})]"
-SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "inbox.sent", "[gmail]/sent mail", "gesendet",
-              "gesendete objekte", "poslano", "poslane", "wysłane", "skickat", "envoyés", "enviados")
-TRANSIENT = (IMAPClientAbortError, imaplib.IMAP4.abort, ConnectionError, TimeoutError, socket.timeout,
-             ssl.SSLError, OSError, EOFError)
+SENT_NAMES = (
+    "sent",
+    "sent items",
+    "sent messages",
+    "sent mail",
+    "inbox.sent",
+    "[gmail]/sent mail",
+    "gesendet",
+    "gesendete objekte",
+    "poslano",
+    "poslane",
+    "wysłane",
+    "skickat",
+    "envoyés",
+    "enviados",
+)
+TRANSIENT = (
+    IMAPClientAbortError,
+    imaplib.IMAP4.abort,
+    ConnectionError,
+    TimeoutError,
+    socket.timeout,
+    ssl.SSLError,
+    OSError,
+    EOFError,
+)
 
 
 @dataclass(frozen=True)
@@ -104,8 +127,14 @@ class _Session:
 class ImapConnector(Connector):
     kind = "imap"
 
-    def __init__(self, name: str, options: ReadOptions, account: ImapAccount, *,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+    def __init__(
+        self,
+        name: str,
+        options: ReadOptions,
+        account: ImapAccount,
+        *,
+        today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+    ):
         super().__init__(name, options)
         self.account = account
         self.today = today
@@ -123,9 +152,13 @@ class ImapConnector(Connector):
     def connect(self) -> _Session:
         account = self.account
         try:
-            client = IMAPClient(account.host, port=account.port, ssl=account.tls == "implicit",
-                                ssl_context=self._ssl_context() if account.tls != "none" else None,
-                                timeout=account.timeout)
+            client = IMAPClient(
+                account.host,
+                port=account.port,
+                ssl=account.tls == "implicit",
+                ssl_context=self._ssl_context() if account.tls != "none" else None,
+                timeout=account.timeout,
+            )
             if account.tls == "starttls":
                 client.starttls(self._ssl_context())
         except TRANSIENT as exc:
@@ -157,8 +190,11 @@ class ImapConnector(Connector):
             stop=stop_after_attempt(self.account.retry_attempts),
             reraise=True,
             before_sleep=lambda state: log.warning(
-                "source=%s transient error, reconnecting attempt=%d error=%r", self.name,
-                state.attempt_number, str(state.outcome.exception()) if state.outcome else ""),
+                "source=%s transient error, reconnecting attempt=%d error=%r",
+                self.name,
+                state.attempt_number,
+                str(state.outcome.exception()) if state.outcome else "",
+            ),
         )
 
     # ---- folders -----------------------------------------------------------------
@@ -211,8 +247,9 @@ class ImapConnector(Connector):
                     self._drop()
         except TRANSIENT as exc:
             self._drop()
-            raise SourceUnavailable(f"{self.account.host}: {exc} (gave up after "
-                                    f"{self.account.retry_attempts} attempts)") from None
+            raise SourceUnavailable(
+                f"{self.account.host}: {exc} (gave up after {self.account.retry_attempts} attempts)"
+            ) from None
         except IMAPClientError as exc:
             self._drop()
             raise SourceUnavailable(f"{self.account.host}: server refused a command: {_server_text(exc)}") from None
@@ -222,23 +259,39 @@ class ImapConnector(Connector):
             _quietly(self.session.client.shutdown)
             self.session = None
 
-    def _sync_folder(self, session: _Session, folder: str, cursor_text: str | None,
-                     known: set[str]) -> Iterator[Batch]:
+    def _sync_folder(self, session: _Session, folder: str, cursor_text: str | None, known: set[str]) -> Iterator[Batch]:
         client = session.client
         info = client.select_folder(folder, readonly=True)
         validity = int(info[b"UIDVALIDITY"])
         uidnext = int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None
         modseq = int(info[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in info else None
         prefix = f"{folder}/{validity}/"
-        stale = sorted(k for k in known if k.startswith(f"{folder}/") and not k.startswith(prefix)
-                       and k.count("/") >= 2 and k.rsplit("/", 2)[0] == folder)
+        stale = sorted(
+            k
+            for k in known
+            if k.startswith(f"{folder}/")
+            and not k.startswith(prefix)
+            and k.count("/") >= 2
+            and k.rsplit("/", 2)[0] == folder
+        )
         cursor = FolderCursor.load(cursor_text)
         if cursor is not None and cursor.v != validity:
-            log.warning("source=%s folder=%s UIDVALIDITY changed %s -> %s: resyncing the folder", self.name,
-                        folder, cursor.v, validity)
+            log.warning(
+                "source=%s folder=%s UIDVALIDITY changed %s -> %s: resyncing the folder",
+                self.name,
+                folder,
+                cursor.v,
+                validity,
+            )
             cursor = None
-        if cursor is not None and cursor.done and modseq is not None and cursor.modseq == modseq \
-                and cursor.next == uidnext and not stale:
+        if (
+            cursor is not None
+            and cursor.done
+            and modseq is not None
+            and cursor.modseq == modseq
+            and cursor.next == uidnext
+            and not stale
+        ):
             return  # CONDSTORE says nothing changed: no further command for this folder
         if cursor is None:
             cursor = FolderCursor(v=validity)
@@ -264,12 +317,13 @@ class ImapConnector(Connector):
         def advanced(chunk: list[int]) -> None:
             cursor.high = max(chunk)
 
-        yield from self._batches(session, folder, prefix, [u for u in arrived if f"{prefix}{u}" not in known],
-                                 cursor, advanced)
+        yield from self._batches(
+            session, folder, prefix, [u for u in arrived if f"{prefix}{u}" not in known], cursor, advanced
+        )
         if arrived:
             cursor.high = max(cursor.high, arrived[-1])  # already-held UIDs (after a crash) count too
         # Expunged messages: what we hold for this folder that the server no longer lists.
-        held = sorted(int(k[len(prefix):]) for k in known if k.startswith(prefix) and k[len(prefix):].isdigit())
+        held = sorted(int(k[len(prefix) :]) for k in known if k.startswith(prefix) and k[len(prefix) :].isdigit())
         removed: list[str] = []
         listed = 0
         if held:
@@ -278,21 +332,40 @@ class ImapConnector(Connector):
             removed = [f"{prefix}{u}" for u in held if u not in present]
         cursor.modseq, cursor.next = modseq, uidnext
         # Keys of an earlier UIDVALIDITY go only now, after the folder was read again.
-        yield Batch(removed=tuple(stale + removed), folder=folder, cursor=cursor.dump(),
-                    listing_complete=bool(removed) and not stale, listed=listed, pending=0)
+        yield Batch(
+            removed=tuple(stale + removed),
+            folder=folder,
+            cursor=cursor.dump(),
+            listing_complete=bool(removed) and not stale,
+            listed=listed,
+            pending=0,
+        )
 
-    def _batches(self, session: _Session, folder: str, prefix: str, uids: list[int], cursor: FolderCursor,
-                 advance: Callable[[list[int]], None]) -> Iterator[Batch]:
+    def _batches(
+        self,
+        session: _Session,
+        folder: str,
+        prefix: str,
+        uids: list[int],
+        cursor: FolderCursor,
+        advance: Callable[[list[int]], None],
+    ) -> Iterator[Batch]:
         """Fetch ``uids`` in batches; ``advance`` moves the cursor past each before it is handed out."""
         for start in range(0, len(uids), self.options.batch_size):
             chunk = uids[start : start + self.options.batch_size]
             records, problems = self._fetch(session, folder, prefix, chunk)
             advance(chunk)
-            yield Batch(records=tuple(records), problems=tuple(problems), folder=folder, cursor=cursor.dump(),
-                        pending=len(uids) - start - len(chunk))
+            yield Batch(
+                records=tuple(records),
+                problems=tuple(problems),
+                folder=folder,
+                cursor=cursor.dump(),
+                pending=len(uids) - start - len(chunk),
+            )
 
-    def _fetch(self, session: _Session, folder: str, prefix: str,
-               uids: Sequence[int]) -> tuple[list[ActivityRecord], list[Problem]]:
+    def _fetch(
+        self, session: _Session, folder: str, prefix: str, uids: Sequence[int]
+    ) -> tuple[list[ActivityRecord], list[Problem]]:
         """Headers plus the first few KB of the body, never the whole message.
 
         The partial body is parsed together with the headers (Content-Type and transfer
@@ -318,9 +391,13 @@ class ImapConnector(Connector):
             keywords = " ".join(f for f in data.flags if not f.startswith("\\"))
             raw = data.header.rstrip(b"\r\n") + b"\r\n\r\n" + data.text if data.header.strip() else b""
             item = parse_message(
-                raw, key=f"{prefix}{uid}", mailbox=self.account.owner, folder=folder, owner_addresses=owners,
+                raw,
+                key=f"{prefix}{uid}",
+                mailbox=self.account.owner,
+                folder=folder,
+                owner_addresses=owners,
                 snippet_chars=self.options.snippet_chars,
-                fallback_date=lambda d=data.internal_date: imapwire.internal_date(d),
+                fallback_date=functools.partial(imapwire.internal_date, data.internal_date),
                 where=f"{self.account.host} {self.account.username} {folder} UID {uid}",
                 extra_hints=(("x-imap-keywords", keywords),) if keywords else (),
                 snippet=(data.preview or "") if preview else None,
@@ -329,9 +406,12 @@ class ImapConnector(Connector):
         return records, problems
 
     @staticmethod
-    def _fetch_with_imapclient(session: _Session, uids: Sequence[int],
-                               body_item: str) -> dict[int, imapwire.FetchedItem]:
-        response = session.client.fetch(list(uids), ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM, body_item])
+    def _fetch_with_imapclient(
+        session: _Session, uids: Sequence[int], body_item: str
+    ) -> dict[int, imapwire.FetchedItem]:
+        response = session.client.fetch(
+            list(uids), ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM, body_item]
+        )
         found: dict[int, imapwire.FetchedItem] = {}
         for uid, data in response.items():
             header = partial = b""
@@ -343,11 +423,14 @@ class ImapConnector(Connector):
                     partial = value or b""
             internal = data.get(b"INTERNALDATE")
             found[uid] = imapwire.FetchedItem(
-                uid=uid, flags=tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ())),
+                uid=uid,
+                flags=tuple(f.decode("utf-8", "replace") for f in data.get(b"FLAGS", ())),
                 internal_date=internal if isinstance(internal, (bytes, datetime)) else None,
                 size=data.get(b"RFC822.SIZE"),
-                header=header, text=partial,
-                preview=preview.decode("utf-8", "replace") if isinstance(preview, bytes) else None)
+                header=header,
+                text=partial,
+                preview=preview.decode("utf-8", "replace") if isinstance(preview, bytes) else None,
+            )
         return found
 
     @property
@@ -365,8 +448,8 @@ class ImapConnector(Connector):
             return written
         by_folder: dict[tuple[str, int], dict[int, tuple[str, ...]]] = {}
         for key, names in labels.items():
-            folder, validity, uid = key.rsplit("/", 2)
-            by_folder.setdefault((folder, int(validity)), {})[int(uid)] = names
+            folder_name, validity_text, uid_text = key.rsplit("/", 2)
+            by_folder.setdefault((folder_name, int(validity_text)), {})[int(uid_text)] = names
         for attempt in self._retrying():
             with attempt:
                 session = self.session or self.connect()
@@ -400,5 +483,5 @@ def _server_text(exc: Exception) -> str:
 def _quietly(action: Callable[[], Any]) -> None:
     try:
         action()
-    except Exception:  # noqa: BLE001 - best effort on the way out
+    except Exception:
         pass

@@ -53,7 +53,7 @@ class ImapIdleWatcher:
                 failures += 1
                 log.error("source=%s idle login refused: %s", self.connector.name, exc)
                 stop.wait(min(3600, 300 * failures))
-            except Exception as exc:  # noqa: BLE001 - any fault: reconnect after a pause
+            except Exception as exc:
                 failures += 1
                 log.warning("source=%s idle connection lost error=%r", self.connector.name, str(exc))
                 stop.wait(min(300, 2 ** min(failures, 8)))

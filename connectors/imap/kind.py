@@ -52,7 +52,8 @@ class ImapSettings(MailSourceSettings):
         default=False, description="Add a keyword per matched customer to each message (nothing else is changed)."
     )
     keyword_prefix: str = Field(
-        default="$crm_", pattern=r"^[$A-Za-z][A-Za-z0-9_$-]{0,15}$",
+        default="$crm_",
+        pattern=r"^[$A-Za-z][A-Za-z0-9_$-]{0,15}$",
         description="Prefix of the keywords written, so they never collide with the user's own.",
     )
 
@@ -61,7 +62,7 @@ class ImapSettings(MailSourceSettings):
         if (self.password_secret is None) == (self.oauth2_token_command is None):
             raise ValueError("give exactly one of password_secret or oauth2_token_command")
         if self.tls == "none" and not is_loopback(self.host):
-            raise ValueError("tls = \"none\" is allowed only for a server on loopback; use implicit or starttls")
+            raise ValueError('tls = "none" is allowed only for a server on loopback; use implicit or starttls')
         return self
 
     @property
@@ -80,7 +81,6 @@ class ImapSettings(MailSourceSettings):
         return self.idle
 
 
-
 def imap_account(settings: ImapSettings, context: ConnectorContext) -> ImapAccount:
     """The connector's view of an IMAP source; secrets are read when a login needs them."""
     password = None
@@ -96,15 +96,26 @@ def imap_account(settings: ImapSettings, context: ConnectorContext) -> ImapAccou
         def token() -> str:
             done = subprocess.run(command, capture_output=True, text=True, timeout=60)
             if done.returncode != 0 or not done.stdout.strip():
-                raise SourceAuthError(f"oauth2_token_command exited {done.returncode} without a token",
-                                      source=settings.name)
+                raise SourceAuthError(
+                    f"oauth2_token_command exited {done.returncode} without a token", source=settings.name
+                )
             return done.stdout.strip()
+
     return ImapAccount(
-        host=settings.host, port=settings.effective_port, tls=settings.tls, verify_tls=settings.verify_tls,
-        username=settings.username, owner=settings.owner, owner_addresses=frozenset(settings.owner_addresses),
-        password=password, oauth2_token=token, include=tuple(settings.folders_include),
-        exclude=tuple(settings.folders_exclude), backfill_days=settings.backfill_days,
-        timeout=settings.timeout_seconds, server_preview=settings.server_preview,
+        host=settings.host,
+        port=settings.effective_port,
+        tls=settings.tls,
+        verify_tls=settings.verify_tls,
+        username=settings.username,
+        owner=settings.owner,
+        owner_addresses=frozenset(settings.owner_addresses),
+        password=password,
+        oauth2_token=token,
+        include=tuple(settings.folders_include),
+        exclude=tuple(settings.folders_exclude),
+        backfill_days=settings.backfill_days,
+        timeout=settings.timeout_seconds,
+        server_preview=settings.server_preview,
     )
 
 
@@ -117,7 +128,10 @@ def _watcher(settings: ImapSettings, context: ConnectorContext, on_change: Calla
 
 
 KIND = SourceKind(
-    name="imap", settings=ImapSettings, build=_build, watcher=_watcher,
+    name="imap",
+    settings=ImapSettings,
+    build=_build,
+    watcher=_watcher,
     summary="A mailbox over IMAP: backfill, then incremental sync and IDLE; optional keyword write-back.",
     capabilities=Capabilities(mail=True, live=True, labels="keyword"),
 )

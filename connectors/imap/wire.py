@@ -32,8 +32,12 @@ _TOKEN = re.compile(
     )""",
     re.X,
 )
-_MONTHS = {m: i for i, m in enumerate(
-    (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"), start=1
+    )
+}
 
 
 # The shape Dovecot, Cyrus and most servers send for our request, read in one match;
@@ -101,10 +105,11 @@ def read_fetch_responses(imap: imaplib.IMAP4, tag: bytes) -> list[object]:
         if not line.endswith(b"\n"):
             raise imap.abort(f"connection closed or line too long while reading FETCH: {line[:80]!r}")
         if line.startswith(prefix):
-            status, _, text = line[len(prefix):].rstrip(b"\r\n").partition(b" ")
+            status, _, text = line[len(prefix) :].rstrip(b"\r\n").partition(b" ")
             if status != b"OK":
-                raise imap.error(f"UID FETCH failed: {status.decode('ascii', 'replace')} "
-                                 f"{text.decode('utf-8', 'replace')}")
+                raise imap.error(
+                    f"UID FETCH failed: {status.decode('ascii', 'replace')} {text.decode('utf-8', 'replace')}"
+                )
             return data
         if line.startswith(b"* BYE"):
             raise imap.abort(f"server said {line.rstrip().decode('utf-8', 'replace')}")
@@ -183,10 +188,17 @@ def parse_fetch_data(data: Sequence[object]) -> list[FetchedItem]:
             preview = literals[int(common["literal"])].decode("utf-8", "replace")
         else:
             preview = None
-        items.append(FetchedItem(
-            uid=int(common["uid"]), flags=tuple(common["flags"].decode("utf-8", "replace").split()),
-            internal_date=common["date"], size=int(common["size"]), header=literals[int(common["header"])],
-            text=literals[int(common["text"])] if common["text"] is not None else b"", preview=preview))
+        items.append(
+            FetchedItem(
+                uid=int(common["uid"]),
+                flags=tuple(common["flags"].decode("utf-8", "replace").split()),
+                internal_date=common["date"],
+                size=int(common["size"]),
+                header=literals[int(common["header"])],
+                text=literals[int(common["text"])] if common["text"] is not None else b"",
+                preview=preview,
+            )
+        )
         position = common.end()
     if position == len(joined):
         return items
@@ -211,7 +223,7 @@ def _tokens(stream: bytes) -> list[tuple[str, bytes]]:
     while position < end:
         match = _TOKEN.match(stream, position)
         if match is None or match.end() == position:
-            raise WireFormatError(f"cannot read {stream[position:position + 40]!r}")
+            raise WireFormatError(f"cannot read {stream[position : position + 40]!r}")
         position = match.end()
         kind = match.lastgroup
         if kind == "literal":
@@ -221,7 +233,7 @@ def _tokens(stream: bytes) -> list[tuple[str, bytes]]:
         elif kind in ("open", "close"):
             tokens.append((kind, b""))
         else:
-            tokens.append(("atom", match.group(kind)))
+            tokens.append(("atom", match.group(kind or 0)))
         position = _skip_space(stream, position)
     return tokens
 
@@ -236,8 +248,7 @@ def _skip_space(stream: bytes, position: int) -> int:
     return position
 
 
-def _fields(tokens: list[tuple[str, bytes]], position: int,
-            literals: list[bytes]) -> tuple[int, dict[str, object]]:
+def _fields(tokens: list[tuple[str, bytes]], position: int, literals: list[bytes]) -> tuple[int, dict[str, object]]:
     fields: dict[str, object] = {}
     while True:
         if position >= len(tokens):

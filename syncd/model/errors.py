@@ -21,8 +21,9 @@ class SourceError(Exception):
     #: Whether waiting and trying again can help; the scheduler retries these sooner.
     transient = False
 
-    def __init__(self, message: str, *, source: str | None = None, folder: str | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, source: str | None = None, folder: str | None = None, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.source = source

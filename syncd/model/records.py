@@ -94,8 +94,9 @@ class CustomerRecord:
     """A company or a person from a customer source (a sheet row, a contact).
 
     ``company_key`` ties a person to the company record with that key in the same
-    source; ``company_id`` to a stored company of any source. Identities (emails, phones, domains) are normalized by the connector only as
-    far as the protocol requires; mapping normalizes them for matching.
+    source; ``company_id`` to a stored company of any source. Identities (emails, phones,
+    domains) are normalized by the connector only as far as the protocol requires;
+    mapping normalizes them for matching.
     """
 
     key: str

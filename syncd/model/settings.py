@@ -100,8 +100,8 @@ class SecretSource(StrictModel):
         if isinstance(value, str):
             # Never echo the value back: it is a password someone just typed into a config.
             raise ValueError(
-                "a secret is never written inline; give a table: { file = \"...\" }, { env = \"...\" } "
-                "or { credential = \"...\" }"
+                'a secret is never written inline; give a table: { file = "..." }, { env = "..." } '
+                'or { credential = "..." }'
             )
         return value
 
@@ -196,5 +196,7 @@ class MailSourceSettings(SourceSettings):
 
 
 def tls_warning(name: str, where: str) -> str:
-    return (f"source={name} TLS certificate verification is OFF for {where}: the connection and password "
-            "can be intercepted; set verify_tls = true")
+    return (
+        f"source={name} TLS certificate verification is OFF for {where}: the connection and password "
+        "can be intercepted; set verify_tls = true"
+    )

@@ -183,6 +183,6 @@ def as_json(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # str enums (Role)
+    if hasattr(value, "value") and isinstance(value.value, str):  # str enums (Role)
         return value.value
     return value

@@ -37,13 +37,13 @@ def read_review_entries(path: Path) -> list[ReviewEntry]:
         return []
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-    except Exception as exc:  # noqa: BLE001 - calamine raises several types for a bad file
+    except Exception as exc:
         raise ReviewUnreadable(f"{path} cannot be read: {exc}") from None
     try:
         if "Review" not in workbook.sheet_names:
             return []
         rows = workbook.get_sheet_by_name("Review").to_python(skip_empty_area=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ReviewUnreadable(f"{path} Review sheet cannot be read: {exc}") from None
     finally:
         workbook.close()
@@ -61,7 +61,10 @@ def read_review_entries(path: Path) -> list[ReviewEntry]:
         if not ref:
             continue
         value = row[customer_column] if customer_column < len(row) else ""
-        text = "" if value is None else (str(int(value)) if isinstance(value, float) and value.is_integer()
-                                         else str(value).strip())
+        text = (
+            ""
+            if value is None
+            else (str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip())
+        )
         entries.append(ReviewEntry(ref=ref, customer_text=text, row=number))
     return entries

@@ -22,19 +22,45 @@ from syncd.model.records import Participant, Role
 from syncd.model.views import ActivityView, CustomerSummary
 
 TIMELINE_HEADERS = (
-    "When", "Customers", "Kind", "Direction", "Subject", "Snippet", "From", "To", "Staff", "Seen in", "Link",
+    "When",
+    "Customers",
+    "Kind",
+    "Direction",
+    "Subject",
+    "Snippet",
+    "From",
+    "To",
+    "Staff",
+    "Seen in",
+    "Link",
     "Activity",
 )
 CUSTOMER_HEADERS = (
-    "Customer", "Type", "Company", "Emails", "Owner", "Last contact", "Days since", "Status", "Next meeting",
-    "Last 30 days", "Last 90 days", "Total", "ID",
+    "Customer",
+    "Type",
+    "Company",
+    "Emails",
+    "Owner",
+    "Last contact",
+    "Days since",
+    "Status",
+    "Next meeting",
+    "Last 30 days",
+    "Last 90 days",
+    "Total",
+    "ID",
 )
 # "Customer" is the column admins type into; Review learns it (see mapping.review).
 REVIEW_HEADERS = ("When", "Subject", "From", "To", "Staff", "Activity", "Suggested customers", "Customer", "Note")
 REVIEW_CUSTOMER_COLUMN = REVIEW_HEADERS.index("Customer")
 REVIEW_ACTIVITY_COLUMN = REVIEW_HEADERS.index("Activity")
-CONTACT_BUCKETS = (("0-30 days", 30), ("31-60 days", 60), ("61-90 days", 90), ("91-180 days", 180),
-                   ("over 180 days", None))
+CONTACT_BUCKETS = (
+    ("0-30 days", 30),
+    ("31-60 days", 60),
+    ("61-90 days", 90),
+    ("91-180 days", 180),
+    ("over 180 days", None),
+)
 REPORT_WEEKS = 12
 REPORT_MONTHS = 12
 
@@ -57,8 +83,9 @@ class TimelineView:
     reports: Reports | None = None
 
     def content_hash(self) -> str:
-        payload = json.dumps([self.timeline, self.customers, self.review, self.reports], default=str,
-                             ensure_ascii=False)
+        payload = json.dumps(
+            [self.timeline, self.customers, self.review, self.reports], default=str, ensure_ascii=False
+        )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -94,8 +121,9 @@ def contact_status(days: int | None, rules: Sequence[tuple[int, str]]) -> str:
     return label
 
 
-def build_reports(activities: Sequence[ActivityView], customers: Sequence[CustomerSummary], today: date,
-                  zone: ZoneInfo) -> Reports:
+def build_reports(
+    activities: Sequence[ActivityView], customers: Sequence[CustomerSummary], today: date, zone: ZoneInfo
+) -> Reports:
     """Activities per week per staff member (last 12 weeks), new customers per month (last
     12 months, by first contact), and customers by days since last contact."""
     this_monday = today - timedelta(days=today.weekday())
@@ -136,17 +164,25 @@ def build_reports(activities: Sequence[ActivityView], customers: Sequence[Custom
                 buckets[label] += 1
                 break
     return Reports(
-        weekly_headers=("Week", *staff_order), weekly=weekly,
+        weekly_headers=("Week", *staff_order),
+        weekly=weekly,
         monthly_new=[(m, new_per_month[m]) for m in months],
         contact_buckets=[(label, buckets[label]) for label, _limit in CONTACT_BUCKETS] + [("never", buckets["never"])],
     )
 
 
 def build_view(
-    activities: Sequence[ActivityView], customers: Sequence[CustomerSummary], today: date, zone: ZoneInfo, *,
+    activities: Sequence[ActivityView],
+    customers: Sequence[CustomerSummary],
+    today: date,
+    zone: ZoneInfo,
+    *,
     status_rules: Sequence[tuple[int, str]] = ((60, "no contact in 60 days"), (120, "no contact in 120 days")),
-    suggestions: dict[int, list[str]] | None = None, pending: dict[str, tuple[str, str]] | None = None,
-    reports: bool = False, merges: Sequence[tuple[str, str, str, str]] = (), review_max_rows: int | None = None,
+    suggestions: dict[int, list[str]] | None = None,
+    pending: dict[str, tuple[str, str]] | None = None,
+    reports: bool = False,
+    merges: Sequence[tuple[str, str, str, str]] = (),
+    review_max_rows: int | None = None,
 ) -> TimelineView:
     """``suggestions``: activity id -> suggested customer labels for Review; ``pending``:
     activity ref -> (what an admin typed, why it did not resolve yet); ``merges``: probable
@@ -157,9 +193,21 @@ def build_view(
     review: list[tuple[Any, ...]] = []
     for ref, title, reason, proposal in merges:
         typed, note = pending.get(ref, (None, None))
-        review.append((None, title, reason, None, None, ref, proposal, typed,
-                       note or "type merge in Customer to merge them (every activity and identity is kept), "
-                               "or no to stop suggesting it"))
+        review.append(
+            (
+                None,
+                title,
+                reason,
+                None,
+                None,
+                ref,
+                proposal,
+                typed,
+                note
+                or "type merge in Customer to merge them (every activity and identity is kept), "
+                "or no to stop suggesting it",
+            )
+        )
     refs = {a.id: activity_ref(a) for a in activities}
     ordered = sorted(activities, key=lambda a: (a.occurred_at, refs[a.id]), reverse=True)
     for a in ordered:
@@ -173,18 +221,48 @@ def build_view(
             recipients = a.hint(HINT_CUSTOMER_REF) or a.hint("phones") or ""
         names = "; ".join(c.name for c in a.customers)
         kind = f"{a.kind} (cancelled)" if a.cancelled else a.kind
-        timeline.append((when, names, kind, a.direction, a.subject, a.snippet, sender, recipients,
-                         staff, seen_in, link, refs[a.id]))
+        timeline.append(
+            (when, names, kind, a.direction, a.subject, a.snippet, sender, recipients, staff, seen_in, link, refs[a.id])
+        )
         if not a.customers and (review_max_rows is None or len(review) - len(merges) < review_max_rows):
             typed, note = pending.get(refs[a.id], (None, None))
-            review.append((when, a.subject, sender, recipients, staff, refs[a.id],
-                           "; ".join(suggestions.get(a.id, [])) or None, typed, note or None))
+            review.append(
+                (
+                    when,
+                    a.subject,
+                    sender,
+                    recipients,
+                    staff,
+                    refs[a.id],
+                    "; ".join(suggestions.get(a.id, [])) or None,
+                    typed,
+                    note or None,
+                )
+            )
     customer_rows: list[tuple[Any, ...]] = []
     for c in customers:
         last_local = _local(c.last_contact, zone)
         days = (today - last_local.date()).days if last_local else None
-        customer_rows.append((c.name, c.kind, c.company, ", ".join(c.emails), c.owner, last_local,
-                              days, contact_status(days, status_rules), _local(c.next_meeting, zone),
-                              c.count_30, c.count_90, c.total, c.id))
-    return TimelineView(timeline=timeline, customers=customer_rows, review=review,
-                        reports=build_reports(ordered, customers, today, zone) if reports else None)
+        customer_rows.append(
+            (
+                c.name,
+                c.kind,
+                c.company,
+                ", ".join(c.emails),
+                c.owner,
+                last_local,
+                days,
+                contact_status(days, status_rules),
+                _local(c.next_meeting, zone),
+                c.count_30,
+                c.count_90,
+                c.total,
+                c.id,
+            )
+        )
+    return TimelineView(
+        timeline=timeline,
+        customers=customer_rows,
+        review=review,
+        reports=build_reports(ordered, customers, today, zone) if reports else None,
+    )

@@ -11,10 +11,9 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from datetime import datetime
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -43,8 +42,14 @@ class TimelineWriteError(Exception):
     """The timeline workbook could not be written; the previous file is left as it was."""
 
 
-def _fill_sheet(workbook: Workbook, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                widths: dict[str, int], link_column: int | None = None) -> None:
+def _fill_sheet(
+    workbook: Workbook,
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    widths: dict[str, int],
+    link_column: int | None = None,
+) -> None:
     """Stream one sheet (write-only mode: memory stays flat however many rows there are)."""
     ws = workbook.create_sheet(title)
     ws.freeze_panes = "A2"
@@ -120,8 +125,9 @@ def _fill_reports(workbook: Workbook, reports: Reports) -> None:
         ws.append([])
         return header_row, header_row + len(rows)
 
-    def chart(title: str, header_row: int, last_row: int, columns: int, anchor_row: int, y_title: str,
-              stacked: bool = False) -> None:
+    def chart(
+        title: str, header_row: int, last_row: int, columns: int, anchor_row: int, y_title: str, stacked: bool = False
+    ) -> None:
         bar = BarChart()
         bar.type = "col"
         bar.title = title
@@ -140,25 +146,48 @@ def _fill_reports(workbook: Workbook, reports: Reports) -> None:
     first, last = table("Activities per week per staff member", reports.weekly_headers, reports.weekly)
     chart("Activities per week", first, last, len(reports.weekly_headers), weekly_top, "activities", stacked=True)
     monthly_top = row
-    first, last = table("New customers per month (by first contact)", ("Month", "New customers"),
-                        reports.monthly_new)
+    first, last = table("New customers per month (by first contact)", ("Month", "New customers"), reports.monthly_new)
     chart("New customers per month", first, last, 2, max(monthly_top, weekly_top + 16), "customers")
     buckets_top = row
-    first, last = table("Customers by days since last contact", ("Days since last contact", "Customers"),
-                        reports.contact_buckets)
+    first, last = table(
+        "Customers by days since last contact", ("Days since last contact", "Customers"), reports.contact_buckets
+    )
     chart("Customers by days since last contact", first, last, 2, max(buckets_top, weekly_top + 32), "customers")
 
 
 def render_workbook(view: TimelineView) -> Workbook:
     workbook = Workbook(write_only=True)
-    _fill_sheet(workbook, "Timeline", TIMELINE_HEADERS, view.timeline,
-                {"When": 17, "Customers": 28, "Subject": 40, "Snippet": 60, "From": 28, "To": 36, "Staff": 24,
-                 "Link": 30}, link_column=TIMELINE_HEADERS.index("Link"))
-    _fill_sheet(workbook, "Customers", CUSTOMER_HEADERS, view.customers,
-                {"Customer": 28, "Company": 24, "Emails": 36, "Owner": 22, "Last contact": 17, "Status": 22})
-    _fill_sheet(workbook, "Review", REVIEW_HEADERS, view.review,
-                {"When": 17, "Subject": 40, "From": 30, "To": 36, "Staff": 24, "Suggested customers": 40,
-                 "Customer": 28, "Note": 50})
+    _fill_sheet(
+        workbook,
+        "Timeline",
+        TIMELINE_HEADERS,
+        view.timeline,
+        {"When": 17, "Customers": 28, "Subject": 40, "Snippet": 60, "From": 28, "To": 36, "Staff": 24, "Link": 30},
+        link_column=TIMELINE_HEADERS.index("Link"),
+    )
+    _fill_sheet(
+        workbook,
+        "Customers",
+        CUSTOMER_HEADERS,
+        view.customers,
+        {"Customer": 28, "Company": 24, "Emails": 36, "Owner": 22, "Last contact": 17, "Status": 22},
+    )
+    _fill_sheet(
+        workbook,
+        "Review",
+        REVIEW_HEADERS,
+        view.review,
+        {
+            "When": 17,
+            "Subject": 40,
+            "From": 30,
+            "To": 36,
+            "Staff": 24,
+            "Suggested customers": 40,
+            "Customer": 28,
+            "Note": 50,
+        },
+    )
     if view.reports is not None:
         _fill_reports(workbook, view.reports)
     return workbook

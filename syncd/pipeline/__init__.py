@@ -8,5 +8,14 @@ from syncd.pipeline.results import PassResult, SourceResult
 from syncd.pipeline.timeline_output import IndexCache
 from syncd.pipeline.wiring import make_connector, match_policy, peak_rss_mb, warn_insecure
 
-__all__ = ["AUTO_CONTACTS_SOURCE", "IndexCache", "PassResult", "Pipeline", "SourceResult", "make_connector",
-           "match_policy", "peak_rss_mb", "warn_insecure"]
+__all__ = [
+    "AUTO_CONTACTS_SOURCE",
+    "IndexCache",
+    "PassResult",
+    "Pipeline",
+    "SourceResult",
+    "make_connector",
+    "match_policy",
+    "peak_rss_mb",
+    "warn_insecure",
+]

@@ -34,8 +34,15 @@ CORRESPONDENTS_COUNTED = "correspondents-counted"  # a store flag: stored mail w
 
 
 class Pipeline:
-    def __init__(self, config: Config, store: Store, *, stop_requested: Callable[[], bool] = lambda: False,
-                 heartbeat: Callable[[], None] = lambda: None, index_cache: IndexCache | None = None):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        stop_requested: Callable[[], bool] = lambda: False,
+        heartbeat: Callable[[], None] = lambda: None,
+        index_cache: IndexCache | None = None,
+    ):
         self.config = config
         self.store = store
         self.stop_requested = stop_requested
@@ -65,8 +72,9 @@ class Pipeline:
         if self.config.matching.rules:
             # Config rules name customers; resolve them against the customers as they are
             # now. They come last, so they win over rules learned on Review.
-            from_config, problems = config_rules(self.config.matching.rules, self.index,
-                                                 self.config.matching.default_phone_region)
+            from_config, problems = config_rules(
+                self.config.matching.rules, self.index, self.config.matching.default_phone_region
+            )
             for problem in problems:
                 log.warning("%s", problem)
             self.rule_problems = problems
@@ -78,15 +86,26 @@ class Pipeline:
     # ---- a pass -----------------------------------------------------------------------
 
     def context(self) -> PassContext:
-        return PassContext(config=self.config, store=self.store, policy=self.policy, link=self.link,
-                           stop_requested=self.stop_requested, heartbeat=self.heartbeat,
-                           customers_changed=self.refresh_index)
+        return PassContext(
+            config=self.config,
+            store=self.store,
+            policy=self.policy,
+            link=self.link,
+            stop_requested=self.stop_requested,
+            heartbeat=self.heartbeat,
+            customers_changed=self.refresh_index,
+        )
 
     def sync_source(self, source: object, confirm_removals: bool = False) -> SourceResult:
         return sync_source(self.context(), source, confirm_removals)  # type: ignore[arg-type]
 
-    def run_pass(self, only: Iterable[str] | None = None, confirm_removals: Iterable[str] = (),
-                 debounce: bool = False, rematch_all: bool = False) -> PassResult:
+    def run_pass(
+        self,
+        only: Iterable[str] | None = None,
+        confirm_removals: Iterable[str] = (),
+        debounce: bool = False,
+        rematch_all: bool = False,
+    ) -> PassResult:
         """Sync the enabled sources (only those named, when given), then write the outputs.
         ``rematch_all``: match every stored activity again (the matching config changed).
 
@@ -115,8 +134,7 @@ class Pipeline:
                 results = [sync_source(context, s, s.name in confirmed) for s in activity_sources]
             else:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-                    results = list(pool.map(lambda s: sync_source(context, s, s.name in confirmed),
-                                            activity_sources))
+                    results = list(pool.map(lambda s: sync_source(context, s, s.name in confirmed), activity_sources))
             for source_result in results:
                 customers_changed += source_result.customers_changed
                 result.sources.append(source_result)
@@ -152,8 +170,9 @@ class Pipeline:
         source_id = self.store.sources.source_id(AUTO_CONTACTS_SOURCE, "auto_contacts")
         committed = self.store.batches.commit(source_id, Ingest(customers=records), self.link)
         self.store.sources.mark_success(source_id)
-        log.info("auto-created contacts=%d policy=%s", committed.customers_changed,
-                 self.config.matching.auto_create_contacts)
+        log.info(
+            "auto-created contacts=%d policy=%s", committed.customers_changed, self.config.matching.auto_create_contacts
+        )
         return committed.customers_changed
 
     # ---- outputs ----------------------------------------------------------------------
@@ -162,11 +181,13 @@ class Pipeline:
         """Learn what admins typed on Review, then write the timeline workbook(s)."""
         result.timeline_path = str(self.config.timeline.path)
         try:
-            result.learned = learn_review(self.store, self.index, self.policy, self.config.timeline.path,
-                                          self.config.timeline.max_rows)
+            result.learned = learn_review(
+                self.store, self.index, self.policy, self.config.timeline.path, self.config.timeline.max_rows
+            )
         except ReviewUnreadable as exc:
-            log.warning("timeline not written this pass: %s (retried next pass, so nothing typed on Review "
-                        "is lost)", exc)
+            log.warning(
+                "timeline not written this pass: %s (retried next pass, so nothing typed on Review is lost)", exc
+            )
             result.timeline_retry_in = float(max(5, self.config.timeline.min_interval_seconds))
             return
         if result.learned:

@@ -26,8 +26,7 @@ NO_WORDS = frozenset({"no", "n", "ignore", "keep both", "ne", "nie", "nej", "nei
 YES_WORDS = frozenset({"merge", "yes", "y", "ok", "da", "tak", "ja"})
 
 
-def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeline_path: object,
-                 max_rows: int) -> int:
+def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeline_path: object, max_rows: int) -> int:
     """Turn Customer cells an admin filled on the Review sheet into manual rules.
     Returns how many assignments were learned (pending ones show their note on Review)."""
     from pathlib import Path
@@ -66,9 +65,14 @@ def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeli
             store.review.save_assignment(entry.ref, [], None, entry.customer_text, note)
             continue
         store.review.save_assignment(entry.ref, keys, resolution.customer_id, entry.customer_text)
-        log.info("review row %d (%s): learned %s -> customer #%d %s", entry.row, entry.ref,
-                 ", ".join(f"{k}={v}" for k, v in keys), resolution.customer_id,
-                 index.names.get(resolution.customer_id, ""))
+        log.info(
+            "review row %d (%s): learned %s -> customer #%d %s",
+            entry.row,
+            entry.ref,
+            ", ".join(f"{k}={v}" for k, v in keys),
+            resolution.customer_id,
+            index.names.get(resolution.customer_id, ""),
+        )
         learned += 1
     return learned
 

@@ -84,8 +84,9 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         connector = make_connector(config, source)
         state = store.sources.sync_state(source_id)
         for batch in read_ahead(connector.read(state), name=f"read-{name}"):
-            ingest = Ingest(folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems),
-                            backlog=batch.pending)
+            ingest = Ingest(
+                folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems), backlog=batch.pending
+            )
             for record in batch.records:
                 if isinstance(record, ActivityRecord):
                     reason = skip_reason(record, run.policy)
@@ -98,8 +99,9 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
             if config.matching.auto_create_contacts != "none" and ingest.activities:
                 ingest.correspondents = correspondent_counts(ingest.activities, run.policy)
             if batch.removed:
-                held = removal_guard(batch.listed, len(batch.removed), batch.listing_complete,
-                                     config.service.removal_guard_ratio)
+                held = removal_guard(
+                    batch.listed, len(batch.removed), batch.listing_complete, config.service.removal_guard_ratio
+                )
                 if held and not confirm_removals:
                     result.suspect = held
                     log.warning("source=%s removals held: %s", name, held)
@@ -125,12 +127,14 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
     except SourceError as exc:
         result.ok, result.error = False, str(exc)
         slow = isinstance(exc, (SourceAuthError, SourceSecurityError))
-        base = max(SLOW_RETRY_SECONDS, config.service.interval_seconds) if slow else config.service.interval_seconds
+        base = float(
+            max(SLOW_RETRY_SECONDS, config.service.interval_seconds) if slow else config.service.interval_seconds
+        )
         if exc.retry_after:
             base = max(base, exc.retry_after)
         failures = store.sources.mark_failure(source_id, str(exc), retry_at(base))
         log.error("source=%s kind=%s failures=%d error=%r", name, kind, failures, str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
+    except Exception as exc:
         result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
         store.sources.mark_failure(source_id, result.error, retry_at(config.service.interval_seconds))
         log.exception("source=%s kind=%s unexpected error", name, kind)
@@ -139,9 +143,17 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
             connector.close()
     result.seconds = time.monotonic() - started
     log.info(
-        "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f "
-        "peak_rss_mb=%d", name, kind, result.ok, result.new, result.updated, result.removed, result.skipped,
-        result.quarantined, result.seconds, peak_rss_mb(),
+        "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f peak_rss_mb=%d",
+        name,
+        kind,
+        result.ok,
+        result.new,
+        result.updated,
+        result.removed,
+        result.skipped,
+        result.quarantined,
+        result.seconds,
+        peak_rss_mb(),
     )
     return result
 

@@ -56,16 +56,24 @@ def _find_merge_rows(store: Store, index: CustomerIndex) -> list[MergeRow]:
     customers = [(cid, kind, name) for cid, kind, name, _company in store.reads.customer_tuples()]
     names = {cid: name for cid, _kind, name in customers}
     rows = []
-    for suggestion in duplicate_suggestions(customers, store.review.identity_conflicts(), index,
-                                            store.review.dismissed_suggestions()):
+    for suggestion in duplicate_suggestions(
+        customers, store.review.identity_conflicts(), index, store.review.dismissed_suggestions()
+    ):
         m, k = suggestion.merge_id, suggestion.keep_id
-        rows.append((suggestion.ref, f"Possible duplicate customers: {names[m]} (#{m}) and {names[k]} (#{k})",
-                     suggestion.reason, f"merge #{m} {names[m]} into #{k} {names[k]}"))
+        rows.append(
+            (
+                suggestion.ref,
+                f"Possible duplicate customers: {names[m]} (#{m}) and {names[k]} (#{k})",
+                suggestion.reason,
+                f"merge #{m} {names[m]} into #{k} {names[k]}",
+            )
+        )
     return rows
 
 
-def timeline_views(config: Config, store: Store, index: CustomerIndex, policy: MatchPolicy,
-                   cache: IndexCache) -> list[tuple[Path, TimelineView]]:
+def timeline_views(
+    config: Config, store: Store, index: CustomerIndex, policy: MatchPolicy, cache: IndexCache
+) -> list[tuple[Path, TimelineView]]:
     """The main timeline view and, with timeline.per_owner, one per customer owner."""
     cfg = config.timeline
     zone = ZoneInfo(config.service.timezone)
@@ -82,17 +90,35 @@ def timeline_views(config: Config, store: Store, index: CustomerIndex, policy: M
             suggestions[a.id] = [f"{index.names[cid]} ({score:.0%})" for cid, score in found]
     rules = [(r.after_days, r.label) for r in cfg.status]
     pending = store.review.pending_assignments()
-    views = [(cfg.path, build_view(activities, customers, today, zone, status_rules=rules,
-                                   suggestions=suggestions, pending=pending, reports=cfg.reports,
-                                   merges=merge_rows(store, index, cache), review_max_rows=cfg.review_max_rows))]
+    views = [
+        (
+            cfg.path,
+            build_view(
+                activities,
+                customers,
+                today,
+                zone,
+                status_rules=rules,
+                suggestions=suggestions,
+                pending=pending,
+                reports=cfg.reports,
+                merges=merge_rows(store, index, cache),
+                review_max_rows=cfg.review_max_rows,
+            ),
+        )
+    ]
     if cfg.per_owner:
         owners = sorted({c.owner for c in customers if c.owner})
         for owner in owners:
             mine = [c for c in customers if c.owner == owner]
             ids = {c.id for c in mine}
             their = [a for a in activities if any(link.customer_id in ids for link in a.customers)]
-            views.append((cfg.per_owner_dir / f"timeline-{owner_file_name(owner)}.xlsx",
-                          build_view(their, mine, today, zone, status_rules=rules, reports=cfg.reports)))
+            views.append(
+                (
+                    cfg.per_owner_dir / f"timeline-{owner_file_name(owner)}.xlsx",
+                    build_view(their, mine, today, zone, status_rules=rules, reports=cfg.reports),
+                )
+            )
     return views
 
 
@@ -105,8 +131,9 @@ class TimelineWrite:
     errors: list[str] = field(default_factory=list)
 
 
-def write_timelines(config: Config, store: Store, views: list[tuple[Path, TimelineView]],
-                    debounce: bool = False) -> TimelineWrite:
+def write_timelines(
+    config: Config, store: Store, views: list[tuple[Path, TimelineView]], debounce: bool = False
+) -> TimelineWrite:
     """Write the timeline workbook(s) whose content changed (or whose file is gone).
 
     With ``debounce`` (the service), a workbook written less than
@@ -125,7 +152,8 @@ def write_timelines(config: Config, store: Store, views: list[tuple[Path, Timeli
         if debounce and path.exists():
             last = store.outputs.written_at(str(path))
             wait = config.timeline.min_interval_seconds - (
-                (datetime.now(timezone.utc) - last).total_seconds() if last else 1e9)
+                (datetime.now(timezone.utc) - last).total_seconds() if last else 1e9
+            )
             if wait > 0:
                 retry(wait)
                 continue
@@ -138,8 +166,14 @@ def write_timelines(config: Config, store: Store, views: list[tuple[Path, Timeli
             continue
         store.outputs.set_hash(str(path), digest)
         outcome.written = True
-        log.info("timeline written path=%s activities=%d customers=%d review=%d peak_rss_mb=%d", path,
-                 len(view.timeline), len(view.customers), len(view.review), peak_rss_mb())
+        log.info(
+            "timeline written path=%s activities=%d customers=%d review=%d peak_rss_mb=%d",
+            path,
+            len(view.timeline),
+            len(view.customers),
+            len(view.review),
+            peak_rss_mb(),
+        )
     return outcome
 
 

@@ -23,13 +23,20 @@ log = logging.getLogger("syncd.pipeline")
 
 
 def read_options(config: Config) -> ReadOptions:
-    return ReadOptions(snippet_chars=config.store.snippet_chars, keep_bodies=config.store.keep_bodies,
-                       batch_size=config.service.batch_size)
+    return ReadOptions(
+        snippet_chars=config.store.snippet_chars,
+        keep_bodies=config.store.keep_bodies,
+        batch_size=config.service.batch_size,
+    )
 
 
 def connector_context(config: Config) -> ConnectorContext:
-    return ConnectorContext(options=read_options(config), timezone=config.service.timezone,
-                            state_dir=config.service.state_dir, secret=read_secret)
+    return ConnectorContext(
+        options=read_options(config),
+        timezone=config.service.timezone,
+        state_dir=config.service.state_dir,
+        secret=read_secret,
+    )
 
 
 def make_connector(config: Config, source: SourceSettings) -> Connector:
@@ -72,8 +79,9 @@ def warn_insecure(config: Config) -> None:
 def normalize_customer(record: CustomerRecord, phone_region: str | None = None) -> CustomerRecord:
     emails = tuple(dict.fromkeys(e for e in (normalize_email(x) for x in record.emails) if e))
     phones = tuple(dict.fromkeys(p for p in (normalize_phone(x, phone_region) for x in record.phones) if p))
-    domains = tuple(dict.fromkeys(d for d in (normalize_domain(x.split("://")[-1].split("/")[0])
-                                              for x in record.domains) if d))
+    domains = tuple(
+        dict.fromkeys(d for d in (normalize_domain(x.split("://")[-1].split("/")[0]) for x in record.domains) if d)
+    )
     return replace(record, emails=emails, phones=phones, domains=domains)
 
 

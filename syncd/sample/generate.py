@@ -12,68 +12,18 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+
+from syncd.sample.people import CONTACTS, LINES, QUIET, SUBJECTS
 
 DATA = Path(__file__).parent / "data"
 SEED = 20261120
 END = datetime(2026, 11, 20, 17, 0, tzinfo=timezone.utc)
 OUR_DOMAIN = "northwind-trading.com"
 STAFF = {"alice": "Alice Lindqvist", "bob": "Bob Marić"}
-
-
-@dataclass(frozen=True)
-class Contact:
-    company: str
-    person: str
-    email: str
-    phone: str
-    website: str
-    owner: str
-
-
-CONTACTS = [
-    Contact("Adriatic Foods d.o.o.", "Ivana Horvat", "ivana.horvat@adriaticfoods.hr", "+385 1 4567 890", "adriaticfoods.hr", "alice"),
-    Contact("Adriatic Foods d.o.o.", "Marko Babić", "marko.babic@adriaticfoods.hr", "", "adriaticfoods.hr", "alice"),
-    Contact("Baltic Timber Sp. z o.o.", "Katarzyna Nowak", "k.nowak@baltictimber.pl", "+48 22 123 45 67", "baltictimber.pl", "bob"),
-    Contact("Baltic Timber Sp. z o.o.", "Piotr Zieliński", "p.zielinski@baltictimber.pl", "", "baltictimber.pl", "bob"),
-    Contact("Nordic Retail AB", "Erik Johansson", "erik.johansson@nordicretail.se", "+46 8 555 123 45", "nordicretail.se", "alice"),
-    Contact("Nordic Retail AB", "Sara Lindberg", "sara.lindberg@nordicretail.se", "", "nordicretail.se", "alice"),
-    Contact("Danube Logistics GmbH", "Stefan Gruber", "stefan.gruber@danube-logistics.at", "+43 1 234 5678", "danube-logistics.at", "bob"),
-    Contact("Beogradska Pekara", "Milica Petrović", "milica@bgpekara.rs", "+381 11 3456 789", "bgpekara.rs", "bob"),
-    Contact("Atlantic Seafood Ltd", "Siobhan Murphy", "siobhan.murphy@atlanticseafood.ie", "+353 1 555 0101", "atlanticseafood.ie", "alice"),
-    Contact("Atlantic Seafood Ltd", "Liam O'Brien", "liam.obrien@atlanticseafood.ie", "", "atlanticseafood.ie", "alice"),
-    Contact("Lisbon Ceramics Lda", "Ana Ferreira", "ana.ferreira@lisbonceramics.pt", "+351 21 123 4567", "lisbonceramics.pt", "bob"),
-    Contact("Alpine Dairy AG", "Lukas Meier", "lukas.meier@alpinedairy.ch", "+41 44 123 45 67", "alpinedairy.ch", "alice"),
-    Contact("Tatra Machinery s.r.o.", "Jana Kováčová", "jana.kovacova@tatramachinery.sk", "+421 2 1234 5678", "tatramachinery.sk", "bob"),
-    Contact("Aegean Olive Co.", "Nikos Papadopoulos", "nikos@aegeanolive.gr", "+30 21 0123 4567", "aegeanolive.gr", "alice"),
-    Contact("Rhine Chemicals GmbH", "Julia Schmidt", "j.schmidt@rhine-chem.de", "+49 221 123456", "rhine-chem.de", "bob"),
-    Contact("Vistula Print Sp. z o.o.", "Tomasz Wójcik", "t.wojcik@vistulaprint.pl", "48225556677", "vistulaprint.pl", "bob"),
-    Contact("Fjord Energy AS", "Ingrid Hansen", "ingrid.hansen@fjordenergy.no", "+47 22 12 34 56", "fjordenergy.no", "alice"),
-    Contact("Carpathian Wood SRL", "Andrei Popescu", "andrei.popescu@carpathianwood.ro", "+40 21 123 4567", "carpathianwood.ro", "bob"),
-    Contact("Iberia Textiles SL", "Lucía García", "lucia.garcia@iberiatextiles.es", "+34 91 123 45 67", "iberiatextiles.es", "alice"),
-    Contact("Bohemia Glass a.s.", "Petr Novák", "petr.novak@bohemiaglass.cz", "+420 2 2123 4567", "bohemiaglass.cz", "bob"),
-    # A private customer who writes from free mail: a person, never a "Gmail" company.
-    Contact("", "Marta Kovač", "marta.kovac@gmail.com", "+385 91 234 5678", "", "alice"),
-    # A customer with only a company row and a shared mailbox.
-    Contact("Tuscany Wines Srl", "", "info@tuscanywines.it", "+39 055 123 4567", "tuscanywines.it", "bob"),
-]
-# Customers in the workbook that have no mail at all (the Customers sheet shows them with no contact).
-QUIET = [Contact("Silent Partners Ltd", "Quinn Silent", "quinn@silentpartners.co.uk", "", "silentpartners.co.uk", "bob")]
-
-SUBJECTS = [
-    "Order {n} confirmation", "Price list for Q{q}", "Delivery schedule week {w}", "Invoice {n}",
-    "Meeting next week", "Samples for the new range", "Contract renewal", "Complaint about shipment {n}",
-    "Payment terms", "Catalogue request", "Visit at the trade fair", "Quote for {n} units",
-]
-LINES = [
-    "Thank you for the quick reply.", "Please find the details below.", "Could you confirm the quantities?",
-    "We would like to move the delivery by a week.", "The goods arrived in good condition.",
-    "Can we schedule a call on Thursday?", "Attached is the updated offer.", "Looking forward to your answer.",
-]
 
 
 class Mailboxes:
@@ -100,9 +50,18 @@ def staff_addr(staff: str) -> str:
     return addr(STAFF[staff], f"{staff}@{OUR_DOMAIN}")
 
 
-def build(subject: str, sender: str, to: list[str], when: datetime, body: str, msgid: str,
-          cc: list[str] | None = None, in_reply_to: str | None = None, references: list[str] | None = None,
-          extra: dict[str, str] | None = None) -> bytes:
+def build(
+    subject: str,
+    sender: str,
+    to: list[str],
+    when: datetime,
+    body: str,
+    msgid: str,
+    cc: list[str] | None = None,
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    extra: dict[str, str] | None = None,
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(to)
@@ -143,17 +102,33 @@ def generate(root: Path = DATA) -> Path:
                 reply_subject = subject if step == 0 else f"{'Re' if step % 2 else 'AW'}: {subject}"
                 cc = [staff_addr(other)] if cc_other else None
                 if step % 2 == 0:  # the customer writes
-                    raw = build(reply_subject, addr(person_name, contact.email), [staff_addr(staff)], when,
-                                f"Hello,\n\n{body}\n\nBest regards,\n{person_name}", msgid, cc=cc,
-                                in_reply_to=ids[-1] if ids else None, references=ids or None)
+                    raw = build(
+                        reply_subject,
+                        addr(person_name, contact.email),
+                        [staff_addr(staff)],
+                        when,
+                        f"Hello,\n\n{body}\n\nBest regards,\n{person_name}",
+                        msgid,
+                        cc=cc,
+                        in_reply_to=ids[-1] if ids else None,
+                        references=ids or None,
+                    )
                     mail.deliver(staff, "INBOX", raw, when)
                     if cc_other:
                         mail.deliver(other, "INBOX", raw, when)
                 else:  # staff answers
                     quoted = f"\n\nOn {format_datetime(when)} {person_name} wrote:\n> earlier text"
-                    raw = build(reply_subject, staff_addr(staff), [addr(person_name, contact.email)], when,
-                                f"Hi,\n\n{body}\n\n{STAFF[staff]}{quoted}", msgid, cc=cc,
-                                in_reply_to=ids[-1], references=ids)
+                    raw = build(
+                        reply_subject,
+                        staff_addr(staff),
+                        [addr(person_name, contact.email)],
+                        when,
+                        f"Hi,\n\n{body}\n\n{STAFF[staff]}{quoted}",
+                        msgid,
+                        cc=cc,
+                        in_reply_to=ids[-1],
+                        references=ids,
+                    )
                     mail.deliver(staff, "Sent", raw, when)
                     if cc_other:
                         mail.deliver(other, "INBOX", raw, when)
@@ -169,30 +144,68 @@ def generate(root: Path = DATA) -> Path:
 def _special_cases(mail: Mailboxes, rng: random.Random) -> None:
     when = END - timedelta(days=3)
     # An unknown free-mail sender: a person nobody has on file; lands in Review.
-    mail.deliver("alice", "INBOX", build("Question about your products", addr("Tom Jones", "tomjones1987@gmail.com"),
-                                         [staff_addr("alice")], when, "Do you ship to the UK?",
-                                         "freemail.1@mail.gmail.com"), when)
+    mail.deliver(
+        "alice",
+        "INBOX",
+        build(
+            "Question about your products",
+            addr("Tom Jones", "tomjones1987@gmail.com"),
+            [staff_addr("alice")],
+            when,
+            "Do you ship to the UK?",
+            "freemail.1@mail.gmail.com",
+        ),
+        when,
+    )
     # A no-reply notification from a customer's system: automated, not a conversation.
     when = END - timedelta(days=2)
-    mail.deliver("alice", "INBOX", build("Your order has shipped", "Adriatic Foods <noreply@adriaticfoods.hr>",
-                                         [staff_addr("alice")], when, "Tracking number 123.",
-                                         "notify.1@adriaticfoods.hr", extra={"Auto-Submitted": "auto-generated"}),
-                 when)
+    mail.deliver(
+        "alice",
+        "INBOX",
+        build(
+            "Your order has shipped",
+            "Adriatic Foods <noreply@adriaticfoods.hr>",
+            [staff_addr("alice")],
+            when,
+            "Tracking number 123.",
+            "notify.1@adriaticfoods.hr",
+            extra={"Auto-Submitted": "auto-generated"},
+        ),
+        when,
+    )
     # An internal-only thread: staff talking to staff is not customer history.
     for step in range(3):
         when = END - timedelta(days=5, hours=-step)
         sender, receiver = ("alice", "bob") if step % 2 == 0 else ("bob", "alice")
-        raw = build("Team lunch on Friday" if step == 0 else "Re: Team lunch on Friday", staff_addr(sender),
-                    [staff_addr(receiver)], when, "Pizza or sushi?", f"internal.{step}@mail.{OUR_DOMAIN}",
-                    in_reply_to=f"internal.{step - 1}@mail.{OUR_DOMAIN}" if step else None)
+        raw = build(
+            "Team lunch on Friday" if step == 0 else "Re: Team lunch on Friday",
+            staff_addr(sender),
+            [staff_addr(receiver)],
+            when,
+            "Pizza or sushi?",
+            f"internal.{step}@mail.{OUR_DOMAIN}",
+            in_reply_to=f"internal.{step - 1}@mail.{OUR_DOMAIN}" if step else None,
+        )
         mail.deliver(sender, "Sent", raw, when)
         mail.deliver(receiver, "INBOX", raw, when)
     # One message to two customers at once: it belongs to both.
     when = END - timedelta(days=4)
-    mail.deliver("alice", "Sent", build(
-        "Joint shipment from Rijeka", staff_addr("alice"),
-        [addr("Ivana Horvat", "ivana.horvat@adriaticfoods.hr"), addr("Erik Johansson", "erik.johansson@nordicretail.se")],
-        when, "We can combine both orders in one container.", "joint.1@mail.northwind-trading.com"), when)
+    mail.deliver(
+        "alice",
+        "Sent",
+        build(
+            "Joint shipment from Rijeka",
+            staff_addr("alice"),
+            [
+                addr("Ivana Horvat", "ivana.horvat@adriaticfoods.hr"),
+                addr("Erik Johansson", "erik.johansson@nordicretail.se"),
+            ],
+            when,
+            "We can combine both orders in one container.",
+            "joint.1@mail.northwind-trading.com",
+        ),
+        when,
+    )
     # Non-UTF-8: ISO-8859-2 body and an RFC 2047 subject, as older Croatian mail clients send.
     when = END - timedelta(days=6)
     raw = (
@@ -229,8 +242,16 @@ def _workbook(path: Path) -> None:
     sheet.title = "Customers"
     sheet.append(["Company", "Contact", "Email", "Phone", "Website", "Account owner"])
     for contact in CONTACTS + QUIET:
-        sheet.append([contact.company or None, contact.person or None, contact.email, contact.phone or None,
-                      contact.website or None, f"{contact.owner}@{OUR_DOMAIN}"])
+        sheet.append(
+            [
+                contact.company or None,
+                contact.person or None,
+                contact.email,
+                contact.phone or None,
+                contact.website or None,
+                f"{contact.owner}@{OUR_DOMAIN}",
+            ]
+        )
     workbook.properties.created = workbook.properties.modified = datetime(2026, 11, 1)
     workbook.save(path)
 
@@ -249,20 +270,28 @@ def _orders_workbook(path: Path, rng: random.Random) -> None:
     sheet.append(["Order no.", "Date", "Customer", "Amount", "Sales rep"])
     companies = list(dict.fromkeys(c.company for c in CONTACTS if c.company))
     owners = {c.company: c.owner for c in CONTACTS}
-    written = {"Adriatic Foods d.o.o.": "ADRIATIC FOODS", "Nordic Retail AB": "Nordic Retail",
-               "Danube Logistics GmbH": "Danube Logistcs GmbH", "Baltic Timber Sp. z o.o.": "Baltic Timber"}
+    written = {
+        "Adriatic Foods d.o.o.": "ADRIATIC FOODS",
+        "Nordic Retail AB": "Nordic Retail",
+        "Danube Logistics GmbH": "Danube Logistcs GmbH",
+        "Baltic Timber Sp. z o.o.": "Baltic Timber",
+    }
     number = 4100
     for company in companies:
         for _ in range(2):
             number += 1
             day = (END - timedelta(days=rng.randint(3, 160))).date()
             style = number % 3
-            when: object = datetime(day.year, day.month, day.day) if style == 0 else (
-                day.strftime("%d.%m.%Y.") if style == 1 else (day - date(1899, 12, 30)).days)
+            when: object = (
+                datetime(day.year, day.month, day.day)
+                if style == 0
+                else (day.strftime("%d.%m.%Y.") if style == 1 else (day - date(1899, 12, 30)).days)
+            )
             amount = round(rng.uniform(300, 25000), 2)
             shown: object = amount if number % 4 else f"{amount:,.2f}".replace(",", " ").replace(".", ",")
-            sheet.append([f"SO-{number}", when, written.get(company, company), shown,
-                          f"{owners[company]}@{OUR_DOMAIN}"])
+            sheet.append(
+                [f"SO-{number}", when, written.get(company, company), shown, f"{owners[company]}@{OUR_DOMAIN}"]
+            )
     workbook.properties.created = workbook.properties.modified = datetime(2026, 11, 1)
     workbook.save(path)
 
@@ -278,8 +307,9 @@ def _calls_workbook(path: Path, rng: random.Random) -> None:
     sheet.append(["When", "Number", "Topic", "Notes", "Staff"])
     topics = ["Delivery date", "Price question", "Complaint", "Follow-up on offer", "New catalogue"]
     for n, contact in enumerate(c for c in CONTACTS if c.phone):
-        when = (END - timedelta(days=rng.randint(1, 120), hours=rng.randint(0, 8))).replace(minute=0, second=0,
-                                                                                           tzinfo=None)
+        when = (END - timedelta(days=rng.randint(1, 120), hours=rng.randint(0, 8))).replace(
+            minute=0, second=0, tzinfo=None
+        )
         digits = contact.phone.replace(" ", "")
         number: object = float(digits.lstrip("+")) if n % 3 == 0 else contact.phone
         if digits.startswith("+385") and n % 3 == 1:

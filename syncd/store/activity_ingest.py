@@ -50,15 +50,17 @@ def insert_new_activities(
         return []
     keys = [r.key for r in records]
     message_ids = [r.message_id for r in records if r.message_id]
-    existing_keys = set(present(s, "SELECT item_key FROM occurrences WHERE source_id = {mark} AND item_key IN ",
-                                 keys, source_id))
+    existing_keys = set(
+        present(s, "SELECT item_key FROM occurrences WHERE source_id = {mark} AND item_key IN ", keys, source_id)
+    )
     existing_ids = set(present(s, "SELECT message_id FROM activities WHERE message_id IN ", message_ids))
     fresh: list[ActivityRecord] = []
     rest: list[ActivityRecord] = []
     claimed: set[str] = set()
     for record in records:
-        if record.key in existing_keys or (record.message_id and (
-                record.message_id in existing_ids or record.message_id in claimed)):
+        if record.key in existing_keys or (
+            record.message_id and (record.message_id in existing_ids or record.message_id in claimed)
+        ):
             rest.append(record)
             continue
         if record.message_id:
@@ -71,13 +73,18 @@ def insert_new_activities(
     ids = insert_activity_rows(s, fresh, now)
     occurrences = OccurrenceRow.__table__
     stamp = bound(s, occurrences.c.seen_at, now)
-    insert_rows(s, occurrences, ("activity_id", "source_id", "item_key", "folder", "mailbox", "link", "version",
-                                  "seen_at"),
-                 [(activity_id, source_id, r.key, r.folder, r.mailbox, r.link, r.version, stamp)
-                  for activity_id, r in zip(ids, fresh)])
+    insert_rows(
+        s,
+        occurrences,
+        ("activity_id", "source_id", "item_key", "folder", "mailbox", "link", "version", "seen_at"),
+        [
+            (activity_id, source_id, r.key, r.folder, r.mailbox, r.link, r.version, stamp)
+            for activity_id, r in zip(ids, fresh, strict=True)
+        ],
+    )
     links = [
         (activity_id, spec.customer_id, spec.rule, spec.confidence, spec.evidence)
-        for activity_id, r in zip(ids, fresh)
+        for activity_id, r in zip(ids, fresh, strict=True)
         for spec in link(r.participants, dict(r.hints))
     ]
     if links:
@@ -99,18 +106,51 @@ def insert_activity_rows(s: Session, records: Sequence[ActivityRecord], now: dat
     hints_json = processor(s, table.c.hints)
     when = processor(s, table.c.occurred_at)
     amount = processor(s, table.c.amount)
-    insert_rows(s, table, ("id", "kind", "occurred_at", "direction", "subject", "snippet", "body", "participants",
-                            "hints", "message_id", "thread_key", "amount", "currency", "created_at", "updated_at"), [
-        (row_id, r.kind.value, when(r.occurred_at), r.direction.value, r.subject, r.snippet, r.body,
-         to_json(r.participants), hints_json(dict(r.hints)), r.message_id,
-         r.thread_key, amount(r.amount), r.currency, stamp, stamp)
-        for row_id, r in zip(ids, records)])
+    insert_rows(
+        s,
+        table,
+        (
+            "id",
+            "kind",
+            "occurred_at",
+            "direction",
+            "subject",
+            "snippet",
+            "body",
+            "participants",
+            "hints",
+            "message_id",
+            "thread_key",
+            "amount",
+            "currency",
+            "created_at",
+            "updated_at",
+        ),
+        [
+            (
+                row_id,
+                r.kind.value,
+                when(r.occurred_at),
+                r.direction.value,
+                r.subject,
+                r.snippet,
+                r.body,
+                to_json(r.participants),
+                hints_json(dict(r.hints)),
+                r.message_id,
+                r.thread_key,
+                amount(r.amount),
+                r.currency,
+                stamp,
+                stamp,
+            )
+            for row_id, r in zip(ids, records, strict=True)
+        ],
+    )
     return ids
 
 
-def upsert_activity(
-    s: Session, source_id: int, record: ActivityRecord, link: LinkFunction, now: datetime
-) -> str:
+def upsert_activity(s: Session, source_id: int, record: ActivityRecord, link: LinkFunction, now: datetime) -> str:
     occurrence = s.scalar(
         select(OccurrenceRow).where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == record.key)
     )
@@ -167,7 +207,5 @@ def upsert_activity(
     occurrence.link = record.link
     occurrence.version = record.version
     occurrence.gone_at = None
-    set_links(
-        s, activity.id, link(participants_from_json(activity.participants), activity.hints)
-    )
+    set_links(s, activity.id, link(participants_from_json(activity.participants), activity.hints))
     return outcome

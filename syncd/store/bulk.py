@@ -52,9 +52,11 @@ def new_ids(s: Session, table: Any, count: int) -> list[int]:
     """
     connection = s.connection()
     if connection.dialect.name == "postgresql":
-        return list(connection.exec_driver_sql(
-            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, {int(count)})"
-        ).scalars())
+        return list(
+            connection.exec_driver_sql(
+                f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, {int(count)})"
+            ).scalars()
+        )
     highest = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
     return list(range(highest + 1, highest + 1 + count))
 
@@ -72,8 +74,9 @@ def present(s: Session, query: str, values: Sequence[str], *leading: Any) -> Ite
     mark = marker(connection)
     head = query.replace("{mark}", mark)
     for chunk in chunks(values):
-        yield from connection.exec_driver_sql(head + "(" + ", ".join(mark for _ in chunk) + ")",
-                                              (*leading, *chunk)).scalars()
+        yield from connection.exec_driver_sql(
+            head + "(" + ", ".join(mark for _ in chunk) + ")", (*leading, *chunk)
+        ).scalars()
 
 
 def insert_rows(s: Session, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -94,8 +97,9 @@ def insert_rows(s: Session, table: Any, columns: Sequence[str], rows: Sequence[t
     head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
     per_statement = max(1, min(CHUNK, 30_000 // len(columns)))  # under SQLite's 32,766 parameters
     for chunk in chunks(rows, per_statement):
-        connection.exec_driver_sql(head + ", ".join(group for _ in chunk),
-                                   tuple(value for row in chunk for value in row))
+        connection.exec_driver_sql(
+            head + ", ".join(group for _ in chunk), tuple(value for row in chunk for value in row)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +132,9 @@ def claim_identities(s: Session, claims: Sequence[Claim], problems: list[Problem
     for kind, values in values_by_kind.items():
         for chunk in chunks(list(dict.fromkeys(values))):
             for identity_id, value, customer_id, name, gone in s.execute(
-                select(IdentityRow.id, IdentityRow.value, IdentityRow.customer_id, CustomerRow.name,
-                       CustomerRow.gone_at)
+                select(
+                    IdentityRow.id, IdentityRow.value, IdentityRow.customer_id, CustomerRow.name, CustomerRow.gone_at
+                )
                 .join(CustomerRow, CustomerRow.id == IdentityRow.customer_id)
                 .where(IdentityRow.kind == kind, IdentityRow.value.in_(chunk))
             ):
@@ -143,15 +148,19 @@ def claim_identities(s: Session, claims: Sequence[Claim], problems: list[Problem
         owner = claimed.get(identity) or ((holder[1], holder[2]) if holder and holder[3] else None)
         if owner is not None:
             if owner[0] != claim.customer_id:
-                problems.append(Problem(
-                    key=f"{claim.record_key}#{claim.kind}:{claim.value}", where=claim.where,
-                    reason=f"{claim.kind} {claim.value} is already on customer #{owner[0]} {owner[1]!r}; "
-                           f"not added to {claim.target}"))
+                problems.append(
+                    Problem(
+                        key=f"{claim.record_key}#{claim.kind}:{claim.value}",
+                        where=claim.where,
+                        reason=f"{claim.kind} {claim.value} is already on customer #{owner[0]} {owner[1]!r}; "
+                        f"not added to {claim.target}",
+                    )
+                )
             continue
         if holder is not None:
             stale.append(holder[0])  # held by a customer that is gone: the claimant takes it
         claimed[identity] = (claim.customer_id, claim.customer_name)
         fresh.append((claim.customer_id, claim.kind, claim.value))
-    for chunk in chunks(stale):
-        s.execute(delete(IdentityRow).where(IdentityRow.id.in_(chunk)))
+    for ids in chunks(stale):
+        s.execute(delete(IdentityRow).where(IdentityRow.id.in_(ids)))
     insert_rows(s, IdentityRow.__table__, ("customer_id", "kind", "value"), fresh)

@@ -31,14 +31,20 @@ CustomersByKey = dict[str, "CustomerRow | KnownCustomer"]
 
 
 def identities_of(record: CustomerRecord) -> list[tuple[str, str]]:
-    return ([("domain", d) for d in record.domains] + [("email", e) for e in record.emails]
-            + [("phone", p) for p in record.phones])
+    return (
+        [("domain", d) for d in record.domains]
+        + [("email", e) for e in record.emails]
+        + [("phone", p) for p in record.phones]
+    )
 
 
-def _claims(record: CustomerRecord, customer_id: int, identities: Sequence[tuple[str, str]],
-            target: str | None = None) -> list[Claim]:
-    return [Claim(customer_id, record.name, kind, value, record.key, record.where, target or repr(record.name))
-            for kind, value in identities]
+def _claims(
+    record: CustomerRecord, customer_id: int, identities: Sequence[tuple[str, str]], target: str | None = None
+) -> list[Claim]:
+    return [
+        Claim(customer_id, record.name, kind, value, record.key, record.where, target or repr(record.name))
+        for kind, value in identities
+    ]
 
 
 def merged_keys(s: Session, source_id: int, records: Sequence[CustomerRecord]) -> dict[str, int]:
@@ -46,29 +52,45 @@ def merged_keys(s: Session, source_id: int, records: Sequence[CustomerRecord]) -
     keys = list({r.key for r in records} | {r.company_key for r in records if r.company_key})
     merged: dict[str, int] = {}
     for chunk in chunks(keys):
-        for key, into_id in s.execute(select(CustomerMergeRow.source_key, CustomerMergeRow.into_id).where(
-                CustomerMergeRow.source_id == source_id, CustomerMergeRow.source_key.in_(chunk))):
+        for key, into_id in s.execute(
+            select(CustomerMergeRow.source_key, CustomerMergeRow.into_id).where(
+                CustomerMergeRow.source_id == source_id, CustomerMergeRow.source_key.in_(chunk)
+            )
+        ):
             merged[key] = into_id
     return merged
 
 
 def feed_survivor(s: Session, record: CustomerRecord, into_id: int, problems: list[Problem]) -> None:
     """A merged record read again: its identities go to the customer it was merged into."""
-    claim_identities(s, _claims(record, into_id, identities_of(record),
-                                f"customer #{into_id}, which {record.name!r} was merged into"), problems)
+    claim_identities(
+        s,
+        _claims(record, into_id, identities_of(record), f"customer #{into_id}, which {record.name!r} was merged into"),
+        problems,
+    )
 
 
 def _ids_by_key(s: Session, source_id: int, keys: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in chunks(keys):
-        for customer_id, key in s.execute(select(CustomerRow.id, CustomerRow.source_key).where(
-                CustomerRow.source_id == source_id, CustomerRow.source_key.in_(chunk))):
-            found[key] = customer_id
+        for customer_id, key in s.execute(
+            select(CustomerRow.id, CustomerRow.source_key).where(
+                CustomerRow.source_id == source_id, CustomerRow.source_key.in_(chunk)
+            )
+        ):
+            if key is not None:
+                found[key] = customer_id
     return found
 
 
-def insert_new_customers(s: Session, source_id: int, records: Sequence[CustomerRecord], by_key: CustomersByKey,
-                         problems: list[Problem], now: datetime) -> tuple[int, list[CustomerRecord]]:
+def insert_new_customers(
+    s: Session,
+    source_id: int,
+    records: Sequence[CustomerRecord],
+    by_key: CustomersByKey,
+    problems: list[Problem],
+    now: datetime,
+) -> tuple[int, list[CustomerRecord]]:
     """Insert the customers the store has never held, in bulk: a first import of a large
     sheet is a few multi-row INSERTs instead of several queries per row. Returns how many
     were inserted and the records left for the row-by-row path (those the store holds)."""
@@ -103,10 +125,12 @@ def insert_new_customers(s: Session, source_id: int, records: Sequence[CustomerR
         group = [r for r in unique if r.kind == kind]
         if not group:
             continue
-        insert_rows(s, table, ("kind", "name", "owner", "version", "source_id", "source_key", "created_at",
-                               "updated_at", "company_id"),
-                    [(r.kind.value, r.name, r.owner, r.version, source_id, r.key, stamp, stamp, company_id(r))
-                     for r in group])
+        insert_rows(
+            s,
+            table,
+            ("kind", "name", "owner", "version", "source_id", "source_key", "created_at", "updated_at", "company_id"),
+            [(r.kind.value, r.name, r.owner, r.version, source_id, r.key, stamp, stamp, company_id(r)) for r in group],
+        )
         ids.update(_ids_by_key(s, source_id, [r.key for r in group]))
     for key, customer_id in ids.items():
         by_key[key] = KnownCustomer(customer_id)
@@ -114,24 +138,31 @@ def insert_new_customers(s: Session, source_id: int, records: Sequence[CustomerR
     return len(ids), held
 
 
-def upsert_customer(s: Session, source_id: int, record: CustomerRecord, by_key: CustomersByKey,
-                    problems: list[Problem], now: datetime) -> bool:
+def upsert_customer(
+    s: Session, source_id: int, record: CustomerRecord, by_key: CustomersByKey, problems: list[Problem], now: datetime
+) -> bool:
     """Update (or insert) one customer the store already knows by key; True when it changed."""
     known = by_key.get(record.key)
-    row = known if isinstance(known, CustomerRow) else s.scalar(
-        select(CustomerRow).where(CustomerRow.source_id == source_id, CustomerRow.source_key == record.key))
+    row = (
+        known
+        if isinstance(known, CustomerRow)
+        else s.scalar(
+            select(CustomerRow).where(CustomerRow.source_id == source_id, CustomerRow.source_key == record.key)
+        )
+    )
     if row is not None and row.version == record.version and row.gone_at is None and record.version:
         by_key[record.key] = row
         return False
     company_id = record.company_id
     if record.company_key:
         company = by_key.get(record.company_key) or s.scalar(
-            select(CustomerRow).where(CustomerRow.source_id == source_id,
-                                      CustomerRow.source_key == record.company_key))
+            select(CustomerRow).where(CustomerRow.source_id == source_id, CustomerRow.source_key == record.company_key)
+        )
         company_id = company.id if company is not None else None
     if row is None:
-        row = CustomerRow(source_id=source_id, source_key=record.key, created_at=now, kind=record.kind.value,
-                          name=record.name)
+        row = CustomerRow(
+            source_id=source_id, source_key=record.key, created_at=now, kind=record.kind.value, name=record.name
+        )
         s.add(row)
     row.kind = record.kind.value
     row.name = record.name
@@ -143,8 +174,12 @@ def upsert_customer(s: Session, source_id: int, record: CustomerRecord, by_key: 
     s.flush()
     by_key[record.key] = row
     wanted = set(identities_of(record))
-    current = {(kind, value): identity_id for identity_id, kind, value in s.execute(
-        select(IdentityRow.id, IdentityRow.kind, IdentityRow.value).where(IdentityRow.customer_id == row.id))}
+    current = {
+        (kind, value): identity_id
+        for identity_id, kind, value in s.execute(
+            select(IdentityRow.id, IdentityRow.kind, IdentityRow.value).where(IdentityRow.customer_id == row.id)
+        )
+    }
     dropped = [identity_id for identity, identity_id in current.items() if identity not in wanted]
     for chunk in chunks(dropped):
         s.execute(delete(IdentityRow).where(IdentityRow.id.in_(chunk)))

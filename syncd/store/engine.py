@@ -45,7 +45,7 @@ def utcnow() -> datetime:
 def redact_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as its scheme only
+    except Exception:
         return url.split("://", 1)[0] + "://…"
 
 
@@ -69,7 +69,7 @@ def open_engine(url: str) -> Engine:
     """An engine for ``url`` (creating the SQLite folder if needed); nothing is migrated."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise StoreError(f"store URL {redact_url(url)!r} is not valid: {exc}") from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -134,11 +134,15 @@ def _repair_half_made(connection: Any) -> None:
         return
     filled = [name for name in sorted(ours) if connection.execute(text(f'SELECT 1 FROM "{name}" LIMIT 1')).first()]
     if filled:
-        raise StoreError(f"the store has syncd's tables ({', '.join(filled)} hold data) but no schema version: it "
-                         "was left half-made by an interrupted start of an older syncd. Move the store aside and "
-                         "start again (the sources are read afresh), or restore it from a backup")
-    log.warning("store left half-made by an interrupted first start (tables without a schema version, no data): "
-                "creating it again")
+        raise StoreError(
+            f"the store has syncd's tables ({', '.join(filled)} hold data) but no schema version: it "
+            "was left half-made by an interrupted start of an older syncd. Move the store aside and "
+            "start again (the sources are read afresh), or restore it from a backup"
+        )
+    log.warning(
+        "store left half-made by an interrupted first start (tables without a schema version, no data): "
+        "creating it again"
+    )
     for name in sorted(tables - {"alembic_version"}, reverse=True):
         connection.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
     if "alembic_version" in tables:

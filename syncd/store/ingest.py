@@ -14,8 +14,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -120,16 +121,15 @@ class Batches(StorePart):
                 for record in (r for r in ordered if r.key in merged):
                     feed_survivor(s, record, merged[record.key], ingest.problems)
                 ordered = [r for r in ordered if r.key not in merged]
-            inserted, ordered = insert_new_customers(s, source_id, ordered, customers_by_key,
-                                                           ingest.problems, now)
+            inserted, ordered = insert_new_customers(s, source_id, ordered, customers_by_key, ingest.problems, now)
             result.customers_changed += inserted
-            for record in ordered:
-                if upsert_customer(s, source_id, record, customers_by_key, ingest.problems, now):
+            for customer in ordered:
+                if upsert_customer(s, source_id, customer, customers_by_key, ingest.problems, now):
                     result.customers_changed += 1
             remaining = insert_new_activities(s, source_id, ingest.activities, link, now)
             result.activities_new += len(ingest.activities) - len(remaining)
-            for record in remaining:
-                outcome = upsert_activity(s, source_id, record, link, now)
+            for activity in remaining:
+                outcome = upsert_activity(s, source_id, activity, link, now)
                 if outcome == "new":
                     result.activities_new += 1
                 elif outcome == "updated":
@@ -148,8 +148,8 @@ class Batches(StorePart):
             if ingest.backlog is not None:
                 # On the table, not the entity: the ORM would evaluate the WHERE in Python
                 # against the session for every batch.
-                s.execute(update(SourceRow.__table__).where(SourceRow.__table__.c.id == source_id)
-                          .values(backlog=ingest.backlog))
+                sources = cast(Table, SourceRow.__table__)
+                s.execute(update(sources).where(sources.c.id == source_id).values(backlog=ingest.backlog))
             if ingest.cursor is not None:
                 row = s.scalar(
                     select(CursorRow).where(CursorRow.source_id == source_id, CursorRow.folder == ingest.folder)
@@ -170,15 +170,15 @@ def _clear_other_outcomes(s: Session, source_id: int, keys: Sequence[str]) -> No
     """An item now stored is no longer skipped or quarantined (e.g. a fixed sheet row)."""
     if not keys:
         return
-    held = s.scalar(select(SkippedRow.id).where(SkippedRow.source_id == source_id).limit(1)) is not None or \
-        s.scalar(select(QuarantineRow.id).where(QuarantineRow.source_id == source_id).limit(1)) is not None
+    held = (
+        s.scalar(select(SkippedRow.id).where(SkippedRow.source_id == source_id).limit(1)) is not None
+        or s.scalar(select(QuarantineRow.id).where(QuarantineRow.source_id == source_id).limit(1)) is not None
+    )
     if not held:
         return  # nothing to clear (a first backfill): skip the large IN lists
     for chunk in chunks(keys):
         s.execute(delete(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key.in_(chunk)))
-        s.execute(
-            delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key.in_(chunk))
-        )
+        s.execute(delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key.in_(chunk)))
 
 
 def _record_skip(s: Session, source_id: int, skip: Skip, now: datetime) -> None:
@@ -206,9 +206,7 @@ def _record_problem(s: Session, source_id: int, problem: Problem, now: datetime)
             )
         )
     else:
-        row.reason, row.location, row.version, row.last_seen_at = (
-            problem.reason, problem.where, problem.version, now
-        )
+        row.reason, row.location, row.version, row.last_seen_at = (problem.reason, problem.where, problem.version, now)
 
 
 def _apply_removals(s: Session, source_id: int, keys: Sequence[str], now: datetime) -> tuple[int, int]:
@@ -249,12 +247,13 @@ def count_correspondents_in(s: Session, counts: dict[str, tuple[str, int, int]],
             held[row.address] = row
     for address in addresses:
         name, inbound, outbound = counts[address]
-        row = held.get(address)
-        if row is None:
-            s.add(CorrespondentRow(address=address, name=name[:500], inbound=inbound, outbound=outbound,
-                                   last_seen_at=now))
+        known = held.get(address)
+        if known is None:
+            s.add(
+                CorrespondentRow(address=address, name=name[:500], inbound=inbound, outbound=outbound, last_seen_at=now)
+            )
         else:
-            row.inbound += inbound
-            row.outbound += outbound
-            row.name = row.name or name[:500]
-            row.last_seen_at = now
+            known.inbound += inbound
+            known.outbound += outbound
+            known.name = known.name or name[:500]
+            known.last_seen_at = now

@@ -88,12 +88,12 @@ def _rematch_scope(s: Session, since: datetime) -> Any:
         return None
     conditions: list[Any] = [ActivityRow.id.not_in(select(LinkRow.activity_id))]
     if customer_ids:
-        conditions.append(ActivityRow.id.in_(
-            select(LinkRow.activity_id).where(LinkRow.customer_id.in_(customer_ids))))
+        conditions.append(ActivityRow.id.in_(select(LinkRow.activity_id).where(LinkRow.customer_id.in_(customer_ids))))
         participants = cast(ActivityRow.participants, Text)
         phones = False
-        for kind, value in s.execute(select(IdentityRow.kind, IdentityRow.value).where(
-                IdentityRow.customer_id.in_(customer_ids))):
+        for kind, value in s.execute(
+            select(IdentityRow.kind, IdentityRow.value).where(IdentityRow.customer_id.in_(customer_ids))
+        ):
             if kind == "email":
                 conditions.append(participants.contains(f'"{value}"', autoescape=True))
             elif kind == "domain":

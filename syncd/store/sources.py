@@ -49,13 +49,13 @@ class SourceStates(StorePart):
                     )
                 ).all()
             )
-            known.update(
-                s.execute(
-                    select(CustomerRow.source_key, CustomerRow.version).where(
-                        CustomerRow.source_id == source_id, CustomerRow.gone_at.is_(None)
-                    )
-                ).all()
-            )
+            for key, version in s.execute(
+                select(CustomerRow.source_key, CustomerRow.version).where(
+                    CustomerRow.source_id == source_id, CustomerRow.gone_at.is_(None)
+                )
+            ):
+                if key is not None:  # customers without a source (none today) hold no key
+                    known[key] = version
         return SourceState(cursors=cursors, known=known)
 
     def reset_cursors(self, source_id: int) -> None:
@@ -68,8 +68,12 @@ class SourceStates(StorePart):
 
     def mark_success(self, source_id: int, suspect_reason: str | None = None, complete: bool = True) -> None:
         values: dict[str, Any] = dict(
-            last_success_at=utcnow(), last_error=None, failing_since=None, suspect_reason=suspect_reason,
-            consecutive_failures=0, next_attempt_at=None,
+            last_success_at=utcnow(),
+            last_error=None,
+            failing_since=None,
+            suspect_reason=suspect_reason,
+            consecutive_failures=0,
+            next_attempt_at=None,
         )
         if complete:
             values["backlog"] = 0
@@ -98,7 +102,8 @@ class SourceStates(StorePart):
         wanted: dict[int, list[str]] = defaultdict(list)
         with self.session() as s:
             occurrences = {
-                o.id: o for o in s.scalars(
+                o.id: o
+                for o in s.scalars(
                     select(OccurrenceRow).where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None))
                 )
             }
@@ -106,8 +111,9 @@ class SourceStates(StorePart):
                 select(OccurrenceRow.id, CustomerRow.name)
                 .join(LinkRow, LinkRow.activity_id == OccurrenceRow.activity_id)
                 .join(CustomerRow, CustomerRow.id == LinkRow.customer_id)
-                .where(OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None),
-                       CustomerRow.gone_at.is_(None))
+                .where(
+                    OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None), CustomerRow.gone_at.is_(None)
+                )
             ):
                 wanted[occurrence_id].append(name)
         pending: dict[str, tuple[str, ...]] = {}

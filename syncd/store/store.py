@@ -44,7 +44,7 @@ class Store:
             except StoreError:
                 engine.dispose()
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
+            except Exception as exc:
                 engine.dispose()
                 raise StoreError(f"cannot open store {redact_url(url)}: {exc}") from exc
         return cls(engine)

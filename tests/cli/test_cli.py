@@ -57,25 +57,37 @@ def test_unknown_source_name_and_unreachable_store_have_their_exit_codes(tmp_pat
     write_maildir(tmp_path / "mail", {})
     config = write_config(tmp_path / "syncd.toml", TWO_SOURCES)
     assert run_syncd("sync", "--once", "--source", "nope", "-c", str(config)).returncode == 2
-    bad_store = write_config(tmp_path / "bad.toml", TWO_SOURCES.replace(
-        '[timeline]', '[store]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n[timeline]'))
+    bad_store = write_config(
+        tmp_path / "bad.toml",
+        TWO_SOURCES.replace("[timeline]", '[store]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n[timeline]'),
+    )
     result = run_syncd("status", "-c", str(bad_store))
     assert result.returncode == 3 and "cannot open store" in result.stderr
 
 
 def test_run_syncs_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     write_maildir(tmp_path / "mail", {f"{1000 + n}.M{n}.h": make_message(n) for n in range(3)})
-    config = write_config(tmp_path / "syncd.toml", TWO_SOURCES.replace(
-        """[[sources]]
+    config = write_config(
+        tmp_path / "syncd.toml",
+        TWO_SOURCES.replace(
+            """[[sources]]
 name = "customers"
 kind = "excel_customers"
 path = "customers.xlsx"
 [sources.columns]
 email = "Email"
 person = "Name"
-""", ""))
-    process = subprocess.Popen([sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+""",
+            "",
+        ),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (tmp_path / "timeline.xlsx").exists(), timeout=60, what="first pass")
         process.send_signal(signal.SIGTERM)
@@ -94,7 +106,8 @@ def test_bodies_are_kept_only_when_the_config_asks(tmp_path: Path) -> None:
     for keep, expected in ((False, None), (True, body)):
         state = "keep" if keep else "default"
         text = plain.replace('state_dir = "state"', f'state_dir = "{state}"').replace(
-            "[timeline]", f"[store]\nkeep_bodies = {str(keep).lower()}\n[timeline]")
+            "[timeline]", f"[store]\nkeep_bodies = {str(keep).lower()}\n[timeline]"
+        )
         config = write_config(tmp_path / f"{state}.toml", text)
         assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
         with sa.create_engine(f"sqlite:///{tmp_path / state / 'syncd.db'}").connect() as c:
@@ -113,11 +126,16 @@ def test_explain_names_the_rule_and_evidence_of_each_link_and_the_rules_that_fai
     book.active.append(["Name", "Email"])
     book.active.append(["Ivana Horvat", "ivana@adriaticfoods.hr"])
     book.save(tmp_path / "customers.xlsx")
-    write_maildir(tmp_path / "mail", {
-        "1.M1.h": make_message(1, sender="ivana@adriaticfoods.hr", cc="someone@gmail.com", msgid="linked@x"),
-        "2.M2.h": make_message(2, sender="nobody@unknown-firm.example", msgid="unlinked@x"),
-    })
-    config = str(write_config(tmp_path / "syncd.toml", TWO_SOURCES + '[matching]\ninternal_domains = ["ourco.example"]\n'))
+    write_maildir(
+        tmp_path / "mail",
+        {
+            "1.M1.h": make_message(1, sender="ivana@adriaticfoods.hr", cc="someone@gmail.com", msgid="linked@x"),
+            "2.M2.h": make_message(2, sender="nobody@unknown-firm.example", msgid="unlinked@x"),
+        },
+    )
+    config = str(
+        write_config(tmp_path / "syncd.toml", TWO_SOURCES + '[matching]\ninternal_domains = ["ourco.example"]\n')
+    )
     assert run_syncd("sync", "--once", "-c", config).returncode == 0
     ref = activity_ref(made_activity("x", [], message_id="linked@x"))
     explained = run_syncd("explain", ref, "-c", config)

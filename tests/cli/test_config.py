@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from support.helpers import write_config
 from syncd.cli import main
 from syncd.config import ConfigError, check_references, load_config, parse_config
 from syncd.secrets import SecretError, read_secret
-from support.helpers import write_config
 
 GOOD = """
 [service]
@@ -37,7 +37,9 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 
 
 def test_typo_wrong_type_and_missing_file_are_all_reported_with_locations(tmp_path: Path, capsys) -> None:
-    path = write_config(tmp_path / "syncd.toml", """
+    path = write_config(
+        tmp_path / "syncd.toml",
+        """
 [service]
 interval_secondz = 60
 batch_size = "lots"
@@ -46,7 +48,8 @@ name = "alice"
 kind = "maildir"
 path = "no/such/maildir"
 owner = "alice@ourco.example"
-""")
+""",
+    )
     code = main(["check-config", "-c", str(path)])
     err = capsys.readouterr().err
     assert code == 2
@@ -67,7 +70,8 @@ def test_check_config_checks_files_of_a_valid_config_too(tmp_path: Path, capsys)
 
 def test_three_problems_in_one_file_are_listed_together(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config("""
+        parse_config(
+            """
 [timeline]
 pathh = "x.xlsx"
 [service]
@@ -78,7 +82,9 @@ kind = "excel_customers"
 path = "c.xlsx"
 [sources.columns]
 emial = "Email"
-""", tmp_path / "syncd.toml")
+""",
+            tmp_path / "syncd.toml",
+        )
     keys = [p.key for p in caught.value.problems]
     assert "timeline.pathh" in keys
     assert "service.batch_size" in keys

@@ -11,13 +11,16 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from syncd.sample.generate import CONTACTS, QUIET
 from support.helpers import run_syncd
+from syncd.sample.generate import CONTACTS, QUIET
 
 
 def tree_digest(root: Path, exclude: set[str]) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).parts[0] not in exclude}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] not in exclude
+    }
 
 
 def sheet_values(path: Path) -> dict[str, list[tuple]]:
@@ -44,10 +47,12 @@ def db(demo: Path) -> sa.Engine:
 def linked(engine: sa.Engine, email: str) -> list[tuple[str, str, str]]:
     """(customer name, customer kind, rule) for every link of every activity involving ``email``."""
     with engine.connect() as c:
-        rows = c.execute(sa.text(
-            "select a.participants, cu.name, cu.kind, l.rule from activities a "
-            "join links l on l.activity_id = a.id join customers cu on cu.id = l.customer_id"
-        )).all()
+        rows = c.execute(
+            sa.text(
+                "select a.participants, cu.name, cu.kind, l.rule from activities a "
+                "join links l on l.activity_id = a.id join customers cu on cu.id = l.customer_id"
+            )
+        ).all()
     return [(name, kind, rule) for parts, name, kind, rule in rows if email in str(parts)]
 
 
@@ -87,9 +92,12 @@ def test_internal_only_thread_and_automated_mail_are_absent(demo: Path) -> None:
 
 def test_message_to_two_customers_links_both_and_odd_charsets_are_decoded(demo: Path) -> None:
     with db(demo).connect() as c:
-        rows = c.execute(sa.text(
-            "select cu.name from activities a join links l on l.activity_id = a.id "
-            "join customers cu on cu.id = l.customer_id where a.subject = 'Joint shipment from Rijeka'")).all()
+        rows = c.execute(
+            sa.text(
+                "select cu.name from activities a join links l on l.activity_id = a.id "
+                "join customers cu on cu.id = l.customer_id where a.subject = 'Joint shipment from Rijeka'"
+            )
+        ).all()
         subjects = {s for (s,) in c.execute(sa.text("select subject from activities"))}
     assert {"Adriatic Foods d.o.o.", "Nordic Retail AB", "Ivana Horvat", "Erik Johansson"} <= {r[0] for r in rows}
     assert "Ponuda za žitarice i čaj" in subjects
@@ -107,15 +115,23 @@ def test_status_json_agrees_with_the_store(demo: Path) -> None:
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     with db(demo).connect() as c:
+
         def count(sql: str) -> int:
             return c.execute(sa.text(sql)).scalar_one()
+
         assert status["customers"] == count("select count(*) from customers where gone_at is null")
         assert status["activities"] == count("select count(*) from activities where gone_at is null")
         assert status["unmatched"] == count(
-            "select count(*) from activities where gone_at is null and id not in (select activity_id from links)")
+            "select count(*) from activities where gone_at is null and id not in (select activity_id from links)"
+        )
         assert status["quarantined"] == count("select count(*) from quarantine") == 1
-        per_source = dict(c.execute(sa.text(
-            "select s.name, count(o.id) from sources s join occurrences o on o.source_id = s.id group by s.name")).all())
+        per_source = dict(
+            c.execute(
+                sa.text(
+                    "select s.name, count(o.id) from sources s join occurrences o on o.source_id = s.id group by s.name"
+                )
+            ).all()
+        )
     for source in status["sources"]:
         assert set(source) >= {"name", "kind", "last_sync", "ingested", "quarantined", "error"}
         if source["kind"] == "maildir":
@@ -134,8 +150,10 @@ def test_second_run_changes_nothing_and_a_fresh_state_gives_the_same_timeline(de
     assert result.returncode == 0, result.stderr
     assert "new=0 updated=0 removed=0" in result.stdout and "(unchanged)" in result.stdout
     assert workbook.stat().st_mtime_ns == before_stat.st_mtime_ns and workbook.stat().st_ino == before_stat.st_ino
-    assert json.loads(run_syncd("status", "--json", "-c", config).stdout)["activities"] == \
-        json.loads(status_before)["activities"]
+    assert (
+        json.loads(run_syncd("status", "--json", "-c", config).stdout)["activities"]
+        == json.loads(status_before)["activities"]
+    )
     shutil.rmtree(demo / "state")
     workbook.unlink()
     result = run_syncd("sync", "--once", "-c", config)

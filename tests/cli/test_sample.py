@@ -9,8 +9,11 @@ from syncd.sample.generate import DATA, generate
 
 
 def digest(root: Path, skip_suffix: str = ".xlsx") -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != skip_suffix}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix != skip_suffix
+    }
 
 
 def test_generator_is_deterministic_and_matches_the_shipped_sample(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from support.environment import PG_URL, pg_problem as _pg_problem
+from support.environment import PG_URL
+from support.environment import pg_problem as _pg_problem
 from support.helpers import make_message, run_syncd, write_config, write_maildir
 
 PASSWORD = "Pw-LEAKCHECK-7f3a9c"
@@ -31,7 +32,9 @@ def test_full_run_logs_contain_no_secret_and_no_body(tmp_path: Path) -> None:
     os.chmod(secret, 0o600)
     write_maildir(tmp_path / "mail", {f"{1000 + n}.M{n}.h": make_message(n, body=BODY) for n in range(5)})
     write_maildir(tmp_path / "bad", {"1.M1.h": b"\x00 not mail " + BODY.encode()})
-    config = write_config(tmp_path / "syncd.toml", """
+    config = write_config(
+        tmp_path / "syncd.toml",
+        """
 [service]
 state_dir = "state"
 [store.url_secret]
@@ -53,7 +56,8 @@ name = "missing"
 kind = "maildir"
 path = "no-such-maildir"
 owner = "alice@ourco.example"
-""")
+""",
+    )
     outputs = []
     try:
         for fmt in ("text", "json"):
@@ -69,8 +73,9 @@ owner = "alice@ourco.example"
         unreachable = tmp_path / "unreachable-url"
         unreachable.write_text(f"postgresql+psycopg://syncd:{PASSWORD}@127.0.0.1:1/none")
         os.chmod(unreachable, 0o600)
-        bad = write_config(tmp_path / "bad.toml", config.read_text().replace('file = "db-url"',
-                                                                            'file = "unreachable-url"'))
+        bad = write_config(
+            tmp_path / "bad.toml", config.read_text().replace('file = "db-url"', 'file = "unreachable-url"')
+        )
         result = run_syncd("--debug", "status", "-c", str(bad))
         assert result.returncode == 3
         outputs.append(result.stdout + result.stderr)

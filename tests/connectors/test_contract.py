@@ -16,12 +16,12 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from support.helpers import make_message, write_maildir
 from syncd.connectors.base import Connector
 from syncd.connectors.excel_activities import ActivitySheet, ExcelActivitiesConnector
 from syncd.connectors.excel_customers import ExcelCustomersConnector
 from syncd.connectors.maildir import MaildirConnector, MboxConnector
 from syncd.model.records import ActivityKind, ActivityRecord, Batch, ReadOptions, SourceState
-from support.helpers import make_message, write_maildir
 
 OPTIONS = ReadOptions(snippet_chars=50, batch_size=3)
 
@@ -153,8 +153,14 @@ class TestExcelCustomersContract(ConnectorContract):
             workbook.save(path)
 
         write(4)  # 4 companies + 4 people = 8 records
-        connector = ExcelCustomersConnector("cu", OPTIONS, path=path, sheet=None, header_row=1,
-                                            columns={"company": "Company", "person": "Contact", "email": "Email"})
+        connector = ExcelCustomersConnector(
+            "cu",
+            OPTIONS,
+            path=path,
+            sheet=None,
+            header_row=1,
+            columns={"company": "Company", "person": "Contact", "email": "Email"},
+        )
         # Removing the last row removes its person; the company goes with it only if no other row names it.
         return connector, lambda: _remove_last_person(path)
 
@@ -193,8 +199,15 @@ class TestImapContract(ConnectorContract):
             client.delete_messages([client.search(["ALL"])[0]])
             client.expunge()
 
-        account = ImapAccount(host=dovecot.host, port=dovecot.port, tls="none", verify_tls=True, username=user,
-                              owner=user, password=lambda: password)
+        account = ImapAccount(
+            host=dovecot.host,
+            port=dovecot.port,
+            tls="none",
+            verify_tls=True,
+            username=user,
+            owner=user,
+            password=lambda: password,
+        )
         connector = ImapConnector("imap", OPTIONS, account)
         yield connector, remove
         connector.close()
@@ -206,22 +219,25 @@ class TestCaldavContract(ConnectorContract):
     def setup(self, radicale, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
-        from syncd.connectors.caldav_calendar import CaldavAccount, CaldavConnector
         from support.ics import ics
+        from syncd.connectors.caldav_calendar import CaldavAccount, CaldavConnector
 
         user = "contract@ourco.example"
         calendar = radicale.calendar(user, "Contract")
         for event in calendar.events():
             event.delete()
         now = datetime.now(timezone.utc).replace(microsecond=0)
-        events = [calendar.save_event(ics(f"c{n}", now + timedelta(days=n - 3), f"Meeting {n}", attendees=(user,)))
-                  for n in range(7)]
+        events = [
+            calendar.save_event(ics(f"c{n}", now + timedelta(days=n - 3), f"Meeting {n}", attendees=(user,)))
+            for n in range(7)
+        ]
 
         def remove() -> None:
             events[0].delete()
 
-        account = CaldavAccount(url=radicale.url, username=user, password=lambda: radicale.users[user], owner=user,
-                                calendars=("Contract",))
+        account = CaldavAccount(
+            url=radicale.url, username=user, password=lambda: radicale.users[user], owner=user, calendars=("Contract",)
+        )
         connector = CaldavConnector("caldav", OPTIONS, account)
         yield connector, remove
         connector.close()
@@ -242,15 +258,32 @@ class TestGraphContract(ConnectorContract):
         graph_double.clients["contract-app"] = "s3cret"
         now = datetime.now(timezone.utc)
         stamp = lambda n: (now - timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-        inbox = [graph_double.add_message(user, "inbox", sender="ivana@adriaticfoods.hr", to=[user],
-                                          subject=f"Message {n}", when=stamp(n)) for n in range(5)]
+        inbox = [
+            graph_double.add_message(
+                user, "inbox", sender="ivana@adriaticfoods.hr", to=[user], subject=f"Message {n}", when=stamp(n)
+            )
+            for n in range(5)
+        ]
         for n in range(2):
-            graph_double.add_message(user, "sentitems", sender=user, to=["ivana@adriaticfoods.hr"],
-                                     subject=f"Reply {n}", when=stamp(n))
-        tokens = GraphTokens(GraphSignIn(tenant_id=graph_double.tenant, client_id="contract-app", mode="app",
-                                         authority_host=graph_double.base, client_secret=lambda: "s3cret"), "graph")
-        connector = GraphConnector("graph", OPTIONS, GraphMailbox(mailbox=user, owner=user, calendar=False),
-                                   GraphClient(graph_double.graph_url, tokens, source="graph"))
+            graph_double.add_message(
+                user, "sentitems", sender=user, to=["ivana@adriaticfoods.hr"], subject=f"Reply {n}", when=stamp(n)
+            )
+        tokens = GraphTokens(
+            GraphSignIn(
+                tenant_id=graph_double.tenant,
+                client_id="contract-app",
+                mode="app",
+                authority_host=graph_double.base,
+                client_secret=lambda: "s3cret",
+            ),
+            "graph",
+        )
+        connector = GraphConnector(
+            "graph",
+            OPTIONS,
+            GraphMailbox(mailbox=user, owner=user, calendar=False),
+            GraphClient(graph_double.graph_url, tokens, source="graph"),
+        )
         yield connector, lambda: graph_double.delete(user, "inbox", inbox[0]["id"])
         connector.close()
 
@@ -268,14 +301,24 @@ class TestEwsContract(ConnectorContract):
         user = "contract@ourco.example"
         now = datetime.now(timezone.utc)
         stamp = lambda n: (now - timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-        inbox = [ews_double.add_message(user, "inbox", sender="ivana@adriaticfoods.hr", to=[user],
-                                        subject=f"Message {n}", when=stamp(n)) for n in range(5)]
+        inbox = [
+            ews_double.add_message(
+                user, "inbox", sender="ivana@adriaticfoods.hr", to=[user], subject=f"Message {n}", when=stamp(n)
+            )
+            for n in range(5)
+        ]
         for n in range(2):
-            ews_double.add_message(user, "sentitems", sender=user, to=["ivana@adriaticfoods.hr"],
-                                   subject=f"Reply {n}", when=stamp(n))
+            ews_double.add_message(
+                user, "sentitems", sender=user, to=["ivana@adriaticfoods.hr"], subject=f"Reply {n}", when=stamp(n)
+            )
         password = ews_double.users["svc-syncd"]
-        account = EwsAccount(mailbox=user, username="svc-syncd", password=lambda: password, auth_type="basic",
-                             service_endpoint=ews_double.url)
+        account = EwsAccount(
+            mailbox=user,
+            username="svc-syncd",
+            password=lambda: password,
+            auth_type="basic",
+            service_endpoint=ews_double.url,
+        )
         connector = EwsConnector("ews", OPTIONS, account, owner=user, calendar=False)
         yield connector, lambda: ews_double.delete(user, "inbox", inbox[0]["id"])
         connector.close()
@@ -299,9 +342,18 @@ class TestExcelActivitiesContract(ConnectorContract):
             book.save(path)
 
         columns = {"date": "Date", "customer": "Customer", "amount": "Amount", "subject": "Order no."}
-        connector = ExcelActivitiesConnector("orders", OPTIONS, ActivitySheet(
-            path=path, sheet="Orders", header_row=1, columns=columns, kind=ActivityKind.ORDER,
-            key_columns=("Order no.",)))
+        connector = ExcelActivitiesConnector(
+            "orders",
+            OPTIONS,
+            ActivitySheet(
+                path=path,
+                sheet="Orders",
+                header_row=1,
+                columns=columns,
+                kind=ActivityKind.ORDER,
+                key_columns=("Order no.",),
+            ),
+        )
         return connector, remove
 
 
@@ -317,13 +369,24 @@ class TestGraphContactsContract(ConnectorContract):
         user = "contract@ourco.example"
         graph_double.clients["contract-app"] = "s3cret"
         graph_double.mailbox(user)
-        contacts = [graph_double.add_contact(user, name=f"Person {n}", emails=[f"p{n}@c{n}.example"])
-                    for n in range(7)]
-        tokens = GraphTokens(GraphSignIn(tenant_id=graph_double.tenant, client_id="contract-app", mode="app",
-                                         authority_host=graph_double.base, client_secret=lambda: "s3cret"),
-                             "graph-contacts")
-        connector = GraphContactsConnector("graph-contacts", OPTIONS, user, "Contacts",
-                                           GraphClient(graph_double.graph_url, tokens, source="graph-contacts"))
+        contacts = [graph_double.add_contact(user, name=f"Person {n}", emails=[f"p{n}@c{n}.example"]) for n in range(7)]
+        tokens = GraphTokens(
+            GraphSignIn(
+                tenant_id=graph_double.tenant,
+                client_id="contract-app",
+                mode="app",
+                authority_host=graph_double.base,
+                client_secret=lambda: "s3cret",
+            ),
+            "graph-contacts",
+        )
+        connector = GraphContactsConnector(
+            "graph-contacts",
+            OPTIONS,
+            user,
+            "Contacts",
+            GraphClient(graph_double.graph_url, tokens, source="graph-contacts"),
+        )
 
         yield connector, lambda: graph_double.delete_contact(user, contacts[0]["id"])
         connector.close()
@@ -338,11 +401,15 @@ class TestEwsContactsContract(ConnectorContract):
         from syncd.connectors.ews.session import EwsAccount
 
         user = "contract@ourco.example"
-        contacts = [ews_double.add_contact(user, name=f"Person {n}", emails=[f"p{n}@c{n}.example"])
-                    for n in range(7)]
+        contacts = [ews_double.add_contact(user, name=f"Person {n}", emails=[f"p{n}@c{n}.example"]) for n in range(7)]
         password = ews_double.users["svc-syncd"]
-        account = EwsAccount(mailbox=user, username="svc-syncd", password=lambda: password, auth_type="basic",
-                             service_endpoint=ews_double.url)
+        account = EwsAccount(
+            mailbox=user,
+            username="svc-syncd",
+            password=lambda: password,
+            auth_type="basic",
+            service_endpoint=ews_double.url,
+        )
         connector = EwsContactsConnector("ews-contacts", OPTIONS, account, "contacts")
         yield connector, lambda: ews_double.delete(user, "contacts", contacts[0]["id"])
         connector.close()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from support.doubles.ews_double import EwsDouble
-from support.helpers import run_syncd
 from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
+from support.helpers import run_syncd
 
 PASSWORD = "Ews-Pw-LEAKCHECK-4d2e"
 
@@ -26,28 +26,67 @@ def ews_source(double: EwsDouble, tmp_path: Path, name: str, mailbox: str, **ext
     secret.write_text(PASSWORD)
     os.chmod(secret, 0o600)
     double.mailbox(mailbox)
-    lines = [f'name = "{name}"', 'kind = "ews"', f'service_endpoint = "{double.url}"', 'username = "svc-syncd"',
-             'auth_type = "basic"', f'password_secret = {{ file = "{secret}" }}', f'owner = "{mailbox}"']
+    lines = [
+        f'name = "{name}"',
+        'kind = "ews"',
+        f'service_endpoint = "{double.url}"',
+        'username = "svc-syncd"',
+        'auth_type = "basic"',
+        f'password_secret = {{ file = "{secret}" }}',
+        f'owner = "{mailbox}"',
+    ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     return "[[sources]]\n" + "\n".join(lines) + "\n"
 
 
 def seed(double: EwsDouble, mailbox: str = ALICE) -> dict[str, dict]:
     return {
-        "offer": double.add_message(mailbox, "inbox", sender="ivana@adriaticfoods.hr", to=[mailbox],
-                                    subject="Offer for olive oil", when=iso(NOW - timedelta(days=2)),
-                                    message_id="offer@adriaticfoods.hr", categories=["Follow up"]),
-        "reply": double.add_message(mailbox, "sentitems", sender=mailbox, to=["ivana@adriaticfoods.hr"],
-                                    subject="RE: Offer for olive oil", when=iso(NOW - timedelta(days=1)),
-                                    message_id="reply@ourco.example"),
-        "private": double.add_message(mailbox, "inbox", sender="ivana@adriaticfoods.hr", to=[mailbox],
-                                      subject="Family dinner", when=iso(NOW - timedelta(days=1)),
-                                      message_id="private@adriaticfoods.hr", sensitivity="Private"),
-        "old": double.add_message(mailbox, "inbox", sender="ivana@adriaticfoods.hr", to=[mailbox],
-                                  subject="Too old", when=iso(NOW - timedelta(days=800)), message_id="old@x.hr"),
-        "meeting": double.add_event(mailbox, subject="Tasting", start=iso(NOW + timedelta(days=3)),
-                                    end=iso(NOW + timedelta(days=3, hours=1)), organizer="ivana@adriaticfoods.hr",
-                                    attendees=[(mailbox, "Accept"), ("marko@adriaticfoods.hr", "Decline")]),
+        "offer": double.add_message(
+            mailbox,
+            "inbox",
+            sender="ivana@adriaticfoods.hr",
+            to=[mailbox],
+            subject="Offer for olive oil",
+            when=iso(NOW - timedelta(days=2)),
+            message_id="offer@adriaticfoods.hr",
+            categories=["Follow up"],
+        ),
+        "reply": double.add_message(
+            mailbox,
+            "sentitems",
+            sender=mailbox,
+            to=["ivana@adriaticfoods.hr"],
+            subject="RE: Offer for olive oil",
+            when=iso(NOW - timedelta(days=1)),
+            message_id="reply@ourco.example",
+        ),
+        "private": double.add_message(
+            mailbox,
+            "inbox",
+            sender="ivana@adriaticfoods.hr",
+            to=[mailbox],
+            subject="Family dinner",
+            when=iso(NOW - timedelta(days=1)),
+            message_id="private@adriaticfoods.hr",
+            sensitivity="Private",
+        ),
+        "old": double.add_message(
+            mailbox,
+            "inbox",
+            sender="ivana@adriaticfoods.hr",
+            to=[mailbox],
+            subject="Too old",
+            when=iso(NOW - timedelta(days=800)),
+            message_id="old@x.hr",
+        ),
+        "meeting": double.add_event(
+            mailbox,
+            subject="Tasting",
+            start=iso(NOW + timedelta(days=3)),
+            end=iso(NOW + timedelta(days=3, hours=1)),
+            organizer="ivana@adriaticfoods.hr",
+            attendees=[(mailbox, "Accept"), ("marko@adriaticfoods.hr", "Decline")],
+        ),
     }
 
 
@@ -61,7 +100,9 @@ def test_first_and_incremental_sync_with_sync_states(ews_double: EwsDouble, tmp_
     assert "private@adriaticfoods.hr" not in found and "old@x.hr" not in found
     meeting = f"ews-event:{items['meeting']['UID']}"
     assert found[meeting] == ("meeting", "Tasting")
-    participants = json.loads(rows(tmp_path, f"select participants from activities where message_id = '{meeting}'")[0][0])
+    participants = json.loads(
+        rows(tmp_path, f"select participants from activities where message_id = '{meeting}'")[0][0]
+    )
     assert {p["email"] for p in participants} == {"ivana@adriaticfoods.hr", ALICE}  # the decliner is not there
     # The version probe came first; every request authenticated; only needed fields asked.
     assert ews_double.requests[0].operation == "ConvertId"
@@ -72,8 +113,15 @@ def test_first_and_incremental_sync_with_sync_states(ews_double: EwsDouble, tmp_
     assert "item:Body" not in get.fields and "item:MimeContent" not in get.fields
     # Incremental: the stored sync states are sent back, and only changes come.
     ews_double.clear_requests()
-    ews_double.add_message(ALICE, "inbox", sender="ivana@adriaticfoods.hr", to=[ALICE], subject="Order 77",
-                           when=iso(NOW), message_id="order77@adriaticfoods.hr")
+    ews_double.add_message(
+        ALICE,
+        "inbox",
+        sender="ivana@adriaticfoods.hr",
+        to=[ALICE],
+        subject="Order 77",
+        when=iso(NOW),
+        message_id="order77@adriaticfoods.hr",
+    )
     ews_double.delete(ALICE, "sentitems", items["reply"]["id"])
     ews_double.change(ALICE, "calendar", items["meeting"]["id"], IsCancelled=True)
     output = sync(path)
@@ -88,8 +136,15 @@ def test_first_and_incremental_sync_with_sync_states(ews_double: EwsDouble, tmp_
 def test_a_rejected_sync_state_resyncs_the_folder_without_duplicates(ews_double: EwsDouble, tmp_path: Path) -> None:
     items = seed(ews_double)
     for n in range(7):
-        ews_double.add_message(ALICE, "inbox", sender="ivana@adriaticfoods.hr", to=[ALICE], subject=f"Note {n}",
-                               when=iso(NOW - timedelta(hours=n)), message_id=f"note{n}@adriaticfoods.hr")
+        ews_double.add_message(
+            ALICE,
+            "inbox",
+            sender="ivana@adriaticfoods.hr",
+            to=[ALICE],
+            subject=f"Note {n}",
+            when=iso(NOW - timedelta(hours=n)),
+            message_id=f"note{n}@adriaticfoods.hr",
+        )
     path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE))
     path.write_text(path.read_text().replace('state_dir = "state"', 'state_dir = "state"\nbatch_size = 3'))
     sync(path)
@@ -103,11 +158,13 @@ def test_a_rejected_sync_state_resyncs_the_folder_without_duplicates(ews_double:
     assert "offer@adriaticfoods.hr" not in found and all(f"note{n}@adriaticfoods.hr" in found for n in range(7))
 
 
-def test_write_back_categories_and_customer_contacts_then_nothing_when_unchanged(ews_double: EwsDouble,
-                                                                                 tmp_path: Path) -> None:
+def test_write_back_categories_and_customer_contacts_then_nothing_when_unchanged(
+    ews_double: EwsDouble, tmp_path: Path
+) -> None:
     items = seed(ews_double)
-    path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE, write_categories=True,
-                                       write_contacts=True))
+    path = config(
+        tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE, write_categories=True, write_contacts=True)
+    )
     sync(path)
     inbox = ews_double.folder(ALICE, "inbox")
     assert inbox.items[items["offer"]["id"]]["Categories"] == ["Follow up", "Adriatic Foods d.o.o."]
@@ -118,8 +175,15 @@ def test_write_back_categories_and_customer_contacts_then_nothing_when_unchanged
     ews_double.clear_requests()
     sync(path)
     assert ews_double.recorded("UpdateItem") == [] and ews_double.recorded("CreateItem") == []
-    ews_double.add_message(ALICE, "inbox", sender="ivana@adriaticfoods.hr", to=[ALICE], subject="Invoice 12",
-                           when=iso(NOW), message_id="inv12@adriaticfoods.hr")
+    ews_double.add_message(
+        ALICE,
+        "inbox",
+        sender="ivana@adriaticfoods.hr",
+        to=[ALICE],
+        subject="Invoice 12",
+        when=iso(NOW),
+        message_id="inv12@adriaticfoods.hr",
+    )
     sync(path)
     assert "Invoice 12" in next(iter(customers.items.values()))["Body"] and len(customers.items) == 1
 
@@ -129,9 +193,12 @@ def test_denied_and_busy_mailboxes_report_errors_while_others_sync(ews_double: E
         seed(ews_double, mailbox)
     ews_double.denied.add(BOB)
     ews_double.busy.add("carol@ourco.example")
-    path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE),
-                  ews_source(ews_double, tmp_path, "bob", BOB, impersonation=True),
-                  ews_source(ews_double, tmp_path, "carol", "carol@ourco.example"))
+    path = config(
+        tmp_path,
+        ews_source(ews_double, tmp_path, "alice", ALICE),
+        ews_source(ews_double, tmp_path, "bob", BOB, impersonation=True),
+        ews_source(ews_double, tmp_path, "carol", "carol@ourco.example"),
+    )
     sync(path, ok=False)
     status = run_syncd("status", "-c", str(path)).stdout
     line = {n: next(x for x in status.splitlines() if x.lstrip().startswith(n)) for n in ("alice", "bob", "carol")}
@@ -149,29 +216,46 @@ def test_denied_and_busy_mailboxes_report_errors_while_others_sync(ews_double: E
 
 def test_a_contact_folder_is_a_customer_source(ews_double: EwsDouble, tmp_path: Path) -> None:
     ews_double.add_contact(ALICE, name="Petra Novak", emails=["petra@novak-trgovina.si"], company="Novak Trgovina")
-    ews_double.add_message(ALICE, "inbox", sender="petra@novak-trgovina.si", to=[ALICE], subject="Samples",
-                           when=iso(NOW), message_id="samples@novak.si")
+    ews_double.add_message(
+        ALICE,
+        "inbox",
+        sender="petra@novak-trgovina.si",
+        to=[ALICE],
+        subject="Samples",
+        when=iso(NOW),
+        message_id="samples@novak.si",
+    )
     source = ews_source(ews_double, tmp_path, "alice", ALICE, calendar=False)
-    source += source.replace('name = "alice"', 'name = "alice-contacts"').replace('kind = "ews"', 'kind = "ews_contacts"') \
-        .replace(f'owner = "{ALICE}"', f'mailbox = "{ALICE}"').replace("calendar = false\n", "")
+    source += (
+        source.replace('name = "alice"', 'name = "alice-contacts"')
+        .replace('kind = "ews"', 'kind = "ews_contacts"')
+        .replace(f'owner = "{ALICE}"', f'mailbox = "{ALICE}"')
+        .replace("calendar = false\n", "")
+    )
     path = config(tmp_path, source)
     sync(path)
-    linked = rows(tmp_path, "select c.name from links l join customers c on c.id = l.customer_id "
-                            "join activities a on a.id = l.activity_id where a.message_id = 'samples@novak.si'")
+    linked = rows(
+        tmp_path,
+        "select c.name from links l join customers c on c.id = l.customer_id "
+        "join activities a on a.id = l.activity_id where a.message_id = 'samples@novak.si'",
+    )
     assert {r[0] for r in linked} == {"Petra Novak", "Novak Trgovina"}
 
 
-def test_ews_pointed_at_exchange_online_warns_with_the_retirement_dates(tmp_path: Path,
-                                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_ews_pointed_at_exchange_online_warns_with_the_retirement_dates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from syncd.config import parse_config
     from syncd.pipeline import warn_insecure
 
-    config_text = ('[[sources]]\nname = "o365"\nkind = "ews"\nservice_endpoint = '
-                   '"https://outlook.office365.com/EWS/Exchange.asmx"\nusername = "svc"\nowner = "a@ourco.example"\n'
-                   'password_secret = { env = "NOPE" }\n'
-                   '[[sources]]\nname = "onprem"\nkind = "ews"\nservice_endpoint = '
-                   '"https://mail.ourco.example/EWS/Exchange.asmx"\nusername = "svc"\nowner = "b@ourco.example"\n'
-                   'password_secret = { env = "NOPE" }\n')
+    config_text = (
+        '[[sources]]\nname = "o365"\nkind = "ews"\nservice_endpoint = '
+        '"https://outlook.office365.com/EWS/Exchange.asmx"\nusername = "svc"\nowner = "a@ourco.example"\n'
+        'password_secret = { env = "NOPE" }\n'
+        '[[sources]]\nname = "onprem"\nkind = "ews"\nservice_endpoint = '
+        '"https://mail.ourco.example/EWS/Exchange.asmx"\nusername = "svc"\nowner = "b@ourco.example"\n'
+        'password_secret = { env = "NOPE" }\n'
+    )
     with caplog.at_level(logging.WARNING, logger="syncd.pipeline"):
         warn_insecure(parse_config(config_text, tmp_path / "syncd.toml"))
     warnings = [r.getMessage() for r in caplog.records]
@@ -193,41 +277,73 @@ def test_the_password_never_reaches_the_logs(ews_double: EwsDouble, tmp_path: Pa
 def series_ics(uid: str, first: datetime, organizer: str, attendee: str) -> str:
     """A weekly series of five as Exchange gives it in MimeContent: the second occurrence
     deleted (EXDATE), the third moved two hours later (an exception VEVENT)."""
+
     def stamp(moment: datetime) -> str:
         return moment.strftime("%Y%m%dT%H%M%SZ")
 
     second, third = first + timedelta(weeks=1), first + timedelta(weeks=2)
-    return "\r\n".join([
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:Microsoft Exchange Server 2019",
-        "BEGIN:VEVENT", f"UID:{uid}", f"DTSTART:{stamp(first)}", f"DTEND:{stamp(first + timedelta(hours=1))}",
-        "RRULE:FREQ=WEEKLY;COUNT=5", f"EXDATE:{stamp(second)}", "SUMMARY:Weekly supply call",
-        f"ORGANIZER:mailto:{organizer}", f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}",
-        f"DTSTAMP:{stamp(first)}", "END:VEVENT",
-        "BEGIN:VEVENT", f"UID:{uid}", f"RECURRENCE-ID:{stamp(third)}",
-        f"DTSTART:{stamp(third + timedelta(hours=2))}", f"DTEND:{stamp(third + timedelta(hours=3))}",
-        "SUMMARY:Weekly supply call (moved)", f"ORGANIZER:mailto:{organizer}",
-        f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}", f"DTSTAMP:{stamp(first)}", "END:VEVENT",
-        "END:VCALENDAR", ""])
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:Microsoft Exchange Server 2019",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            f"DTSTART:{stamp(first)}",
+            f"DTEND:{stamp(first + timedelta(hours=1))}",
+            "RRULE:FREQ=WEEKLY;COUNT=5",
+            f"EXDATE:{stamp(second)}",
+            "SUMMARY:Weekly supply call",
+            f"ORGANIZER:mailto:{organizer}",
+            f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}",
+            f"DTSTAMP:{stamp(first)}",
+            "END:VEVENT",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            f"RECURRENCE-ID:{stamp(third)}",
+            f"DTSTART:{stamp(third + timedelta(hours=2))}",
+            f"DTEND:{stamp(third + timedelta(hours=3))}",
+            "SUMMARY:Weekly supply call (moved)",
+            f"ORGANIZER:mailto:{organizer}",
+            f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}",
+            f"DTSTAMP:{stamp(first)}",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
 
 
-def test_a_recurring_series_becomes_its_occurrences_and_leaves_with_its_master(ews_double: EwsDouble,
-                                                                            tmp_path: Path) -> None:
+def test_a_recurring_series_becomes_its_occurrences_and_leaves_with_its_master(
+    ews_double: EwsDouble, tmp_path: Path
+) -> None:
     from datetime import datetime as dt
 
     first = (NOW - timedelta(days=20)).replace(hour=9, minute=0, second=0)
     uid = "040000008200E00074C5B7101A82E008SERIES1"
-    series = ews_double.add_event(ALICE, subject="Weekly supply call", start=iso(first),
-                                  end=iso(first + timedelta(hours=1)), organizer="ivana@adriaticfoods.hr",
-                                  attendees=[(ALICE, "Accept")], ics=series_ics(uid, first, "ivana@adriaticfoods.hr",
-                                                                                ALICE))
+    series = ews_double.add_event(
+        ALICE,
+        subject="Weekly supply call",
+        start=iso(first),
+        end=iso(first + timedelta(hours=1)),
+        organizer="ivana@adriaticfoods.hr",
+        attendees=[(ALICE, "Accept")],
+        ics=series_ics(uid, first, "ivana@adriaticfoods.hr", ALICE),
+    )
     path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE))
     sync(path)
-    found = rows(tmp_path, "select subject, occurred_at from activities where gone_at is null and kind = 'meeting' "
-                           "order by occurred_at")
+    found = rows(
+        tmp_path,
+        "select subject, occurred_at from activities where gone_at is null and kind = 'meeting' order by occurred_at",
+    )
     starts = [dt.fromisoformat(str(when)).replace(tzinfo=None) for _subject, when in found]
     naive = first.replace(tzinfo=None)
-    assert starts == [naive, naive + timedelta(weeks=2, hours=2), naive + timedelta(weeks=3),
-                      naive + timedelta(weeks=4)]  # 5 weekly, minus the deleted one; the moved one moved
+    assert starts == [
+        naive,
+        naive + timedelta(weeks=2, hours=2),
+        naive + timedelta(weeks=3),
+        naive + timedelta(weeks=4),
+    ]  # 5 weekly, minus the deleted one; the moved one moved
     assert [s for s, _w in found][1] == "Weekly supply call (moved)"
     mime_asked = [r for r in ews_double.recorded("GetItem") if "item:MimeContent" in r.fields]
     assert len(mime_asked) == 1  # only the series master's MIME was read

@@ -33,8 +33,15 @@ def doubles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[E
     for name in ("lax", "strict"):
         _bundle, context = make_tls(tmp_path / f"tls-{name}")
         double = EwsDouble().start(tls=context)
-        double.add_message(MAILBOX, "inbox", sender="ivana@adriaticfoods.hr", to=[MAILBOX], subject=f"Hello {name}",
-                           when="2026-11-20T09:00:00Z", message_id=f"{name}@adriaticfoods.hr")
+        double.add_message(
+            MAILBOX,
+            "inbox",
+            sender="ivana@adriaticfoods.hr",
+            to=[MAILBOX],
+            subject=f"Hello {name}",
+            when="2026-11-20T09:00:00Z",
+            message_id=f"{name}@adriaticfoods.hr",
+        )
         started.append(double)
     yield started[0], started[1]
     for double in started:
@@ -47,10 +54,12 @@ def _config(tmp_path: Path, lax: EwsDouble, strict: EwsDouble) -> Config:
     os.chmod(secret, 0o600)
 
     def source(name: str, double: EwsDouble, verify: bool) -> str:
-        return (f'[[sources]]\nname = "{name}"\nkind = "ews"\nservice_endpoint = "{double.url}"\n'
-                f'username = "svc-syncd"\nauth_type = "basic"\npassword_secret = {{ file = "{secret}" }}\n'
-                f'owner = "{MAILBOX}"\ncalendar = false\nfolders = ["inbox"]\nverify_tls = {str(verify).lower()}\n'
-                f"timeout_seconds = 20\n")
+        return (
+            f'[[sources]]\nname = "{name}"\nkind = "ews"\nservice_endpoint = "{double.url}"\n'
+            f'username = "svc-syncd"\nauth_type = "basic"\npassword_secret = {{ file = "{secret}" }}\n'
+            f'owner = "{MAILBOX}"\ncalendar = false\nfolders = ["inbox"]\nverify_tls = {str(verify).lower()}\n'
+            f"timeout_seconds = 20\n"
+        )
 
     text = '[service]\nstate_dir = "state"\n' + source("lax", lax, False) + source("strict", strict, True)
     return parse_config(text, tmp_path / "syncd.toml")

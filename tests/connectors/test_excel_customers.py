@@ -7,8 +7,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from syncd.model.errors import SourceConfigError, SourceUnavailable
 from syncd.connectors.excel_customers import ExcelCustomersConnector
+from syncd.model.errors import SourceConfigError, SourceUnavailable
 from syncd.model.records import CustomerKind, ReadOptions, SourceState
 
 COLUMNS = {"company": "Company", "person": "Contact", "email": "E-mail", "phone": "Phone", "owner": "Owner"}
@@ -28,18 +28,24 @@ def workbook(path: Path, header: list[str], rows: list[list[object]], header_row
 
 
 def read(path: Path, columns: dict[str, str] = COLUMNS, header_row: int = 1, sheet: str | None = "Kunden"):
-    connector = ExcelCustomersConnector("c", ReadOptions(), path=path, sheet=sheet, header_row=header_row,
-                                        columns=columns)
+    connector = ExcelCustomersConnector(
+        "c", ReadOptions(), path=path, sheet=sheet, header_row=header_row, columns=columns
+    )
     return [r for b in connector.read(SourceState({}, {})) for r in b.records]
 
 
 def test_rows_become_companies_and_people(tmp_path: Path) -> None:
-    path = workbook(tmp_path / "c.xlsx", ["Company", "Contact", "E-mail", "Phone", "Owner"], [
-        ["Adriatic Foods", "Ivana Horvat", "ivana@adriatic.hr; i.horvat@adriatic.hr", 385912345678.0, "alice"],
-        [None, None, None, None, None],
-        ["Adriatic Foods", "Marko Babić", "marko@adriatic.hr", "+385 1 234 567 / +385 91 111 2222", "alice"],
-        ["Tuscany Wines", None, "info@tuscany.it", None, "bob"],
-    ], header_row=3)
+    path = workbook(
+        tmp_path / "c.xlsx",
+        ["Company", "Contact", "E-mail", "Phone", "Owner"],
+        [
+            ["Adriatic Foods", "Ivana Horvat", "ivana@adriatic.hr; i.horvat@adriatic.hr", 385912345678.0, "alice"],
+            [None, None, None, None, None],
+            ["Adriatic Foods", "Marko Babić", "marko@adriatic.hr", "+385 1 234 567 / +385 91 111 2222", "alice"],
+            ["Tuscany Wines", None, "info@tuscany.it", None, "bob"],
+        ],
+        header_row=3,
+    )
     records = read(path, header_row=3)
     companies = [r for r in records if r.kind == CustomerKind.COMPANY]
     people = [r for r in records if r.kind == CustomerKind.PERSON]
@@ -86,8 +92,9 @@ def test_half_of_a_real_workbook_is_unavailable(tmp_path: Path) -> None:
 
 def test_unchanged_file_is_not_parsed_again(tmp_path: Path) -> None:
     path = workbook(tmp_path / "c.xlsx", ["Company"], [["A"]])
-    connector = ExcelCustomersConnector("c", ReadOptions(), path=path, sheet=None, header_row=1,
-                                        columns={"company": "Company"})
+    connector = ExcelCustomersConnector(
+        "c", ReadOptions(), path=path, sheet=None, header_row=1, columns={"company": "Company"}
+    )
     batches = list(connector.read(SourceState({}, {})))
     cursor = batches[-1].cursor
     assert cursor and list(connector.read(SourceState({"": cursor}, {"company:a": "x"}))) == []

@@ -9,20 +9,37 @@ from pathlib import Path
 
 import pytest
 
-from syncd.model.errors import SourceConfigError
-from syncd.connectors.excel_activities import ActivitySheet, ExcelActivitiesConnector
-from syncd.model.records import ActivityKind, ReadOptions, SourceState
 from support.helpers import run_syncd, write_config
 from support.workbooks import messy_calls, messy_customers, messy_orders, set_cached_values, sha256
+from syncd.connectors.excel_activities import ActivitySheet, ExcelActivitiesConnector
+from syncd.model.errors import SourceConfigError
+from syncd.model.records import ActivityKind, ReadOptions, SourceState
 
-ORDER_COLUMNS = {"date": "Date", "customer": "Customer", "email": "Customer email", "subject": "Order no.",
-                 "amount": "Amount (EUR)", "staff": "Sales rep"}
+ORDER_COLUMNS = {
+    "date": "Date",
+    "customer": "Customer",
+    "email": "Customer email",
+    "subject": "Order no.",
+    "amount": "Amount (EUR)",
+    "staff": "Sales rep",
+}
 
 
 def read_orders(path: Path, columns: dict[str, str] = ORDER_COLUMNS):
-    connector = ExcelActivitiesConnector("orders", ReadOptions(), ActivitySheet(
-        path=path, sheet="Orders", header_row=None, columns=columns, kind=ActivityKind.ORDER,
-        key_columns=("Order no.",), zone="Europe/Zagreb", currency="EUR"))
+    connector = ExcelActivitiesConnector(
+        "orders",
+        ReadOptions(),
+        ActivitySheet(
+            path=path,
+            sheet="Orders",
+            header_row=None,
+            columns=columns,
+            kind=ActivityKind.ORDER,
+            key_columns=("Order no.",),
+            zone="Europe/Zagreb",
+            currency="EUR",
+        ),
+    )
     batches = list(connector.read(SourceState({}, {})))
     return [r for b in batches for r in b.records], [p for b in batches for p in b.problems], batches
 
@@ -30,8 +47,14 @@ def read_orders(path: Path, columns: dict[str, str] = ORDER_COLUMNS):
 def test_messy_order_sheet_loads_every_row_right(tmp_path: Path) -> None:
     records, problems, batches = read_orders(messy_orders(tmp_path / "orders.xlsx"))
     by_key = {r.key: r for r in records}
-    assert sorted(by_key) == ["row:2026-101", "row:2026-102", "row:2026-103", "row:2026-104", "row:2026-106",
-                              "row:2026-107"]
+    assert sorted(by_key) == [
+        "row:2026-101",
+        "row:2026-102",
+        "row:2026-103",
+        "row:2026-104",
+        "row:2026-106",
+        "row:2026-107",
+    ]
     utc = timezone.utc
     assert by_key["row:2026-101"].occurred_at == datetime(2026, 10, 5, 8, 30, tzinfo=utc)  # date cell, CEST
     assert by_key["row:2026-102"].occurred_at == datetime(2026, 10, 5, 22, 0, tzinfo=utc)  # serial 46301 = 6 Oct
@@ -53,9 +76,18 @@ def test_unchanged_rows_are_not_sent_again_and_deleted_rows_are_removed(tmp_path
     import openpyxl
 
     path = messy_orders(tmp_path / "orders.xlsx")
-    connector = ExcelActivitiesConnector("orders", ReadOptions(), ActivitySheet(
-        path=path, sheet="Orders", header_row=4, columns=ORDER_COLUMNS, kind=ActivityKind.ORDER,
-        key_columns=("Order no.",)))
+    connector = ExcelActivitiesConnector(
+        "orders",
+        ReadOptions(),
+        ActivitySheet(
+            path=path,
+            sheet="Orders",
+            header_row=4,
+            columns=ORDER_COLUMNS,
+            kind=ActivityKind.ORDER,
+            key_columns=("Order no.",),
+        ),
+    )
     first = list(connector.read(SourceState({}, {})))
     known = {r.key: r.version for b in first for r in b.records} | {p.key: p.version for b in first for p in b.problems}
     cursor = first[-1].cursor
@@ -178,8 +210,10 @@ def test_bad_header_is_reported_by_check_config_and_status(tmp_path: Path) -> No
     config = write_config(tmp_path / "syncd.toml", CONFIG.format(amount="Amount"))
     checked = run_syncd("check-config", "-c", str(config))
     assert checked.returncode == 2
-    assert ("sources[1] (orders).columns: orders.xlsx!Orders: column 'Amount' (mapped to amount) not found in the "
-            "first 13 rows (best guess: row 4); closest header: 'Amount (EUR)'") in checked.stdout + checked.stderr
+    assert (
+        "sources[1] (orders).columns: orders.xlsx!Orders: column 'Amount' (mapped to amount) not found in the "
+        "first 13 rows (best guess: row 4); closest header: 'Amount (EUR)'"
+    ) in checked.stdout + checked.stderr
     run_syncd("sync", "--once", "-c", str(config))
     status = run_syncd("status", "-c", str(config))
     assert "column 'Amount' (mapped to amount) not found" in status.stdout

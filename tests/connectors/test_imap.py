@@ -12,10 +12,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from syncd.connectors.imap.connector import ImapAccount, ImapConnector
-from syncd.outputs.labels import keyword_for
-from syncd.model.records import ReadOptions, SourceState
 from support.helpers import make_message, run_syncd, wait_for, write_config
+from syncd.connectors.imap.connector import ImapAccount, ImapConnector
+from syncd.model.records import ReadOptions, SourceState
+from syncd.outputs.labels import keyword_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -23,34 +23,55 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 def imap_source(dovecot, name: str, user: str, password_file: Path, **extra: object) -> str:  # type: ignore[no-untyped-def]
     password_file.write_text(dovecot.users[user])
     os.chmod(password_file, 0o600)
-    lines = [f'name = "{name}"', 'kind = "imap"', f'host = "{dovecot.host}"', f"port = {dovecot.port}",
-             'tls = "none"', f'username = "{user}"', f'owner = "{user}"', "idle = false",
-             f'password_secret = {{ file = "{password_file}" }}']
+    lines = [
+        f'name = "{name}"',
+        'kind = "imap"',
+        f'host = "{dovecot.host}"',
+        f"port = {dovecot.port}",
+        'tls = "none"',
+        f'username = "{user}"',
+        f'owner = "{user}"',
+        "idle = false",
+        f'password_secret = {{ file = "{password_file}" }}',
+    ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     return "[[sources]]\n" + "\n".join(lines) + "\n"
 
 
 def config_text(*sources: str, batch_size: int = 50, interval: int = 3600) -> str:
-    return (f'[service]\nstate_dir = "state"\nbatch_size = {batch_size}\ninterval_seconds = {interval}\n'
-            f'[matching]\ninternal_domains = ["ourco.example"]\n[timeline]\npath = "timeline.xlsx"\n'
-            + "".join(sources))
+    return (
+        f'[service]\nstate_dir = "state"\nbatch_size = {batch_size}\ninterval_seconds = {interval}\n'
+        f'[matching]\ninternal_domains = ["ourco.example"]\n[timeline]\npath = "timeline.xlsx"\n' + "".join(sources)
+    )
 
 
 def inbound(n: int, user: str, days_ago: float = 1.0) -> bytes:
-    return make_message(n, sender=f"buyer{n % 7}@customer{n % 5}.example", to=user,
-                        msgid=f"in{n}.{user}", when=NOW - timedelta(days=days_ago, minutes=n))
+    return make_message(
+        n,
+        sender=f"buyer{n % 7}@customer{n % 5}.example",
+        to=user,
+        msgid=f"in{n}.{user}",
+        when=NOW - timedelta(days=days_ago, minutes=n),
+    )
 
 
 def outbound(n: int, user: str, days_ago: float = 1.0) -> bytes:
-    return make_message(n, sender=user, to=f"buyer{n % 7}@customer{n % 5}.example",
-                        msgid=f"out{n}.{user}", when=NOW - timedelta(days=days_ago, minutes=n))
+    return make_message(
+        n,
+        sender=user,
+        to=f"buyer{n % 7}@customer{n % 5}.example",
+        msgid=f"out{n}.{user}",
+        when=NOW - timedelta(days=days_ago, minutes=n),
+    )
 
 
 def activities(root: Path) -> list[tuple[str, str]]:
     engine = sa.create_engine(f"sqlite:///{root / 'state' / 'syncd.db'}")
     try:
         with engine.connect() as c:
-            return sorted(c.execute(sa.text("select message_id, direction from activities where gone_at is null")).all())
+            return sorted(
+                c.execute(sa.text("select message_id, direction from activities where gone_at is null")).all()
+            )
     except sa.exc.OperationalError:
         return []
     finally:
@@ -81,7 +102,9 @@ def test_backfill_reads_inbox_and_sent_with_direction_and_skips_old_mail(dovecot
     config = write_config(tmp_path / "syncd.toml", config_text(imap_source(dovecot, "mail", user, tmp_path / "pw")))
     result = run_syncd("sync", "--once", "-c", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = sorted([(f"in{n}.{user}", "inbound") for n in range(6)] + [(f"out{n}.{user}", "outbound") for n in range(4)])
+    expected = sorted(
+        [(f"in{n}.{user}", "inbound") for n in range(6)] + [(f"out{n}.{user}", "outbound") for n in range(4)]
+    )
     assert activities(tmp_path) == expected
     again = run_syncd("sync", "--once", "-c", str(config))
     assert "new=0 updated=0 removed=0" in again.stdout
@@ -102,10 +125,14 @@ def test_fetch_never_marks_mail_seen_and_write_back_adds_only_keywords(dovecot, 
     for n in range(5):
         book.active.append([f"Customer Nº{n} d.o.o.", f"customer{n}.example"])
     book.save(workbook)
-    customers = ('[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
-                 '[sources.columns]\ncompany = "Company"\ndomain = "Website"\n')
-    config = write_config(tmp_path / "syncd.toml", config_text(
-        customers, imap_source(dovecot, "mail", user, tmp_path / "pw", write_keywords=True)))
+    customers = (
+        '[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
+        '[sources.columns]\ncompany = "Company"\ndomain = "Website"\n'
+    )
+    config = write_config(
+        tmp_path / "syncd.toml",
+        config_text(customers, imap_source(dovecot, "mail", user, tmp_path / "pw", write_keywords=True)),
+    )
     result = run_syncd("sync", "--once", "-c", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     checker = dovecot.client(user)
@@ -116,8 +143,9 @@ def test_fetch_never_marks_mail_seen_and_write_back_adds_only_keywords(dovecot, 
         n = uid - 1
         assert (b"\\Seen" in message_flags) == bool(n % 2), "\\Seen must stay exactly as the user left it"
         assert keyword_for(f"Customer Nº{n % 5} d.o.o.", "$crm_").encode() in message_flags
-        assert [f for f in message_flags if f.startswith(b"$crm_")] == [b"$crm_customer_no" + str(n % 5).encode()
-                                                                          + b"_d_o_o"]
+        assert [f for f in message_flags if f.startswith(b"$crm_")] == [
+            b"$crm_customer_no" + str(n % 5).encode() + b"_d_o_o"
+        ]
     # Idempotent: a second pass writes nothing more.
     assert "new=0" in run_syncd("sync", "--once", "-c", str(config)).stdout
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'state' / 'syncd.db'}")
@@ -132,8 +160,10 @@ def test_recreated_folder_with_new_uidvalidity_does_not_duplicate(dovecot, tmp_p
     messages = [inbound(n, user) for n in range(5)]
     for raw in messages:
         client.append("Projects", raw, msg_time=NOW)
-    config = write_config(tmp_path / "syncd.toml", config_text(
-        imap_source(dovecot, "mail", user, tmp_path / "pw", folders_include=["Projects"])))
+    config = write_config(
+        tmp_path / "syncd.toml",
+        config_text(imap_source(dovecot, "mail", user, tmp_path / "pw", folders_include=["Projects"])),
+    )
     assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
     before = activities(tmp_path)
     assert len(before) == 5
@@ -161,8 +191,9 @@ def test_wrong_password_is_reported_and_the_other_mailbox_syncs(dovecot, tmp_pat
     client.logout()
     wrong = imap_source(dovecot, "bad-mail", bad, tmp_path / "pw-bad")
     (tmp_path / "pw-bad").write_text("not-the-password")
-    config = write_config(tmp_path / "syncd.toml", config_text(
-        imap_source(dovecot, "good-mail", good, tmp_path / "pw-good"), wrong))
+    config = write_config(
+        tmp_path / "syncd.toml", config_text(imap_source(dovecot, "good-mail", good, tmp_path / "pw-good"), wrong)
+    )
     result = run_syncd("sync", "--once", "-c", str(config))
     assert result.returncode == 1
     status = json.loads(run_syncd("status", "--json", "-c", str(config)).stdout)
@@ -180,8 +211,16 @@ def test_server_restart_during_backfill_resumes_to_the_exact_set(dovecot, tmp_pa
     user, _ = dovecot.new_user("restart")
     total = 1500
     dovecot.deliver_files(user, "INBOX", {f"{1700000000 + n}.M{n}.restart": inbound(n, user) for n in range(total)})
-    account = ImapAccount(host=dovecot.host, port=dovecot.port, tls="none", verify_tls=True, username=user,
-                          owner=user, password=lambda: dovecot.users[user], retry_max_wait=1)
+    account = ImapAccount(
+        host=dovecot.host,
+        port=dovecot.port,
+        tls="none",
+        verify_tls=True,
+        username=user,
+        owner=user,
+        password=lambda: dovecot.users[user],
+        retry_max_wait=1,
+    )
     connector = ImapConnector("restart", ReadOptions(batch_size=100), account)
     known: dict[str, str] = {}
     cursors: dict[str, str] = {}
@@ -209,10 +248,15 @@ def test_sigkill_during_backfill_then_rerun_gives_exactly_the_expected_set(dovec
     user, _ = dovecot.new_user("sigkill")
     total = 2000
     dovecot.deliver_files(user, "INBOX", {f"{1700000000 + n}.M{n}.kill": inbound(n, user) for n in range(total)})
-    config = write_config(tmp_path / "syncd.toml", config_text(
-        imap_source(dovecot, "mail", user, tmp_path / "pw"), batch_size=25))
-    process = subprocess.Popen([sys.executable, "-m", "syncd", "sync", "--once", "-c", str(config)], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = write_config(
+        tmp_path / "syncd.toml", config_text(imap_source(dovecot, "mail", user, tmp_path / "pw"), batch_size=25)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "sync", "--once", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: occurrence_count(tmp_path) >= 200, timeout=120, what="backfill under way")
         os.kill(process.pid, signal.SIGKILL)
@@ -236,13 +280,17 @@ def test_new_mail_reaches_the_timeline_workbook_within_ten_seconds(dovecot, tmp_
     client.append("INBOX", inbound(1, user), msg_time=NOW)
     source = imap_source(dovecot, "mail", user, tmp_path / "pw").replace("idle = false", "idle = true")
     config = write_config(tmp_path / "syncd.toml", config_text(source, interval=3600))
-    process = subprocess.Popen([sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "log", "w"),
+    )
 
     def subjects() -> list[str]:
         try:
             book = openpyxl.load_workbook(tmp_path / "timeline.xlsx", read_only=True)
-        except Exception:  # noqa: BLE001 - not written yet
+        except Exception:
             return []
         try:
             return [row[4] for row in book["Timeline"].iter_rows(min_row=2, values_only=True)]
@@ -252,8 +300,11 @@ def test_new_mail_reaches_the_timeline_workbook_within_ten_seconds(dovecot, tmp_
     try:
         wait_for(lambda: "Message 1" in subjects(), timeout=60, what="first pass")
         wait_for(lambda: "idle" in (tmp_path / "log").read_text(), timeout=30, what="IDLE watcher started")
-        client.append("INBOX", make_message(2, sender="new@customer1.example", to=user, subject="Fresh order",
-                                            msgid=f"live2.{user}"), msg_time=NOW)
+        client.append(
+            "INBOX",
+            make_message(2, sender="new@customer1.example", to=user, subject="Fresh order", msgid=f"live2.{user}"),
+            msg_time=NOW,
+        )
         wait_for(lambda: "Fresh order" in subjects(), timeout=10, interval=0.1, what="new mail in the workbook")
     finally:
         process.send_signal(signal.SIGTERM)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from syncd.config import ConfigError, parse_config
 from syncd.connectors.base import ConnectorContext
 from syncd.connectors.imap.connector import FolderCursor
 from syncd.connectors.imap.kind import imap_account
 from syncd.outputs.labels import keyword_for
-from syncd.secrets import read_secret
-from syncd.config import ConfigError, parse_config
 from syncd.pipeline import warn_insecure
+from syncd.secrets import read_secret
 
 BASE = """
 [[sources]]
@@ -29,8 +29,9 @@ owner = "alice@ourco.example"
 def test_auth_is_exactly_one_of_password_or_token(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="exactly one of password_secret or oauth2_token_command"):
         parse_config(BASE.format(host="mail.example.com"), tmp_path / "c.toml")
-    config = parse_config(BASE.format(host="mail.example.com") + 'password_secret = { env = "PW" }\n',
-                          tmp_path / "c.toml")
+    config = parse_config(
+        BASE.format(host="mail.example.com") + 'password_secret = { env = "PW" }\n', tmp_path / "c.toml"
+    )
     assert config.sources[0].effective_port == 993
 
 
@@ -42,8 +43,10 @@ def test_plain_text_only_on_loopback(tmp_path: Path) -> None:
 
 
 def test_token_command_supplies_the_xoauth2_token(tmp_path: Path) -> None:
-    text = BASE.format(host="outlook.office365.com") + \
-        f'oauth2_token_command = ["{sys.executable}", "-c", "print(\\"token-123\\")"]\n'
+    text = (
+        BASE.format(host="outlook.office365.com")
+        + f'oauth2_token_command = ["{sys.executable}", "-c", "print(\\"token-123\\")"]\n'
+    )
     account = imap_account(parse_config(text, tmp_path / "c.toml").sources[0], ConnectorContext(secret=read_secret))
     assert account.password is None and account.oauth2_token is not None
     assert account.oauth2_token() == "token-123"
@@ -63,11 +66,14 @@ def test_unverified_tls_is_warned_about_at_start(tmp_path: Path, caplog) -> None
     assert "TLS certificate verification is OFF for mail.example.com" in caplog.text
 
 
-@pytest.mark.parametrize("name, keyword", [
-    ("Adriatic Foods d.o.o.", "$crm_adriatic_foods_d_o_o"),
-    ("Łódź Print Sp. z o.o.", "$crm_odz_print_sp_z_o_o"),
-    ("Nordic Retail AB", "$crm_nordic_retail_ab"),
-])
+@pytest.mark.parametrize(
+    "name, keyword",
+    [
+        ("Adriatic Foods d.o.o.", "$crm_adriatic_foods_d_o_o"),
+        ("Łódź Print Sp. z o.o.", "$crm_odz_print_sp_z_o_o"),
+        ("Nordic Retail AB", "$crm_nordic_retail_ab"),
+    ],
+)
 def test_keywords_are_valid_prefixed_atoms(name: str, keyword: str) -> None:
     result = keyword_for(name, "$crm_")
     assert result == keyword

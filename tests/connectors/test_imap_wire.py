@@ -10,21 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from support.helpers import make_message
 from syncd.connectors.imap import wire as imapwire
 from syncd.connectors.imap.connector import ImapAccount, ImapConnector
 from syncd.model.records import ReadOptions, SourceState
-from support.helpers import make_message
 
 HEADER = b"From: a@b.example\r\nSubject: Hi\r\n\r\n"
 
 
 def test_literals_quoted_values_nil_and_unsolicited_responses() -> None:
     data = [
-        (b'1 (UID 7 FLAGS (\\Seen $crm_acme) INTERNALDATE " 2-Nov-2026 10:00:00 +0100" RFC822.SIZE 2048 '
-         b'BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}' % len(HEADER), HEADER),
+        (
+            b'1 (UID 7 FLAGS (\\Seen $crm_acme) INTERNALDATE " 2-Nov-2026 10:00:00 +0100" RFC822.SIZE 2048 '
+            b"BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}" % len(HEADER),
+            HEADER,
+        ),
         (b" BODY[TEXT]<0> {5}", b"hello"),
         b")",
-        b'2 (FLAGS (\\Flagged) MODSEQ (99))',  # unsolicited flag change without a UID
+        b"2 (FLAGS (\\Flagged) MODSEQ (99))",  # unsolicited flag change without a UID
         b'3 (UID 9 FLAGS () INTERNALDATE "30-Oct-2026 23:59:59 -0700" MODSEQ (12) '
         b'BODY[HEADER.FIELDS (FROM SUBJECT)] "From: \\"C\\" <c@d.example>" BODY[TEXT]<0> NIL)',
     ]
@@ -37,12 +40,15 @@ def test_literals_quoted_values_nil_and_unsolicited_responses() -> None:
     assert imapwire.internal_date(items[9].internal_date) == datetime(2026, 10, 31, 6, 59, 59, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("data", [
-    [b"1 (UID 7 FLAGS (\\Seen"],  # cut inside the list
-    [(b"1 (UID 7 BODY[TEXT]<0> 5", b"hello")],  # literal without a size
-    [b"(UID 7)"],  # no sequence number
-    [b'1 (UID 7 BODYSTRUCTURE ("text" "plain"))'],  # a shape this reader does not handle
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        [b"1 (UID 7 FLAGS (\\Seen"],  # cut inside the list
+        [(b"1 (UID 7 BODY[TEXT]<0> 5", b"hello")],  # literal without a size
+        [b"(UID 7)"],  # no sequence number
+        [b'1 (UID 7 BODYSTRUCTURE ("text" "plain"))'],  # a shape this reader does not handle
+    ],
+)
 def test_shapes_it_does_not_know_raise_so_the_caller_falls_back(data: list[object]) -> None:
     with pytest.raises(imapwire.WireFormatError):
         imapwire.parse_fetch_data(data)
@@ -94,25 +100,31 @@ class _OwnBufferImap(imaplib.IMAP4):
 
 
 def test_the_fast_reader_reads_what_imaplib_buffered_not_its_file() -> None:
-    answer = (b"* 1 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE \"17-Jul-2026 02:44:25 +0000\" RFC822.SIZE 99 "
-              b"BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n" % len(HEADER) + HEADER + b")\r\n"
-              b"TAG OK Fetch completed.\r\n* 2 EXISTS\r\n")
+    answer = (
+        b'* 1 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE "17-Jul-2026 02:44:25 +0000" RFC822.SIZE 99 '
+        b"BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n" % len(HEADER) + HEADER + b")\r\n"
+        b"TAG OK Fetch completed.\r\n* 2 EXISTS\r\n"
+    )
     imap = _OwnBufferImap(answer)
     found = imapwire.fetch(imap, [7], "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]", "PREVIEW")
     assert list(found) == [7] and found[7].header == HEADER and found[7].flags == ("\\Seen",)
     [command] = imap.sent
-    assert command.endswith(b" UID FETCH 7 (UID FLAGS INTERNALDATE RFC822.SIZE "
-                            b"BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] PREVIEW)\r\n")
+    assert command.endswith(
+        b" UID FETCH 7 (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] PREVIEW)\r\n"
+    )
     assert imap.buffer.read() == b"* 2 EXISTS\r\n"  # the next response stays for imaplib
 
 
 def test_responses_are_read_off_the_wire_in_imaplibs_shape() -> None:
-    stream = (b'* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n' % len(HEADER) + HEADER
-              + b" BODY[TEXT]<0> {5}\r\nhello)\r\n"
-              + b"* 3 EXISTS\r\n"  # new mail arriving meanwhile: read past
-              + b"* 2 FETCH (FLAGS (\\Flagged))\r\n"
-              + b"A7 OK Fetch completed.\r\n"
-              + b"* 4 EXISTS\r\n")  # the next command's: left unread
+    stream = (
+        b"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n" % len(HEADER)
+        + HEADER
+        + b" BODY[TEXT]<0> {5}\r\nhello)\r\n"
+        + b"* 3 EXISTS\r\n"  # new mail arriving meanwhile: read past
+        + b"* 2 FETCH (FLAGS (\\Flagged))\r\n"
+        + b"A7 OK Fetch completed.\r\n"
+        + b"* 4 EXISTS\r\n"
+    )  # the next command's: left unread
     wire = _Wire(stream)
     data = imapwire.read_fetch_responses(wire, b"A7")  # type: ignore[arg-type]
     assert data == [
@@ -126,14 +138,18 @@ def test_responses_are_read_off_the_wire_in_imaplibs_shape() -> None:
     assert (item.uid, item.header, item.text) == (7, HEADER, b"hello")
 
 
-@pytest.mark.parametrize(("stream", "error", "message"), [
-    (b"* 1 FETCH (UID 7)\r\nA7 NO [SERVERBUG] Internal error\r\n", imaplib.IMAP4.error, "NO.*Internal error"),
-    (b"* BYE shutting down\r\n", imaplib.IMAP4.abort, "BYE shutting down"),
-    (b"* 1 FETCH (UID 7 BODY[TEXT] {50}\r\nonly part of it", imaplib.IMAP4.abort, "inside a literal"),
-    (b"* 1 FETCH (UID 7", imaplib.IMAP4.abort, "connection closed"),
-])
-def test_a_refused_fetch_or_a_dropped_connection_raises_what_imaplib_would(stream: bytes, error: type,
-                                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("stream", "error", "message"),
+    [
+        (b"* 1 FETCH (UID 7)\r\nA7 NO [SERVERBUG] Internal error\r\n", imaplib.IMAP4.error, "NO.*Internal error"),
+        (b"* BYE shutting down\r\n", imaplib.IMAP4.abort, "BYE shutting down"),
+        (b"* 1 FETCH (UID 7 BODY[TEXT] {50}\r\nonly part of it", imaplib.IMAP4.abort, "inside a literal"),
+        (b"* 1 FETCH (UID 7", imaplib.IMAP4.abort, "connection closed"),
+    ],
+)
+def test_a_refused_fetch_or_a_dropped_connection_raises_what_imaplib_would(
+    stream: bytes, error: type, message: str
+) -> None:
     with pytest.raises(error, match=message):
         imapwire.read_fetch_responses(_Wire(stream), b"A7")  # type: ignore[arg-type]
 
@@ -148,17 +164,31 @@ def test_fast_reader_and_imapclient_give_identical_records_on_dovecot(dovecot, t
     client = dovecot.client(user)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     for n in range(40):
-        raw = make_message(n, sender=f"Buyer {n} <buyer{n}@customer{n % 4}.example>", to=user,
-                           body="Zdravo, šaljem ponudu.\n" * (n + 1), when=now - timedelta(hours=n))
+        raw = make_message(
+            n,
+            sender=f"Buyer {n} <buyer{n}@customer{n % 4}.example>",
+            to=user,
+            body="Zdravo, šaljem ponudu.\n" * (n + 1),
+            when=now - timedelta(hours=n),
+        )
         client.append("INBOX", raw, flags=[b"\\Seen"] if n % 3 else [], msg_time=now - timedelta(hours=n))
     client.logout()
-    account = ImapAccount(host=dovecot.host, port=dovecot.port, tls="none", verify_tls=True, username=user,
-                          owner=user, password=lambda: password)
+    account = ImapAccount(
+        host=dovecot.host,
+        port=dovecot.port,
+        tls="none",
+        verify_tls=True,
+        username=user,
+        owner=user,
+        password=lambda: password,
+    )
 
     def read_all(preview: bool = True) -> list[object]:
         connector = ImapConnector("wire", ReadOptions(batch_size=15), replace(account, server_preview=preview))
         try:
-            return sorted((r for b in connector.read(SourceState({}, frozenset())) for r in b.records), key=lambda r: r.key)
+            return sorted(
+                (r for b in connector.read(SourceState({}, frozenset())) for r in b.records), key=lambda r: r.key
+            )
         finally:
             connector.close()
 
@@ -189,7 +219,8 @@ def test_dovecot_responses_take_the_one_match_fast_path(dovecot, monkeypatch) ->
         raise AssertionError("the general tokenizer was needed")
 
     monkeypatch.setattr(imapwire, "_tokens", no_tokenizer)
-    found = imapwire.fetch(client._imap, client.search(["ALL"]), "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]",
-                           "BODY.PEEK[TEXT]<0.2048>")
+    found = imapwire.fetch(
+        client._imap, client.search(["ALL"]), "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]", "BODY.PEEK[TEXT]<0.2048>"
+    )
     client.logout()
     assert found and all(item.header.startswith(b"From:") for item in found.values())

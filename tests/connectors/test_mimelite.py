@@ -82,7 +82,9 @@ def corpus() -> list[bytes]:
     outer.attach(inner)
     found.append(outer.as_bytes())
     found.append(b"From: a@b.example\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>only html</p>")
-    found.append(b"From: a@b.example\nContent-Type: text/plain; charset=iso-8859-2\n\n" + "Dobar dan, šef".encode("iso-8859-2"))
+    found.append(
+        b"From: a@b.example\nContent-Type: text/plain; charset=iso-8859-2\n\n" + "Dobar dan, šef".encode("iso-8859-2")
+    )
     found.append(b"From a@b Mon Nov  2 10:00:00 2026\nFrom: a@b.example\nSubject: mbox line first\n\nbody here\n")
     found.append(b"From: a@b.example\r\nSubject: no blank line\r\nthis line starts the body\r\nmore\r\n")
     found.append(b"From: a@b.example\r\nSubject: headers only\r\n")
@@ -98,7 +100,8 @@ def test_headers_and_first_text_part_match_the_stdlib_parser(raw: bytes) -> None
     ours = first_text_part(headers, body)
     expected = reference_text(raw)
     assert (None if ours is None else (ours.subtype, ours.text.replace("\r\n", "\n"))) == (
-        None if expected is None else (expected[0], expected[1].replace("\r\n", "\n")))
+        None if expected is None else (expected[0], expected[1].replace("\r\n", "\n"))
+    )
 
 
 @pytest.mark.parametrize("raw", corpus()[:40:3])
@@ -129,16 +132,21 @@ _name = st.text(alphabet=st.characters(codec="utf-8", exclude_characters='"\\<>,
 def test_address_fast_path_agrees_with_getaddresses(entries: list[tuple[str, str, str]]) -> None:
     from email.utils import getaddresses
 
-    value = ", ".join(f"{name} <{local}@{domain}.example>" if name.strip() else f"{local}@{domain}.example"
-                      for name, local, domain in entries)
+    value = ", ".join(
+        f"{name} <{local}@{domain}.example>" if name.strip() else f"{local}@{domain}.example"
+        for name, local, domain in entries
+    )
+
     def tidy(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(" ".join(name.split()), address) for name, address in pairs]  # as _clean does later
 
     assert tidy(_addresses([value])) == tidy(getaddresses([value]))
 
 
-_NAMES = st.sampled_from(["From", "To", "Subject", "X-Odd_Name.1", "Date", "Cc", "Message-ID", "Re", "Bad Name", "", "Ümlaut"])
-_VALUE_TEXT = st.text(alphabet=st.sampled_from(list("abc <>@,;:\"()=?") + ["\t", "é"]), max_size=20)
+_NAMES = st.sampled_from(
+    ["From", "To", "Subject", "X-Odd_Name.1", "Date", "Cc", "Message-ID", "Re", "Bad Name", "", "Ümlaut"]
+)
+_VALUE_TEXT = st.text(alphabet=st.sampled_from(list('abc <>@,;:"()=?') + ["\t", "é"]), max_size=20)
 _ENDINGS = st.sampled_from(["\r\n", "\n", "\r"])
 
 

@@ -21,7 +21,16 @@ from syncd.configdoc import render
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
 from syncd.connectors.registry import BUILTIN_KINDS, Registry
 from syncd.model.errors import SourceUnavailable
-from syncd.model.records import ActivityKind, ActivityRecord, Batch, Participant, Problem, ReadOptions, Role, SourceState
+from syncd.model.records import (
+    ActivityKind,
+    ActivityRecord,
+    Batch,
+    Participant,
+    Problem,
+    ReadOptions,
+    Role,
+    SourceState,
+)
 from syncd.model.settings import ConfigPath, InputPath, MailSourceSettings
 from syncd.pipeline import Pipeline
 from syncd.store import Store
@@ -66,20 +75,31 @@ class NotesFileConnector(Connector):
             except ValueError:
                 problems.append(Problem(key, "not 'date; address; subject'", f"{self.path} line {number}"))
                 continue
-            records.append(ActivityRecord(
-                key=key, kind=ActivityKind.CALL, occurred_at=when, subject=subject, mailbox=self.owner,
-                participants=(Participant(address.lower(), "", Role.TO),)))
+            records.append(
+                ActivityRecord(
+                    key=key,
+                    kind=ActivityKind.CALL,
+                    occurred_at=when,
+                    subject=subject,
+                    mailbox=self.owner,
+                    participants=(Participant(address.lower(), "", Role.TO),),
+                )
+            )
         yield Batch(records=tuple(records), problems=tuple(problems))
-        yield Batch(removed=tuple(k for k in state.known if k not in listed), listing_complete=True,
-                    listed=len(listed))
+        yield Batch(removed=tuple(k for k in state.known if k not in listed), listing_complete=True, listed=len(listed))
 
 
 def _build(settings: NotesFileSettings, context: ConnectorContext) -> NotesFileConnector:
     return NotesFileConnector(settings.name, context.options, settings.path, settings.owner)
 
 
-NOTES_FILE = SourceKind(name="notes_file", settings=NotesFileSettings, build=_build,
-                        summary="Call notes kept as lines of a text file.", capabilities=Capabilities(rows=True))
+NOTES_FILE = SourceKind(
+    name="notes_file",
+    settings=NotesFileSettings,
+    build=_build,
+    summary="Call notes kept as lines of a text file.",
+    capabilities=Capabilities(rows=True),
+)
 
 CONFIG = """
 [service]
@@ -113,16 +133,15 @@ def _workbook(path: Path) -> None:
 def test_a_kind_added_through_the_registry_is_validated_documented_and_synced(tmp_path: Path) -> None:
     kinds = Registry.builtin().with_kind(NOTES_FILE)
     _workbook(tmp_path / "customers.xlsx")
-    (tmp_path / "calls.txt").write_text("2026-11-02; ivana@adriaticfoods.hr; Called about the offer\n"
-                                        "not a note\n", encoding="utf-8")
+    (tmp_path / "calls.txt").write_text(
+        "2026-11-02; ivana@adriaticfoods.hr; Called about the offer\nnot a note\n", encoding="utf-8"
+    )
     # Validated: its keys like every other kind's, with the same errors.
     with pytest.raises(ConfigError) as error:
-        parse_config(CONFIG.replace('path = "calls.txt"', 'pathh = "calls.txt"'), tmp_path / "syncd.toml",
-                     kinds=kinds)
+        parse_config(CONFIG.replace('path = "calls.txt"', 'pathh = "calls.txt"'), tmp_path / "syncd.toml", kinds=kinds)
     assert "sources[1] (calls).pathh: unknown key (did you mean 'path'?)" in error.value.render()
     with pytest.raises(ConfigError) as missing:
-        parse_config(CONFIG.replace("calls.txt", "nowhere.txt"), tmp_path / "syncd.toml", check_files=True,
-                     kinds=kinds)
+        parse_config(CONFIG.replace("calls.txt", "nowhere.txt"), tmp_path / "syncd.toml", check_files=True, kinds=kinds)
     assert "sources[1] (calls).path: no such file" in missing.value.render()
     config = parse_config(CONFIG, tmp_path / "syncd.toml", check_files=True, kinds=kinds)
     # Documented: a section of the configuration reference, from its settings model.

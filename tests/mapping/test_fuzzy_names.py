@@ -40,8 +40,13 @@ def test_a_word_of_another_customer_is_not_taken_for_a_typo() -> None:
 def test_near_identical_names_are_found_by_their_start_or_their_end() -> None:
     from syncd.mapping.duplicates import near_identical_pairs
 
-    names = [("adriatic foods zagreb", 1), ("adriatic fods zagreb", 2), ("xdriatic foods zagreb", 3),
-             ("baltic amber", 4), ("nordic mills", 5)]
+    names = [
+        ("adriatic foods zagreb", 1),
+        ("adriatic fods zagreb", 2),
+        ("xdriatic foods zagreb", 3),
+        ("baltic amber", 4),
+        ("nordic mills", 5),
+    ]
     found = {frozenset((a, b)) for a, b, _score in near_identical_pairs(names)}
     assert found >= {frozenset((1, 2)), frozenset((1, 3))}
     assert not any(4 in pair or 5 in pair for pair in found)

@@ -7,28 +7,44 @@ from __future__ import annotations
 
 import pytest
 
+from support.views import activity as made_activity
 from syncd.mapping.freemail import packaged_free_mail_domains
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, manual_rule_key, suggest_customers
-from support.views import activity as made_activity
 from syncd.mapping.review import resolve_customer, rule_keys
 from syncd.model.records import Participant, Role
 
-POLICY = MatchPolicy(internal_domains=frozenset({"ourco.example"}), free_mail_domains=packaged_free_mail_domains(),
-                     default_phone_region="HR")
+POLICY = MatchPolicy(
+    internal_domains=frozenset({"ourco.example"}),
+    free_mail_domains=packaged_free_mail_domains(),
+    default_phone_region="HR",
+)
 CUSTOMERS = [
-    (1, "company", "Čokolada Kraš d.d.", None), (2, "person", "Ivana Horvat", 1),
-    (3, "company", "Łódzkie Młyny Sp. z o.o.", None), (4, "person", "Paweł Wiśniewski", 3),
-    (5, "company", "Јадран Храна д.о.о.", None), (6, "person", "Милош Петровић", 5),
-    (7, "company", "Smörgås Kök AB", None), (8, "person", "Åsa Lindqvist", 7),
-    (9, "company", "شرکت پارس غذا", None), (10, "person", "Müller & Söhne GmbH", None),
+    (1, "company", "Čokolada Kraš d.d.", None),
+    (2, "person", "Ivana Horvat", 1),
+    (3, "company", "Łódzkie Młyny Sp. z o.o.", None),
+    (4, "person", "Paweł Wiśniewski", 3),
+    (5, "company", "Јадран Храна д.о.о.", None),
+    (6, "person", "Милош Петровић", 5),
+    (7, "company", "Smörgås Kök AB", None),
+    (8, "person", "Åsa Lindqvist", 7),
+    (9, "company", "شرکت پارس غذا", None),
+    (10, "person", "Müller & Söhne GmbH", None),
 ]
 IDENTITIES = [
-    (2, "phone", "+38514567890"), (4, "phone", "+48225556677"), (6, "phone", "+381112345678"),
-    (8, "phone", "+4687654321"), (9, "phone", "+982188776655"), (10, "domain", "xn--mller-shne-tfb0w.de"),
+    (2, "phone", "+38514567890"),
+    (4, "phone", "+48225556677"),
+    (6, "phone", "+381112345678"),
+    (8, "phone", "+4687654321"),
+    (9, "phone", "+982188776655"),
+    (10, "domain", "xn--mller-shne-tfb0w.de"),
     (2, "email", "ivana@kras.hr"),
 ]
-RULES = [("email", "tom.jones@gmail.com", 7), ("domain", "kras-group.com", 1), ("name", "kras", 1),
-         ("phone", "+38598000111", 3)]
+RULES = [
+    ("email", "tom.jones@gmail.com", 7),
+    ("domain", "kras-group.com", 1),
+    ("name", "kras", 1),
+    ("phone", "+38598000111", 3),
+]
 INDEX = CustomerIndex.build(IDENTITIES, CUSTOMERS, POLICY, RULES)
 
 
@@ -38,49 +54,58 @@ def rules_of(participants: tuple[Participant, ...] = (), **hints: str) -> dict[i
     return {link.customer_id: link.rule for link in links}
 
 
-@pytest.mark.parametrize(("phones", "region", "expected"), [
-    ("01 456 7890", None, {2: "phone", 1: "person-company"}),            # Croatian national, default region HR
-    ("+385 1 456 7890", None, {2: "phone", 1: "person-company"}),
-    ("00385 1 456 78 90", None, {2: "phone", 1: "person-company"}),      # 00 international prefix
-    ("22 555 66 77", "PL", {4: "phone", 3: "person-company"}),           # the sheet says Poland
-    ("+48 22 555 66 77", None, {4: "phone", 3: "person-company"}),
-    ("011 234 5678", "RS", {6: "phone", 5: "person-company"}),           # Belgrade
-    ("08-765 43 21", "SE", {8: "phone", 7: "person-company"}),           # Stockholm, Swedish style
-    ("+98 21 8877 6655", None, {9: "phone"}),                            # Tehran: a company's number
-    ("385 98 000 111", None, {3: "manual"}),                             # a manual phone rule wins
-    ("+1 212 555 0100", None, {}),
-    ("n/a", None, {}),
-])
+@pytest.mark.parametrize(
+    ("phones", "region", "expected"),
+    [
+        ("01 456 7890", None, {2: "phone", 1: "person-company"}),  # Croatian national, default region HR
+        ("+385 1 456 7890", None, {2: "phone", 1: "person-company"}),
+        ("00385 1 456 78 90", None, {2: "phone", 1: "person-company"}),  # 00 international prefix
+        ("22 555 66 77", "PL", {4: "phone", 3: "person-company"}),  # the sheet says Poland
+        ("+48 22 555 66 77", None, {4: "phone", 3: "person-company"}),
+        ("011 234 5678", "RS", {6: "phone", 5: "person-company"}),  # Belgrade
+        ("08-765 43 21", "SE", {8: "phone", 7: "person-company"}),  # Stockholm, Swedish style
+        ("+98 21 8877 6655", None, {9: "phone"}),  # Tehran: a company's number
+        ("385 98 000 111", None, {3: "manual"}),  # a manual phone rule wins
+        ("+1 212 555 0100", None, {}),
+        ("n/a", None, {}),
+    ],
+)
 def test_phone_rule(phones: str, region: str | None, expected: dict[int, str]) -> None:
     hints = {"phones": phones} | ({"phone_region": region} if region else {})
     assert rules_of(**hints) == expected
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("ČOKOLADA KRAŠ", {1: "name"}),                      # case, accents and legal form aside
-    ("Cokolada Kras d.d.", {1: "name"}),
-    ("Lodzkie Mlyny", {3: "name"}),                      # Polish without its letters
-    ("Łódzkie Młyny spółka z o.o.", {}),                 # the legal form written out: not certain
-    ("Јадран Храна", {5: "name"}),                       # Serbian Cyrillic
-    ("Jadran Hrana", {}),                                # Latin transliteration is a different string
-    ("Smorgas Kok", {7: "name"}),                        # Swedish
-    ("پارس غذا", {9: "name"}),                           # Persian, without "sherkat"
-    ("Cokolada Krass", {1: "fuzzy-name"}),               # a typo, clear of every other name
-    ("Łódzkie Młyn", {3: "fuzzy-name"}),
-    ("Kraš", {1: "manual"}),                             # a manual name rule
-    ("Nordic Mills", {}),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("ČOKOLADA KRAŠ", {1: "name"}),  # case, accents and legal form aside
+        ("Cokolada Kras d.d.", {1: "name"}),
+        ("Lodzkie Mlyny", {3: "name"}),  # Polish without its letters
+        ("Łódzkie Młyny spółka z o.o.", {}),  # the legal form written out: not certain
+        ("Јадран Храна", {5: "name"}),  # Serbian Cyrillic
+        ("Jadran Hrana", {}),  # Latin transliteration is a different string
+        ("Smorgas Kok", {7: "name"}),  # Swedish
+        ("پارس غذا", {9: "name"}),  # Persian, without "sherkat"
+        ("Cokolada Krass", {1: "fuzzy-name"}),  # a typo, clear of every other name
+        ("Łódzkie Młyn", {3: "fuzzy-name"}),
+        ("Kraš", {1: "manual"}),  # a manual name rule
+        ("Nordic Mills", {}),
+    ],
+)
 def test_name_rules(name: str, expected: dict[int, str]) -> None:
     assert rules_of(customer_ref=name) == expected
 
 
-@pytest.mark.parametrize(("address", "expected"), [
-    ("tom.jones@gmail.com", {7: "manual"}),              # a free-mail address assigned by hand
-    ("buyer@eu.kras-group.com", {1: "manual"}),           # a manual domain rule covers subdomains
-    ("ivana@kras.hr", {2: "email", 1: "person-company"}),
-    ("info@xn--mller-shne-tfb0w.de", {10: "domain"}),   # IDN domain, punycode
-    ("other.person@gmail.com", {}),
-])
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("tom.jones@gmail.com", {7: "manual"}),  # a free-mail address assigned by hand
+        ("buyer@eu.kras-group.com", {1: "manual"}),  # a manual domain rule covers subdomains
+        ("ivana@kras.hr", {2: "email", 1: "person-company"}),
+        ("info@xn--mller-shne-tfb0w.de", {10: "domain"}),  # IDN domain, punycode
+        ("other.person@gmail.com", {}),
+    ],
+)
 def test_manual_and_address_rules(address: str, expected: dict[int, str]) -> None:
     assert rules_of((Participant(address, "", Role.FROM),)) == expected
 
@@ -91,24 +116,30 @@ def test_manual_rules_win_over_the_email_rule() -> None:
     assert [(link.customer_id, link.rule, link.confidence) for link in links] == [(7, "manual", 1.0)]
 
 
-@pytest.mark.parametrize(("participants", "hints", "first"), [
-    ((), {"customer-ref": "Cokolada Kras Zagreb"}, 1),
-    ((Participant("nabava@lodzkiemlyny.pl", "Zakup", Role.FROM),), {}, 3),  # the name in the mail domain
-    ((Participant("x@gmail.com", "Smörgås Kök", Role.FROM),), {}, 7),      # the display name
-])
+@pytest.mark.parametrize(
+    ("participants", "hints", "first"),
+    [
+        ((), {"customer-ref": "Cokolada Kras Zagreb"}, 1),
+        ((Participant("nabava@lodzkiemlyny.pl", "Zakup", Role.FROM),), {}, 3),  # the name in the mail domain
+        ((Participant("x@gmail.com", "Smörgås Kök", Role.FROM),), {}, 7),  # the display name
+    ],
+)
 def test_review_suggestions(participants: tuple[Participant, ...], hints: dict[str, str], first: int) -> None:
     found = suggest_customers(participants, hints, INDEX, POLICY)
     assert found and found[0][0] == first
 
 
-@pytest.mark.parametrize(("typed", "customer", "note"), [
-    ("Čokolada Kraš d.d.", 1, None),
-    ("cokolada kras", 1, None),
-    ("#9", 9, None),
-    ("5", 5, None),
-    ("Cokolada Kraz", 1, None),                          # an obvious typo is accepted
-    ("Kraš Group", None, "no customer named 'Kraš Group'"),
-])
+@pytest.mark.parametrize(
+    ("typed", "customer", "note"),
+    [
+        ("Čokolada Kraš d.d.", 1, None),
+        ("cokolada kras", 1, None),
+        ("#9", 9, None),
+        ("5", 5, None),
+        ("Cokolada Kraz", 1, None),  # an obvious typo is accepted
+        ("Kraš Group", None, "no customer named 'Kraš Group'"),
+    ],
+)
 def test_what_admins_type_on_review(typed: str, customer: int | None, note: str | None) -> None:
     resolved = resolve_customer(typed, INDEX)
     assert resolved.customer_id == customer
@@ -116,9 +147,12 @@ def test_what_admins_type_on_review(typed: str, customer: int | None, note: str 
 
 
 def test_review_learns_the_counterpart_not_us() -> None:
-    activity = made_activity("x", [], hints={"phones": "+385 91 111 2222", "customer-ref": "Kraš"},
-                             participants=(Participant("tom@gmail.com", "", Role.FROM),
-                                           Participant("alice@ourco.example", "", Role.TO)))
+    activity = made_activity(
+        "x",
+        [],
+        hints={"phones": "+385 91 111 2222", "customer-ref": "Kraš"},
+        participants=(Participant("tom@gmail.com", "", Role.FROM), Participant("alice@ourco.example", "", Role.TO)),
+    )
     assert rule_keys(activity, POLICY) == [("email", "tom@gmail.com"), ("phone", "+385911112222"), ("name", "kras")]
     assert manual_rule_key("domain", "@Kras-Group.COM") == ("domain", "kras-group.com")
     assert manual_rule_key("phone", "n/a") is None

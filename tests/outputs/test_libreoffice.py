@@ -29,9 +29,19 @@ def test_timeline_workbook_round_trips_through_libreoffice(tmp_path: Path, soffi
     out = tmp_path / "csv"
     profile = tmp_path / "lo-profile"
     result = subprocess.run(
-        [soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", CSV_ALL_SHEETS,
-         "--outdir", str(out), str(demo / "timeline.xlsx")],
-        capture_output=True, text=True, timeout=180,
+        [
+            soffice,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--convert-to",
+            CSV_ALL_SHEETS,
+            "--outdir",
+            str(out),
+            str(demo / "timeline.xlsx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     sheets = {p.stem.split("-", 1)[1]: list(csv.reader(p.open(encoding="utf-8"))) for p in out.glob("*.csv")}
@@ -51,15 +61,27 @@ def test_formula_text_from_mail_stays_text_in_libreoffice(tmp_path: Path, soffic
     from datetime import date
     from zoneinfo import ZoneInfo
 
-    from syncd.outputs.workbook import write_timeline
-    from syncd.outputs.view import build_view
     from support.views import activity
+    from syncd.outputs.view import build_view
+    from syncd.outputs.workbook import write_timeline
 
     path = tmp_path / "t.xlsx"
     write_timeline(path, build_view([activity("=1+1", ["A"])], [], date(2026, 11, 3), ZoneInfo("UTC")))
     result = subprocess.run(
-        [soffice, f"-env:UserInstallation=file://{tmp_path / 'p'}", "--headless", "--convert-to", CSV_ALL_SHEETS,
-         "--outdir", str(tmp_path), str(path)], capture_output=True, text=True, timeout=180)
+        [
+            soffice,
+            f"-env:UserInstallation=file://{tmp_path / 'p'}",
+            "--headless",
+            "--convert-to",
+            CSV_ALL_SHEETS,
+            "--outdir",
+            str(tmp_path),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader((tmp_path / "t-Timeline.csv").open(encoding="utf-8")))
     assert rows[1][4] == "=1+1"  # not 2
@@ -80,9 +102,19 @@ def test_libreoffice_keeps_sheets_tables_and_charts_when_it_resaves_the_workbook
     assert run_syncd("demo", "--dir", str(demo)).returncode == 0
     out = tmp_path / "resaved"
     result = subprocess.run(
-        [soffice, f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}", "--headless", "--convert-to", "xlsx",
-         "--outdir", str(out), str(demo / "timeline.xlsx")],
-        capture_output=True, text=True, timeout=180,
+        [
+            soffice,
+            f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}",
+            "--headless",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+            str(out),
+            str(demo / "timeline.xlsx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     resaved = out / "timeline.xlsx"
@@ -95,9 +127,10 @@ def test_libreoffice_keeps_sheets_tables_and_charts_when_it_resaves_the_workbook
     original = openpyxl.load_workbook(demo / "timeline.xlsx", read_only=True)
     copy = openpyxl.load_workbook(resaved, read_only=True)
     assert copy.sheetnames == original.sheetnames == ["Timeline", "Customers", "Review", "Reports"]
-    for name in ("Timeline", "Reports"):
-        def rows(book: openpyxl.Workbook) -> list[tuple]:
-            trimmed = [tuple(row[:5]) + (None,) * (5 - len(row[:5])) for row in book[name].iter_rows(values_only=True)]
-            return [r for r in trimmed if any(v is not None for v in r)]
 
-        assert rows(copy) == rows(original)
+    def rows(book: openpyxl.Workbook, name: str) -> list[tuple]:
+        trimmed = [tuple(row[:5]) + (None,) * (5 - len(row[:5])) for row in book[name].iter_rows(values_only=True)]
+        return [r for r in trimmed if any(v is not None for v in r)]
+
+    for name in ("Timeline", "Reports"):
+        assert rows(copy, name) == rows(original, name)

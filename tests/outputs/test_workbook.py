@@ -9,17 +9,24 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from syncd.outputs.cells import EXCEL_CELL_LIMIT, safe_text
-from syncd.outputs.workbook import TimelineWriteError, write_timeline
 from support.views import activity, customer
+from syncd.outputs.cells import EXCEL_CELL_LIMIT, safe_text
 from syncd.outputs.view import TIMELINE_HEADERS, build_view
+from syncd.outputs.workbook import TimelineWriteError, write_timeline
 
 
-@pytest.mark.parametrize("raw, text, quoted", [
-    ("=HYPERLINK(\"http://evil\",\"x\")", "=HYPERLINK(\"http://evil\",\"x\")", True),
-    ("+1 555", "+1 555", True), ("-2+3", "-2+3", True), ("@SUM(A1)", "@SUM(A1)", True),
-    ("\tTab", "\tTab", True), ("plain", "plain", False), ("bell\x07 and nul\x00", "bell and nul", False),
-])
+@pytest.mark.parametrize(
+    "raw, text, quoted",
+    [
+        ('=HYPERLINK("http://evil","x")', '=HYPERLINK("http://evil","x")', True),
+        ("+1 555", "+1 555", True),
+        ("-2+3", "-2+3", True),
+        ("@SUM(A1)", "@SUM(A1)", True),
+        ("\tTab", "\tTab", True),
+        ("plain", "plain", False),
+        ("bell\x07 and nul\x00", "bell and nul", False),
+    ],
+)
 def test_safe_text(raw: str, text: str, quoted: bool) -> None:
     assert safe_text(raw) == (text, quoted)
 
@@ -43,14 +50,26 @@ def test_formula_like_mail_text_is_stored_as_text_with_quote_prefix(tmp_path: Pa
 
 
 def test_review_lists_unmatched_and_customers_show_days_since() -> None:
-    customers = [customer("Adriatic", id=7, owner="alice", last_contact=datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
-                          count_30=1, count_90=1, total=1)]
-    view = build_view([activity("a", []), activity("b", ["Adriatic"])], customers, date(2026, 11, 11),
-                      ZoneInfo("UTC"))
+    customers = [
+        customer(
+            "Adriatic",
+            id=7,
+            owner="alice",
+            last_contact=datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
+            count_30=1,
+            count_90=1,
+            total=1,
+        )
+    ]
+    view = build_view([activity("a", []), activity("b", ["Adriatic"])], customers, date(2026, 11, 11), ZoneInfo("UTC"))
     assert [r[1] for r in view.review] == ["a"]
     assert view.customers[0][6] == 10
-    assert view.content_hash() == build_view([activity("a", []), activity("b", ["Adriatic"])], customers,
-                                             date(2026, 11, 11), ZoneInfo("UTC")).content_hash()
+    assert (
+        view.content_hash()
+        == build_view(
+            [activity("a", []), activity("b", ["Adriatic"])], customers, date(2026, 11, 11), ZoneInfo("UTC")
+        ).content_hash()
+    )
 
 
 def test_a_failed_write_leaves_the_old_workbook_and_no_temp_file(tmp_path: Path, monkeypatch) -> None:

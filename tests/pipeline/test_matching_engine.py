@@ -8,10 +8,10 @@ from pathlib import Path
 
 import openpyxl
 
+from support.helpers import BASE_TIME, make_message, write_maildir
 from syncd.config import parse_config
 from syncd.pipeline import Pipeline
 from syncd.store import Store
-from support.helpers import BASE_TIME, make_message, write_maildir
 
 CONFIG = """
 [service]
@@ -61,16 +61,22 @@ def mail(n: int, sender: str, to: str = "alice@northwind.example", subject: str 
 
 
 def test_a_new_customer_row_links_that_customers_past_mail_without_rereading_mail(tmp_path: Path) -> None:
-    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", "Ivana Horvat", "ivana@adriaticfoods.hr",
-                                                   "adriaticfoods.hr"]])
-    write_maildir(tmp_path / "mail", {"1": mail(1, "Petra Novak <petra@balticamber.pl>"),
-                                      "2": mail(2, "ivana@adriaticfoods.hr")})
+    customers_sheet(
+        tmp_path / "customers.xlsx", [["Adriatic Foods", "Ivana Horvat", "ivana@adriaticfoods.hr", "adriaticfoods.hr"]]
+    )
+    write_maildir(
+        tmp_path / "mail", {"1": mail(1, "Petra Novak <petra@balticamber.pl>"), "2": mail(2, "ivana@adriaticfoods.hr")}
+    )
     run, store = pipeline(tmp_path)
     run.run_pass()
     assert links(store) == {"Mail 1": [], "Mail 2": ["Adriatic Foods", "Ivana Horvat"]}
-    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", "Ivana Horvat", "ivana@adriaticfoods.hr",
-                                                   "adriaticfoods.hr"],
-                                                  ["Baltic Amber", None, None, "balticamber.pl"]])
+    customers_sheet(
+        tmp_path / "customers.xlsx",
+        [
+            ["Adriatic Foods", "Ivana Horvat", "ivana@adriaticfoods.hr", "adriaticfoods.hr"],
+            ["Baltic Amber", None, None, "balticamber.pl"],
+        ],
+    )
     result = run.run_pass()
     mail_source = next(s for s in result.sources if s.name == "mail")
     assert mail_source.new == 0 and mail_source.updated == 0  # the mailbox was not read again
@@ -80,13 +86,19 @@ def test_a_new_customer_row_links_that_customers_past_mail_without_rereading_mai
 
 def test_auto_creation_both_ways_adds_only_people_we_exchanged_mail_with(tmp_path: Path) -> None:
     customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"]])
-    write_maildir(tmp_path / "mail", {
-        "1": mail(1, "Marko Babić <marko@adriaticfoods.hr>"),  # writes, we answer (below): both ways
-        "2": mail(2, "Newsletter Person <news.person@promo.example>"),  # writes, never answered
-        "3": mail(3, "noreply@adriaticfoods.hr"),  # automated: never a contact
-    })
-    write_maildir(tmp_path / "mail", {"4": mail(4, "alice@northwind.example", to="marko@adriaticfoods.hr",
-                                                subject="Re: Mail 1")}, folder="Sent")
+    write_maildir(
+        tmp_path / "mail",
+        {
+            "1": mail(1, "Marko Babić <marko@adriaticfoods.hr>"),  # writes, we answer (below): both ways
+            "2": mail(2, "Newsletter Person <news.person@promo.example>"),  # writes, never answered
+            "3": mail(3, "noreply@adriaticfoods.hr"),  # automated: never a contact
+        },
+    )
+    write_maildir(
+        tmp_path / "mail",
+        {"4": mail(4, "alice@northwind.example", to="marko@adriaticfoods.hr", subject="Re: Mail 1")},
+        folder="Sent",
+    )
     run, store = pipeline(tmp_path, "both-ways")
     run.run_pass()
     people = {c.name: c for c in store.reads.customers() if c.kind == "person"}
@@ -99,10 +111,13 @@ def test_auto_creation_both_ways_adds_only_people_we_exchanged_mail_with(tmp_pat
 
 def test_auto_creation_inbound_adds_whoever_writes_but_not_automated_senders(tmp_path: Path) -> None:
     customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"]])
-    write_maildir(tmp_path / "mail", {
-        "1": mail(1, "Tom Jones <tomjones1987@gmail.com>"),
-        "2": mail(2, "noreply@shop.example"),
-    })
+    write_maildir(
+        tmp_path / "mail",
+        {
+            "1": mail(1, "Tom Jones <tomjones1987@gmail.com>"),
+            "2": mail(2, "noreply@shop.example"),
+        },
+    )
     run, store = pipeline(tmp_path, "inbound")
     run.run_pass()
     people = [c for c in store.reads.customers() if c.kind == "person"]
@@ -113,8 +128,10 @@ def test_auto_creation_inbound_adds_whoever_writes_but_not_automated_senders(tmp
     store.close()
 
 
-TWO_SHEETS = CONFIG.replace('''[[sources]]
-name = "mail"''', '''[[sources]]
+TWO_SHEETS = CONFIG.replace(
+    '''[[sources]]
+name = "mail"''',
+    '''[[sources]]
 name = "crm-export"
 kind = "excel_customers"
 path = "export.xlsx"
@@ -125,7 +142,8 @@ email = "E-mail"
 domain = "Website"
 
 [[sources]]
-name = "mail"''')
+name = "mail"''',
+)
 
 
 def review_rows(path: Path) -> list[tuple]:
@@ -149,11 +167,17 @@ def answer_review(path: Path, answers: dict[str, str]) -> None:
 
 
 def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_everything(tmp_path: Path) -> None:
-    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods d.o.o.", "Ivana Horvat", "ivana@adriaticfoods.hr",
-                                                   "adriaticfoods.hr"]])
-    customers_sheet(tmp_path / "export.xlsx", [["ADRIATIC FOODS", "Ivana H.", "ivana@adriaticfoods.hr; ivana.h@gmail.com",
-                                                None],
-                                               ["Baltic Amber", None, None, "balticamber.pl"]])
+    customers_sheet(
+        tmp_path / "customers.xlsx",
+        [["Adriatic Foods d.o.o.", "Ivana Horvat", "ivana@adriaticfoods.hr", "adriaticfoods.hr"]],
+    )
+    customers_sheet(
+        tmp_path / "export.xlsx",
+        [
+            ["ADRIATIC FOODS", "Ivana H.", "ivana@adriaticfoods.hr; ivana.h@gmail.com", None],
+            ["Baltic Amber", None, None, "balticamber.pl"],
+        ],
+    )
     write_maildir(tmp_path / "mail", {"1": mail(1, "ivana.h@gmail.com"), "2": mail(2, "ivana@adriaticfoods.hr")})
     (tmp_path / "state").mkdir()
     config = parse_config(TWO_SHEETS.format(policy="none"), tmp_path / "syncd.toml")
@@ -175,15 +199,21 @@ def test_duplicates_across_workbooks_are_suggested_on_review_and_a_merge_keeps_e
     live = {c.name for c in store.reads.customers()}
     assert live == {"Adriatic Foods d.o.o.", "Ivana Horvat", "Baltic Amber"}
     # Every activity and identity is kept, on the survivors.
-    assert links(store) == {"Mail 1": ["Adriatic Foods d.o.o.", "Ivana Horvat"],
-                            "Mail 2": ["Adriatic Foods d.o.o.", "Ivana Horvat"]}
+    assert links(store) == {
+        "Mail 1": ["Adriatic Foods d.o.o.", "Ivana Horvat"],
+        "Mail 2": ["Adriatic Foods d.o.o.", "Ivana Horvat"],
+    }
     emails = {v for cid, kind, v in store.reads.identity_rows() if cid == ids["Ivana Horvat"]}
     assert emails == {"ivana@adriaticfoods.hr", "ivana.h@gmail.com"}
     assert not [r for r in review_rows(tmp_path / "timeline.xlsx") if r[5].startswith("M")]
     # The merged rows are read again unchanged, and again after an edit: they stay merged.
-    customers_sheet(tmp_path / "export.xlsx", [["ADRIATIC FOODS", "Ivana H.",
-                                                "ivana@adriaticfoods.hr; ivana.h@gmail.com; ih@adriaticfoods.hr", None],
-                                               ["Baltic Amber", None, None, "balticamber.pl"]])
+    customers_sheet(
+        tmp_path / "export.xlsx",
+        [
+            ["ADRIATIC FOODS", "Ivana H.", "ivana@adriaticfoods.hr; ivana.h@gmail.com; ih@adriaticfoods.hr", None],
+            ["Baltic Amber", None, None, "balticamber.pl"],
+        ],
+    )
     Pipeline(config, store).run_pass()
     assert {c.name for c in store.reads.customers()} == live
     emails = {v for cid, kind, v in store.reads.identity_rows() if cid == ids["Ivana Horvat"]}
@@ -227,8 +257,10 @@ def test_the_service_reuses_the_matcher_index_until_customers_change(tmp_path: P
     built = cache.index
     Pipeline(config, store, index_cache=cache).run_pass()
     assert cache.index is built  # nothing changed: not rebuilt
-    customers_sheet(tmp_path / "customers.xlsx", [["Adriatic Foods", None, None, "adriaticfoods.hr"],
-                                                  ["Baltic Amber", None, None, "balticamber.pl"]])
+    customers_sheet(
+        tmp_path / "customers.xlsx",
+        [["Adriatic Foods", None, None, "adriaticfoods.hr"], ["Baltic Amber", None, None, "balticamber.pl"]],
+    )
     Pipeline(config, store, index_cache=cache).run_pass()
     assert cache.index is not built and "Baltic Amber" in cache.index.names.values()
     store.close()
@@ -255,10 +287,13 @@ def test_a_new_config_rule_applies_to_stored_mail_on_a_full_rematch(tmp_path: Pa
     run.run_pass()
     assert links(store)["Mail 1"] == []
     (tmp_path / "state").mkdir(exist_ok=True)
-    text = CONFIG.format(policy="none").replace('auto_create_contacts = "none"', '''auto_create_contacts = "none"
+    text = CONFIG.format(policy="none").replace(
+        'auto_create_contacts = "none"',
+        '''auto_create_contacts = "none"
 [[matching.rules]]
 email = "tomjones1987@gmail.com"
-customer = "Adriatic Foods"''')
+customer = "Adriatic Foods"''',
+    )
     config = parse_config(text, tmp_path / "syncd.toml")  # what the service reloads
     assert run.run_pass().rematched == 0  # the old config: nothing changes
     result = Pipeline(config, store).run_pass(rematch_all=True)

@@ -94,15 +94,24 @@ class PipelineMachine(RuleBasedStateMachine):
         for _ in range(count):
             self.counter += 1
             msgid = f"sm{self.counter}@customer.example"
-            participants = (Participant(f"c{self.counter % 3}@customer.example", "", Role.FROM),
-                            Participant("alice@ourco.example", "", Role.TO),
-                            Participant("bob@ourco.example", "", Role.CC))
+            participants = (
+                Participant(f"c{self.counter % 3}@customer.example", "", Role.FROM),
+                Participant("alice@ourco.example", "", Role.TO),
+                Participant("bob@ourco.example", "", Role.CC),
+            )
             for box in boxes:
                 key = f"INBOX/{1700000000 + self.counter}.M{self.counter}.{box}"
                 self.mailboxes.boxes[box][key] = ActivityRecord(
-                    key=key, kind=ActivityKind.EMAIL, occurred_at=BASE_TIME + timedelta(minutes=self.counter),
-                    direction=Direction.INBOUND, subject=f"Message {self.counter}", participants=participants,
-                    message_id=msgid, mailbox=f"{box}@ourco.example", folder="INBOX")
+                    key=key,
+                    kind=ActivityKind.EMAIL,
+                    occurred_at=BASE_TIME + timedelta(minutes=self.counter),
+                    direction=Direction.INBOUND,
+                    subject=f"Message {self.counter}",
+                    participants=participants,
+                    message_id=msgid,
+                    mailbox=f"{box}@ourco.example",
+                    folder="INBOX",
+                )
             self.delivered[msgid] = set(boxes)
 
     def _run(self, crash_after: int | None = None, forget: bool = False) -> None:
@@ -139,9 +148,12 @@ class PipelineMachine(RuleBasedStateMachine):
 
     def check_converged(self) -> None:
         with self.store.engine.connect() as c:
-            rows = c.execute(sa.text(
-                "select a.message_id, s.name from activities a join occurrences o on o.activity_id = a.id "
-                "join sources s on s.id = o.source_id where a.gone_at is null and o.gone_at is null")).all()
+            rows = c.execute(
+                sa.text(
+                    "select a.message_id, s.name from activities a join occurrences o on o.activity_id = a.id "
+                    "join sources s on s.id = o.source_id where a.gone_at is null and o.gone_at is null"
+                )
+            ).all()
             activity_count = c.execute(sa.text("select count(*) from activities")).scalar_one()
         seen: dict[str, set[str]] = {}
         for message_id, source in rows:
@@ -152,11 +164,15 @@ class PipelineMachine(RuleBasedStateMachine):
     @invariant()
     def never_doubled(self) -> None:
         with self.store.engine.connect() as c:
-            per_message = c.execute(sa.text(
-                "select message_id, count(*) from activities group by message_id having count(*) > 1")).all()
-            per_item = c.execute(sa.text(
-                "select source_id, item_key, count(*) from occurrences group by source_id, item_key "
-                "having count(*) > 1")).all()
+            per_message = c.execute(
+                sa.text("select message_id, count(*) from activities group by message_id having count(*) > 1")
+            ).all()
+            per_item = c.execute(
+                sa.text(
+                    "select source_id, item_key, count(*) from occurrences group by source_id, item_key "
+                    "having count(*) > 1"
+                )
+            ).all()
         assert per_message == [] and per_item == []
 
 
@@ -168,6 +184,12 @@ def test_pipeline_converges_through_crashes_and_redeliveries(backend: str, examp
         message = f"PostgreSQL not reachable at {PG_URL}; set SYNCD_TEST_PG_URL"
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     machine = type(f"PipelineMachine_{backend}", (PipelineMachine,), {"backend": backend})
-    run_state_machine_as_test(machine, settings=settings(
-        max_examples=examples, stateful_step_count=10, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=10,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )

@@ -68,10 +68,12 @@ def orders_book(rows: list[list[object]]) -> openpyxl.Workbook:
 def timeline_rows(root: Path, sheet: str = "Timeline") -> dict[str, tuple]:
     try:
         book = openpyxl.load_workbook(root / "timeline.xlsx", read_only=True)
-    except Exception:  # noqa: BLE001 - not written yet, or being replaced
+    except Exception:
         return {}
     try:
-        return {str(r[4] if sheet == "Timeline" else r[1]): r for r in book[sheet].iter_rows(min_row=2, values_only=True)}
+        return {
+            str(r[4] if sheet == "Timeline" else r[1]): r for r in book[sheet].iter_rows(min_row=2, values_only=True)
+        }
     finally:
         book.close()
 
@@ -81,28 +83,50 @@ def test_edits_in_a_watched_workbook_reach_the_timeline_within_five_seconds(tmp_
     staff.mkdir()
     messy_customers(staff / "customers.xlsx")
     orders = staff / "orders.xlsx"
-    orders_book([["A-1", "2026-11-02", "Adriatic Foods", 100], ["A-2", "2026-11-03", "Tuscany Wines", 200]]).save(orders)
+    orders_book([["A-1", "2026-11-02", "Adriatic Foods", 100], ["A-2", "2026-11-03", "Tuscany Wines", 200]]).save(
+        orders
+    )
     write_maildir(tmp_path / "mail", {})
     config = write_config(tmp_path / "syncd.toml", CONFIG)
     log = open(tmp_path / "log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log
+    )
     try:
         wait_for(lambda: {"A-1", "A-2"} <= set(timeline_rows(tmp_path)), timeout=60, what="first pass")
         customers_hash = sha256(staff / "customers.xlsx")
         # Edit a row (customer changes), add a row, then delete a row; each saved the way Excel saves.
-        save_like_excel(orders_book([["A-1", "2026-11-02", "Tuscany Wines", 100],
-                                     ["A-2", "2026-11-03", "Tuscany Wines", 200]]), orders)
-        wait_for(lambda: timeline_rows(tmp_path).get("A-1", (None, None))[1] == "Tuscany Wines S.r.l.",
-                 timeout=5, interval=0.1, what="edited row in the timeline")
-        save_like_excel(orders_book([["A-1", "2026-11-02", "Tuscany Wines", 100],
-                                     ["A-2", "2026-11-03", "Tuscany Wines", 200],
-                                     ["A-3", "2026-11-04", "Baltic Amber", 300]]), orders)
+        save_like_excel(
+            orders_book([["A-1", "2026-11-02", "Tuscany Wines", 100], ["A-2", "2026-11-03", "Tuscany Wines", 200]]),
+            orders,
+        )
+        wait_for(
+            lambda: timeline_rows(tmp_path).get("A-1", (None, None))[1] == "Tuscany Wines S.r.l.",
+            timeout=5,
+            interval=0.1,
+            what="edited row in the timeline",
+        )
+        save_like_excel(
+            orders_book(
+                [
+                    ["A-1", "2026-11-02", "Tuscany Wines", 100],
+                    ["A-2", "2026-11-03", "Tuscany Wines", 200],
+                    ["A-3", "2026-11-04", "Baltic Amber", 300],
+                ]
+            ),
+            orders,
+        )
         wait_for(lambda: "A-3" in timeline_rows(tmp_path), timeout=5, interval=0.1, what="added row")
-        save_like_excel(orders_book([["A-1", "2026-11-02", "Tuscany Wines", 100],
-                                     ["A-3", "2026-11-04", "Baltic Amber", 300]]), orders)
-        wait_for(lambda: "A-2" not in timeline_rows(tmp_path) and "A-3" in timeline_rows(tmp_path), timeout=5,
-                 interval=0.1, what="deleted row gone from the timeline")
+        save_like_excel(
+            orders_book([["A-1", "2026-11-02", "Tuscany Wines", 100], ["A-3", "2026-11-04", "Baltic Amber", 300]]),
+            orders,
+        )
+        wait_for(
+            lambda: "A-2" not in timeline_rows(tmp_path) and "A-3" in timeline_rows(tmp_path),
+            timeout=5,
+            interval=0.1,
+            what="deleted row gone from the timeline",
+        )
         assert sha256(staff / "customers.xlsx") == customers_hash
     finally:
         process.send_signal(signal.SIGTERM)
@@ -118,12 +142,20 @@ def test_a_review_assignment_is_learned_and_applied_to_later_mail(tmp_path: Path
     staff.mkdir()
     messy_customers(staff / "customers.xlsx")
     orders_book([["A-1", "2026-11-02", "Adriatic Foods", 100]]).save(staff / "orders.xlsx")
-    write_maildir(tmp_path / "mail", {
-        "1": make_message(1, sender="Tom Jones <tomjones1987@gmail.com>", to="alice@northwind.example",
-                          subject="Question from a gmail address"),
-        "2": make_message(2, sender="someone@unknown-shop.example", to="alice@northwind.example",
-                          subject="Who is this"),
-    })
+    write_maildir(
+        tmp_path / "mail",
+        {
+            "1": make_message(
+                1,
+                sender="Tom Jones <tomjones1987@gmail.com>",
+                to="alice@northwind.example",
+                subject="Question from a gmail address",
+            ),
+            "2": make_message(
+                2, sender="someone@unknown-shop.example", to="alice@northwind.example", subject="Who is this"
+            ),
+        },
+    )
     config = write_config(tmp_path / "syncd.toml", CONFIG)
     assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
     review = timeline_rows(tmp_path, "Review")
@@ -135,8 +167,10 @@ def test_a_review_assignment_is_learned_and_applied_to_later_mail(tmp_path: Path
     customer_column = header.index("Customer") + 1
     for row in range(2, sheet.max_row + 1):
         subject = sheet.cell(row, 2).value
-        sheet.cell(row, customer_column).value = {"Question from a gmail address": "tuscany wines",
-                                                  "Who is this": "Nonexistent Shop"}[subject]
+        sheet.cell(row, customer_column).value = {
+            "Question from a gmail address": "tuscany wines",
+            "Who is this": "Nonexistent Shop",
+        }[subject]
     save_like_excel(book, tmp_path / "timeline.xlsx")
     assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
     timeline = timeline_rows(tmp_path)
@@ -147,8 +181,10 @@ def test_a_review_assignment_is_learned_and_applied_to_later_mail(tmp_path: Path
     assert kept[7] == "Nonexistent Shop"  # what the admin typed is kept...
     assert "no customer named 'Nonexistent Shop'" in kept[8]  # ...with why it did not apply
     # Later mail from the same address links by the learned rule, without anyone typing.
-    write_maildir(tmp_path / "mail", {"3": make_message(3, sender="tomjones1987@gmail.com",
-                                                        to="alice@northwind.example", subject="Follow-up")})
+    write_maildir(
+        tmp_path / "mail",
+        {"3": make_message(3, sender="tomjones1987@gmail.com", to="alice@northwind.example", subject="Follow-up")},
+    )
     assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
     assert timeline_rows(tmp_path)["Follow-up"][1] == "Tuscany Wines S.r.l."
     explained = run_syncd("explain", "<m3@test.example>", "-c", str(config))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import ConfigError, load_config, parse_config
 from support.helpers import make_message, run_syncd, wait_for, write_config, write_maildir
+from syncd.config import ConfigError, load_config, parse_config
 
 
 def free_port() -> int:
@@ -33,7 +33,9 @@ def scrape(port: int) -> str | None:
 def test_metrics_endpoint_exports_the_status_counters(tmp_path: Path) -> None:
     write_maildir(tmp_path / "mail", {f"{1000 + n}.M{n}.h": make_message(n) for n in range(4)})
     port = free_port()
-    config = write_config(tmp_path / "syncd.toml", f"""
+    config = write_config(
+        tmp_path / "syncd.toml",
+        f"""
 [service]
 state_dir = "state"
 metrics_address = "127.0.0.1:{port}"
@@ -42,12 +44,20 @@ name = "alice"
 kind = "maildir"
 path = "mail"
 owner = "alice@ourco.example"
-""")
-    process = subprocess.Popen([sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+""",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        text = wait_for(lambda: (t := scrape(port)) and 'syncd_source_ingested{source="alice"} 4.0' in t and t,
-                        timeout=60, what="metrics after the first pass")
+        text = wait_for(
+            lambda: (t := scrape(port)) and 'syncd_source_ingested{source="alice"} 4.0' in t and t,
+            timeout=60,
+            what="metrics after the first pass",
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -14,8 +14,9 @@ def test_messages_reach_a_path_socket(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(str(path))
         server.settimeout(5)
-        notifier = SystemdNotifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000",
-                                    "WATCHDOG_PID": str(os.getpid())})
+        notifier = SystemdNotifier(
+            {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())}
+        )
         assert notifier.watchdog_seconds == 2.0
         notifier.ready("ready; sources: a")
         notifier.watchdog()
@@ -38,5 +39,6 @@ def test_abstract_socket_and_silence_without_systemd() -> None:
 
 
 def test_watchdog_for_another_pid_is_ignored() -> None:
-    assert SystemdNotifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_seconds \
-        is None
+    assert (
+        SystemdNotifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_seconds is None
+    )

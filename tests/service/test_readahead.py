@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncd.readahead import read_ahead
 from support.helpers import wait_for
+from syncd.readahead import read_ahead
 
 
 def test_items_arrive_in_order_and_produced_in_another_thread() -> None:

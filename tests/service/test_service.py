@@ -27,13 +27,16 @@ kind = "maildir"
 path = "alice"
 owner = "alice@ourco.example"
 """
-WITH_BOB = BASE + """
+WITH_BOB = (
+    BASE
+    + """
 [[sources]]
 name = "bob"
 kind = "maildir"
 path = "bob"
 owner = "bob@ourco.example"
 """
+)
 BROKEN = BASE.replace("interval_seconds = 3600", "interval_secondz = 3600")
 
 
@@ -69,8 +72,10 @@ def stored(root: Path, source: str) -> int:
     engine = sa.create_engine(f"sqlite:///{root / 'state' / 'syncd.db'}")
     try:
         with engine.connect() as c:
-            return c.execute(sa.text("select count(*) from occurrences o join sources s on s.id = o.source_id "
-                                     "where s.name = :n"), {"n": source}).scalar_one()
+            return c.execute(
+                sa.text("select count(*) from occurrences o join sources s on s.id = o.source_id where s.name = :n"),
+                {"n": source},
+            ).scalar_one()
     except sa.exc.OperationalError:
         return 0
     finally:
@@ -79,20 +84,25 @@ def stored(root: Path, source: str) -> int:
 
 def test_service_lifecycle_under_systemd_notify(tmp_path: Path) -> None:
     write_maildir(tmp_path / "alice", {f"{1000 + n}.M{n}.a": make_message(n) for n in range(3)})
-    write_maildir(tmp_path / "bob", {f"{2000 + n}.M{n}.b": make_message(100 + n, to="bob@ourco.example")
-                                     for n in range(2)})
+    write_maildir(
+        tmp_path / "bob", {f"{2000 + n}.M{n}.b": make_message(100 + n, to="bob@ourco.example") for n in range(2)}
+    )
     config = write_config(tmp_path / "syncd.toml", BASE)
     listener = NotifyListener(tmp_path / "notify.sock")
     log_path = tmp_path / "service.log"
     env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="1000000")
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path,
-                                   env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path, env=env, stdout=log, stderr=log
+        )
     try:
         wait_for(lambda: listener.count("READY=1"), timeout=60, what="READY=1")
         wait_for(lambda: stored(tmp_path, "alice") == 3, timeout=60, what="first pass")
-        wait_for(lambda: any(m.startswith("STATUS=3 activities") for m in listener.messages), timeout=30,
-                 what="STATUS after the pass")
+        wait_for(
+            lambda: any(m.startswith("STATUS=3 activities") for m in listener.messages),
+            timeout=30,
+            what="STATUS after the pass",
+        )
         wait_for(lambda: listener.count("WATCHDOG=1") >= 2, timeout=10, what="watchdog keep-alives")
 
         # A broken config: rejected with its error logged; the old one keeps running.
@@ -130,8 +140,9 @@ def test_config_file_change_is_noticed_without_sighup(tmp_path: Path) -> None:
     config = write_config(tmp_path / "syncd.toml", BASE)
     log_path = tmp_path / "service.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path,
-                                   stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path, stdout=log, stderr=log
+        )
     try:
         wait_for(lambda: stored(tmp_path, "alice") == 1, timeout=60, what="first pass")
         # Replace the file the way editors do: write a new one and rename it over the old.

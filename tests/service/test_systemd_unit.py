@@ -28,8 +28,21 @@ def test_unit_verifies_without_any_output(tmp_path: Path) -> None:
 
 def test_unit_has_the_service_contract() -> None:
     text = UNIT.read_text()
-    for directive in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=syncd", "StateDirectory=syncd",
-                      "ConfigurationDirectory=syncd", "LoadCredential=", "ProtectSystem=strict", "ProtectHome=",
-                      "PrivateTmp=yes", "NoNewPrivileges=yes", "RestrictAddressFamilies=",
-                      "SystemCallFilter=@system-service", "CapabilityBoundingSet=\n", "ExecReload="):
+    for directive in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "User=syncd",
+        "StateDirectory=syncd",
+        "ConfigurationDirectory=syncd",
+        "LoadCredential=",
+        "ProtectSystem=strict",
+        "ProtectHome=",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+        "CapabilityBoundingSet=\n",
+        "ExecReload=",
+    ):
         assert directive in text, directive

@@ -57,8 +57,10 @@ def committed(root: Path) -> int:
 @pytest.mark.slow
 def test_sigkill_mid_sync_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
     clean, crashed = tmp_path / "clean", tmp_path / "crashed"
-    messages = {f"{1700000000 + n}.M{n}.host": make_message(n, sender=f"c{n % 40}@customer{n % 40}.example")
-                for n in range(MESSAGES)}
+    messages = {
+        f"{1700000000 + n}.M{n}.host": make_message(n, sender=f"c{n % 40}@customer{n % 40}.example")
+        for n in range(MESSAGES)
+    }
     messages["1800000000.Mbad.host"] = b"\x00 garbage, no headers\r\n"
     for root in (clean, crashed):
         write_maildir(root / "mail", messages)
@@ -66,8 +68,12 @@ def test_sigkill_mid_sync_then_rerun_equals_uninterrupted_run(tmp_path: Path) ->
 
     assert run_syncd("sync", "--once", "-c", str(clean / "syncd.toml"), timeout=600).returncode == 0
 
-    process = subprocess.Popen([sys.executable, "-m", "syncd", "sync", "--once", "-c", str(crashed / "syncd.toml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "sync", "--once", "-c", str(crashed / "syncd.toml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
     try:
         seen = wait_for(lambda: (n := committed(crashed)) >= 300 and n, timeout=120, what="first batches")
         os.kill(process.pid, signal.SIGKILL)

@@ -10,7 +10,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from syncd.model.records import (
-    ActivityKind, ActivityRecord, CustomerKind, CustomerRecord, Direction, LinkSpec, Participant, Problem, Role,
+    ActivityKind,
+    ActivityRecord,
+    CustomerKind,
+    CustomerRecord,
+    Direction,
+    LinkSpec,
+    Participant,
+    Problem,
+    Role,
 )
 from syncd.store import Ingest, Skip, Store
 from syncd.store.schema import Base
@@ -18,16 +26,26 @@ from syncd.store.schema import Base
 WHEN = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
 
 
-def email(key: str, msgid: str | None, mailbox: str = "alice@ourco.example", *parts: Participant,
-          subject: str = "Hello") -> ActivityRecord:
+def email(
+    key: str, msgid: str | None, mailbox: str = "alice@ourco.example", *parts: Participant, subject: str = "Hello"
+) -> ActivityRecord:
     participants = parts or (Participant("ivana@adriatic.hr", "Ivana", Role.FROM), Participant(mailbox, "", Role.TO))
-    return ActivityRecord(key=key, kind=ActivityKind.EMAIL, occurred_at=WHEN, direction=Direction.INBOUND,
-                          subject=subject, participants=participants, message_id=msgid, mailbox=mailbox)
+    return ActivityRecord(
+        key=key,
+        kind=ActivityKind.EMAIL,
+        occurred_at=WHEN,
+        direction=Direction.INBOUND,
+        subject=subject,
+        participants=participants,
+        message_id=msgid,
+        mailbox=mailbox,
+    )
 
 
 def link_to(customer_id: int):
     def link(participants, hints):  # type: ignore[no-untyped-def]
         return [LinkSpec(customer_id, "email", 1.0, "test")] if customer_id else []
+
     return link
 
 
@@ -61,7 +79,10 @@ def test_same_message_in_two_mailboxes_is_one_activity_seen_in_both(store: Store
     [activity] = store.reads.activities()
     assert {s.mailbox for s in activity.seen_in} == {"alice@ourco.example", "bob@ourco.example"}
     assert {(p.email, p.role.value) for p in activity.participants} == {
-        ("ivana@adriatic.hr", "from"), ("alice@ourco.example", "to"), ("bob@ourco.example", "bcc")}
+        ("ivana@adriatic.hr", "from"),
+        ("alice@ourco.example", "to"),
+        ("bob@ourco.example", "bcc"),
+    }
 
 
 def test_a_failing_batch_commits_nothing_not_even_its_cursor(store: Store) -> None:
@@ -71,8 +92,11 @@ def test_a_failing_batch_commits_nothing_not_even_its_cursor(store: Store) -> No
     def exploding(participants, hints):  # type: ignore[no-untyped-def]
         raise RuntimeError("crash in the middle of the batch")
 
-    batch = Ingest(activities=[email("INBOX/2", "b@x"), email("INBOX/3", "c@x")], cursor="c2",
-                   problems=[Problem("INBOX/4", "broken")])
+    batch = Ingest(
+        activities=[email("INBOX/2", "b@x"), email("INBOX/3", "c@x")],
+        cursor="c2",
+        problems=[Problem("INBOX/4", "broken")],
+    )
     with pytest.raises(RuntimeError):
         store.batches.commit(source, batch, exploding)
     assert store.sources.sync_state(source).cursors == {"": "c1"}
@@ -82,8 +106,14 @@ def test_a_failing_batch_commits_nothing_not_even_its_cursor(store: Store) -> No
 
 def test_quarantine_and_skips_are_recorded_and_counted(store: Store) -> None:
     source = store.sources.source_id("alice", "maildir")
-    store.batches.commit(source, Ingest(problems=[Problem("INBOX/7", "no valid From/To/Cc address", "file x")],
-                                skipped=[Skip("INBOX/8", "automated"), Skip("INBOX/9", "internal-only")]), no_links)
+    store.batches.commit(
+        source,
+        Ingest(
+            problems=[Problem("INBOX/7", "no valid From/To/Cc address", "file x")],
+            skipped=[Skip("INBOX/8", "automated"), Skip("INBOX/9", "internal-only")],
+        ),
+        no_links,
+    )
     status = store.reads.status()
     assert status.quarantined == 1
     [entry] = status.sources
@@ -108,9 +138,17 @@ def test_removal_hides_the_activity_only_when_every_copy_is_gone(store: Store) -
 def test_customers_identities_are_unique_and_conflicts_are_quarantined(store: Store) -> None:
     sheet = store.sources.source_id("customers", "excel_customers")
     other = store.sources.source_id("other-sheet", "excel_customers")
-    company = CustomerRecord("company:adriatic", CustomerKind.COMPANY, "Adriatic", domains=("adriatic.hr",), version="1")
-    person = CustomerRecord("person:ivana@adriatic.hr", CustomerKind.PERSON, "Ivana", emails=("ivana@adriatic.hr",),
-                            company_key="company:adriatic", version="1")
+    company = CustomerRecord(
+        "company:adriatic", CustomerKind.COMPANY, "Adriatic", domains=("adriatic.hr",), version="1"
+    )
+    person = CustomerRecord(
+        "person:ivana@adriatic.hr",
+        CustomerKind.PERSON,
+        "Ivana",
+        emails=("ivana@adriatic.hr",),
+        company_key="company:adriatic",
+        version="1",
+    )
     result = store.batches.commit(sheet, Ingest(customers=[person, company]), no_links)
     assert result.customers_changed == 2
     rows = {name: (cid, company) for cid, _kind, name, company in store.reads.customer_tuples()}
@@ -128,7 +166,9 @@ def test_customers_identities_are_unique_and_conflicts_are_quarantined(store: St
 
 def test_links_carry_rule_and_rematch_changes_them(store: Store) -> None:
     sheet = store.sources.source_id("customers", "excel_customers")
-    store.batches.commit(sheet, Ingest(customers=[CustomerRecord("k", CustomerKind.PERSON, "Ivana", version="1")]), no_links)
+    store.batches.commit(
+        sheet, Ingest(customers=[CustomerRecord("k", CustomerKind.PERSON, "Ivana", version="1")]), no_links
+    )
     [customer] = store.reads.customers()
     mail = store.sources.source_id("alice", "maildir")
     store.batches.commit(mail, Ingest(activities=[email("INBOX/1", "a@x")]), no_links)
@@ -142,11 +182,20 @@ def test_links_carry_rule_and_rematch_changes_them(store: Store) -> None:
 
 def test_customer_summaries_count_recent_contact(store: Store) -> None:
     sheet = store.sources.source_id("customers", "excel_customers")
-    store.batches.commit(sheet, Ingest(customers=[CustomerRecord("k", CustomerKind.PERSON, "Ivana", version="1")]), no_links)
+    store.batches.commit(
+        sheet, Ingest(customers=[CustomerRecord("k", CustomerKind.PERSON, "Ivana", version="1")]), no_links
+    )
     [customer] = store.reads.customers()
     mail = store.sources.source_id("alice", "maildir")
-    records = [ActivityRecord(key=f"k{d}", kind=ActivityKind.EMAIL, occurred_at=WHEN - timedelta(days=d),
-                              participants=(Participant("i@a.hr", "", Role.FROM),)) for d in (1, 45, 200)]
+    records = [
+        ActivityRecord(
+            key=f"k{d}",
+            kind=ActivityKind.EMAIL,
+            occurred_at=WHEN - timedelta(days=d),
+            participants=(Participant("i@a.hr", "", Role.FROM),),
+        )
+        for d in (1, 45, 200)
+    ]
     store.batches.commit(mail, Ingest(activities=records), link_to(customer.id))
     [summary] = store.reads.customer_summaries(WHEN)
     assert (summary.count_30, summary.count_90, summary.total) == (1, 2, 3)
@@ -188,8 +237,15 @@ def test_a_message_one_of_us_sent_is_outbound_whichever_copy_came_first(store: S
     alice = store.sources.source_id("alice", "maildir")
     bob = store.sources.source_id("bob", "maildir")
     cc_copy = email("INBOX/1", "sent-by-bob@x", "alice@ourco.example")  # inbound from alice's view
-    sent_copy = ActivityRecord(key="Sent/1", kind=ActivityKind.EMAIL, occurred_at=WHEN, direction=Direction.OUTBOUND,
-                               participants=cc_copy.participants, message_id="sent-by-bob@x", mailbox="bob")
+    sent_copy = ActivityRecord(
+        key="Sent/1",
+        kind=ActivityKind.EMAIL,
+        occurred_at=WHEN,
+        direction=Direction.OUTBOUND,
+        participants=cc_copy.participants,
+        message_id="sent-by-bob@x",
+        mailbox="bob",
+    )
     store.batches.commit(alice, Ingest(activities=[cc_copy]), no_links)
     store.batches.commit(bob, Ingest(activities=[sent_copy]), no_links)
     [activity] = store.reads.activities()
@@ -217,14 +273,19 @@ def test_bulk_import_claims_identities_once_and_takes_them_from_gone_customers(s
 
 def test_review_assignments_become_rules_or_stay_pending_with_a_note(store: Store) -> None:
     sheet = store.sources.source_id("customers", "excel_customers")
-    store.batches.commit(sheet, Ingest(customers=[CustomerRecord("c:1", CustomerKind.COMPANY, "Acme", version="1")]), no_links)
+    store.batches.commit(
+        sheet, Ingest(customers=[CustomerRecord("c:1", CustomerKind.COMPANY, "Acme", version="1")]), no_links
+    )
     [acme] = store.reads.customers()
     store.review.save_assignment("A1", [], None, "Acmee", "no customer named 'Acmee'; did you mean 'Acme'?")
     assert store.review.pending_assignments() == {"A1": ("Acmee", "no customer named 'Acmee'; did you mean 'Acme'?")}
     assert store.review.manual_rule_rows() == []
     store.review.save_assignment("A1", [("email", "tom@gmail.com"), ("phone", "+38591111")], acme.id, "Acme")
     assert store.review.pending_assignments() == {}
-    assert sorted(store.review.manual_rule_rows()) == [("email", "tom@gmail.com", acme.id), ("phone", "+38591111", acme.id)]
+    assert sorted(store.review.manual_rule_rows()) == [
+        ("email", "tom@gmail.com", acme.id),
+        ("phone", "+38591111", acme.id),
+    ]
     store.review.save_assignment("A2", [("email", "tom@gmail.com")], acme.id, "acme")  # the same key again: replaced
     assert len(store.review.manual_rules()) == 2
 
@@ -232,27 +293,45 @@ def test_review_assignments_become_rules_or_stay_pending_with_a_note(store: Stor
 def test_rematch_since_looks_only_at_what_the_changed_customers_can_affect(store: Store) -> None:
     sheet = store.sources.source_id("customers", "excel_customers")
     mail = store.sources.source_id("mail", "maildir")
-    store.batches.commit(sheet, Ingest(customers=[
-        CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@old.example",), version="1"),
-        CustomerRecord("p:2", CustomerKind.PERSON, "Bo", emails=("bo@other.example",), version="1"),
-    ]), no_links)
+    store.batches.commit(
+        sheet,
+        Ingest(
+            customers=[
+                CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@old.example",), version="1"),
+                CustomerRecord("p:2", CustomerKind.PERSON, "Bo", emails=("bo@other.example",), version="1"),
+            ]
+        ),
+        no_links,
+    )
     ids = {c.name: c.id for c in store.reads.customers()}
 
     def link_known(participants, hints):  # type: ignore[no-untyped-def]
         owners = {"ana@old.example": ids["Ana"], "bo@other.example": ids["Bo"]}
         return [LinkSpec(owners[p.email], "email", 1.0, "") for p in participants if p.email in owners]
 
-    store.batches.commit(mail, Ingest(activities=[
-        email("1", "m1", "alice@ourco.example", Participant("x@newco.example", "", Role.FROM)),
-        email("2", "m2", "alice@ourco.example", Participant("ana@old.example", "", Role.FROM)),
-        email("3", "m3", "alice@ourco.example", Participant("bo@other.example", "", Role.FROM)),
-        email("4", "m4", "alice@ourco.example", Participant("y@sub.newco.example", "", Role.FROM)),
-    ]), link_known)
+    store.batches.commit(
+        mail,
+        Ingest(
+            activities=[
+                email("1", "m1", "alice@ourco.example", Participant("x@newco.example", "", Role.FROM)),
+                email("2", "m2", "alice@ourco.example", Participant("ana@old.example", "", Role.FROM)),
+                email("3", "m3", "alice@ourco.example", Participant("bo@other.example", "", Role.FROM)),
+                email("4", "m4", "alice@ourco.example", Participant("y@sub.newco.example", "", Role.FROM)),
+            ]
+        ),
+        link_known,
+    )
     since = datetime.now(timezone.utc)
-    store.batches.commit(sheet, Ingest(customers=[
-        CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@new.example",), version="2"),
-        CustomerRecord("c:9", CustomerKind.COMPANY, "Newco", domains=("newco.example",), version="1"),
-    ]), no_links)
+    store.batches.commit(
+        sheet,
+        Ingest(
+            customers=[
+                CustomerRecord("p:1", CustomerKind.PERSON, "Ana", emails=("ana@new.example",), version="2"),
+                CustomerRecord("c:9", CustomerKind.COMPANY, "Newco", domains=("newco.example",), version="1"),
+            ]
+        ),
+        no_links,
+    )
     seen: list[str] = []
 
     def recording(participants, hints):  # type: ignore[no-untyped-def]
@@ -279,10 +358,18 @@ def test_parallel_sources_writing_in_bulk_get_distinct_ids_and_lose_nothing(stor
     def backfill(name: str) -> None:
         try:
             for batch in range(30):
-                records = [email(f"INBOX/1/{batch * 20 + n}", f"{name if n % 4 else 'shared'}-{batch}-{n}@x",
-                                 f"{name}@ourco.example") for n in range(20)]
-                store.batches.commit(sources[name], Ingest(activities=records, folder="INBOX", cursor=str(batch)), no_links)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                records = [
+                    email(
+                        f"INBOX/1/{batch * 20 + n}",
+                        f"{name if n % 4 else 'shared'}-{batch}-{n}@x",
+                        f"{name}@ourco.example",
+                    )
+                    for n in range(20)
+                ]
+                store.batches.commit(
+                    sources[name], Ingest(activities=records, folder="INBOX", cursor=str(batch)), no_links
+                )
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=backfill, args=(name,)) for name in sources]
@@ -294,9 +381,11 @@ def test_parallel_sources_writing_in_bulk_get_distinct_ids_and_lose_nothing(stor
     with store.engine.connect() as connection:
         activities = connection.execute(sa.text("SELECT count(*), count(DISTINCT message_id) FROM activities")).one()
         occurrences = connection.execute(sa.text("SELECT count(*) FROM occurrences")).scalar_one()
-        orphans = connection.execute(sa.text(
-            "SELECT count(*) FROM occurrences o LEFT JOIN activities a ON a.id = o.activity_id WHERE a.id IS NULL"
-        )).scalar_one()
+        orphans = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM occurrences o LEFT JOIN activities a ON a.id = o.activity_id WHERE a.id IS NULL"
+            )
+        ).scalar_one()
     # 2 x 600 messages, of which 150 Message-IDs are shared: 1,050 activities, 1,200 occurrences.
     assert tuple(activities) == (1050, 1050)
     assert (occurrences, orphans) == (1200, 0)

@@ -1,4 +1,4 @@
-"""What the Graph and EWS pipeline tests share: the mailboxes, a config around a customer sheet, sync and store reads."""
+"""What the Graph and EWS pipeline tests share: mailboxes, a config around a customer sheet, sync, store reads."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ def config(tmp_path: Path, *sources: str) -> Path:
     book.active.append(["Company", "Website"])
     book.active.append(["Adriatic Foods d.o.o.", "adriaticfoods.hr"])
     book.save(tmp_path / "customers.xlsx")
-    text = ('[service]\nstate_dir = "state"\n[matching]\ninternal_domains = ["ourco.example"]\n'
-            '[timeline]\npath = "timeline.xlsx"\n'
-            '[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
-            '[sources.columns]\ncompany = "Company"\ndomain = "Website"\n' + "".join(sources))
+    text = (
+        '[service]\nstate_dir = "state"\n[matching]\ninternal_domains = ["ourco.example"]\n'
+        '[timeline]\npath = "timeline.xlsx"\n'
+        '[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
+        '[sources.columns]\ncompany = "Company"\ndomain = "Website"\n' + "".join(sources)
+    )
     return write_config(tmp_path / "syncd.toml", text)
 
 
@@ -49,4 +51,6 @@ def rows(root: Path, query: str) -> list[tuple]:
 
 def live_activities(root: Path) -> dict[str, tuple[str, str]]:
     """message_id -> (kind, subject) of live activities."""
-    return {m: (k, s) for m, k, s in rows(root, "select message_id, kind, subject from activities where gone_at is null")}
+    return {
+        m: (k, s) for m, k, s in rows(root, "select message_id, kind, subject from activities where gone_at is null")
+    }

@@ -16,9 +16,16 @@ from typing import Any
 BASE_TIME = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
 
 
-def make_message(n: int, sender: str = "ivana@adriaticfoods.hr", to: str = "alice@ourco.example",
-                 subject: str | None = None, msgid: str | None = None, cc: str | None = None,
-                 when: datetime | None = None, body: str = "Hello there.") -> bytes:
+def make_message(
+    n: int,
+    sender: str = "ivana@adriaticfoods.hr",
+    to: str = "alice@ourco.example",
+    subject: str | None = None,
+    msgid: str | None = None,
+    cc: str | None = None,
+    when: datetime | None = None,
+    body: str = "Hello there.",
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -48,8 +55,13 @@ def run_syncd(*args: str, cwd: Path | None = None, timeout: float = 180) -> subp
     The child runs outside the source tree, so it uses the installed package (and its
     package data, such as the demo sample), as a user's would.
     """
-    return subprocess.run([sys.executable, "-m", "syncd", *args], cwd=cwd or tempfile.gettempdir(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args],
+        cwd=cwd or tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:

@@ -11,9 +11,18 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def ics(uid: str, start: datetime | str, summary: str, *, organizer: str = "ivana@adriaticfoods.hr",
-        attendees: tuple[str, ...] = ("first@ourco.example",), extra: str = "", minutes: int = 60,
-        overrides: str = "", timezone_block: str = "") -> str:
+def ics(
+    uid: str,
+    start: datetime | str,
+    summary: str,
+    *,
+    organizer: str = "ivana@adriaticfoods.hr",
+    attendees: tuple[str, ...] = ("first@ourco.example",),
+    extra: str = "",
+    minutes: int = 60,
+    overrides: str = "",
+    timezone_block: str = "",
+) -> str:
     if isinstance(start, datetime):
         dtstart, dtend = f"DTSTART:{stamp(start)}", f"DTEND:{stamp(start + timedelta(minutes=minutes))}"
     else:

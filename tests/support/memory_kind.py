@@ -62,5 +62,10 @@ def memory_kind(mailboxes: MemoryMailboxes) -> SourceKind:
     def build(settings: MemorySettings, context: ConnectorContext) -> MemoryConnector:
         return MemoryConnector(settings.name, context.options, mailboxes, settings.mailbox)
 
-    return SourceKind(name="memory", settings=MemorySettings, build=build,
-                      summary="A mailbox held in memory (tests).", capabilities=Capabilities(mail=True))
+    return SourceKind(
+        name="memory",
+        settings=MemorySettings,
+        build=build,
+        summary="A mailbox held in memory (tests).",
+        capabilities=Capabilities(mail=True),
+    )

@@ -35,8 +35,9 @@ def set_cached_values(path: Path, sheet_index: int, values: dict[str, Any]) -> N
             if info.filename == member:
                 xml = data.decode("utf-8")
                 for ref, value in values.items():
-                    xml, count = re.subn(rf'(<c r="{ref}"[^>]*>)(<f>[^<]*</f>)(<v\s*/>|<v></v>)?',
-                                         rf"\g<1>\g<2><v>{value}</v>", xml)
+                    xml, count = re.subn(
+                        rf'(<c r="{ref}"[^>]*>)(<f>[^<]*</f>)(<v\s*/>|<v></v>)?', rf"\g<1>\g<2><v>{value}</v>", xml
+                    )
                     assert count == 1, f"no formula cell {ref} in {member}"
                 data = xml.encode("utf-8")
             target.writestr(info, data)
@@ -70,8 +71,17 @@ def messy_orders(path: Path) -> Path:
     ws["A2"] = "exported by Alice"
     ws.append([])
     ws.append(["Order no.", "Date", "Customer", "Customer email", "Qty", "Amount (EUR)", "Sales rep"])  # row 4
-    ws.append(["2026-101", datetime(2026, 10, 5, 10, 30), "Adriatic Foods d.o.o.", "ivana@adriaticfoods.hr",
-               10, 1250.5, "alice@northwind.example"])  # row 5: a date cell
+    ws.append(
+        [
+            "2026-101",
+            datetime(2026, 10, 5, 10, 30),
+            "Adriatic Foods d.o.o.",
+            "ivana@adriaticfoods.hr",
+            10,
+            1250.5,
+            "alice@northwind.example",
+        ]
+    )  # row 5: a date cell
     ws.append(["2026-102", 46301, "Tuscany Wines", None, 3, "=E6*120", "bob@northwind.example"])  # serial, formula
     ws.append([None] * 7)  # row 7: blank
     ws.append(["November"])  # row 8: a separator
@@ -93,13 +103,37 @@ def messy_customers(path: Path) -> Path:
     ws.append(["Customer list"])
     ws.append([])
     ws.append(["Company", "Contact", "E-mail", "Phone", "Website", "Owner"])  # row 3
-    ws.append(["Adriatic Foods d.o.o.", "Ivana Horvat", "ivana@adriaticfoods.hr", 385912345678.0,
-               "adriaticfoods.hr", "alice@northwind.example"])
-    ws.append(["Tuscany Wines S.r.l.", "Marco Rossi", "marco@tuscanywines.it; orders@tuscanywines.it",
-               "+39 055 123 4567", "tuscanywines.it", "bob@northwind.example"])
+    ws.append(
+        [
+            "Adriatic Foods d.o.o.",
+            "Ivana Horvat",
+            "ivana@adriaticfoods.hr",
+            385912345678.0,
+            "adriaticfoods.hr",
+            "alice@northwind.example",
+        ]
+    )
+    ws.append(
+        [
+            "Tuscany Wines S.r.l.",
+            "Marco Rossi",
+            "marco@tuscanywines.it; orders@tuscanywines.it",
+            "+39 055 123 4567",
+            "tuscanywines.it",
+            "bob@northwind.example",
+        ]
+    )
     ws.append([None] * 6)
-    ws.append(["Baltic Amber Sp. z o.o.", "Piotr Nowak", "piotr@balticamber.pl", "+48 22 555 66 77", None,
-               "bob@northwind.example"])
+    ws.append(
+        [
+            "Baltic Amber Sp. z o.o.",
+            "Piotr Nowak",
+            "piotr@balticamber.pl",
+            "+48 22 555 66 77",
+            None,
+            "bob@northwind.example",
+        ]
+    )
     wb.save(path)
     return path
 
@@ -111,10 +145,18 @@ def messy_calls(path: Path) -> Path:
     ws = wb.active
     ws.title = "Calls"
     ws.append(["When", "Number", "Topic", "Notes", "Who"])
-    ws.append([datetime(2026, 11, 2, 9, 15), 385912345678.0, "Delivery date", "Wants it before Friday",
-               "alice@northwind.example"])
-    ws.append(["06.11.2026 16:00", "22 555 66 77", "Price question", "@Piotr: send the price list",
-               "bob@northwind.example"])
+    ws.append(
+        [
+            datetime(2026, 11, 2, 9, 15),
+            385912345678.0,
+            "Delivery date",
+            "Wants it before Friday",
+            "alice@northwind.example",
+        ]
+    )
+    ws.append(
+        ["06.11.2026 16:00", "22 555 66 77", "Price question", "@Piotr: send the price list", "bob@northwind.example"]
+    )
     ws.append(["07.11.2026", "+1 212 555 0100", "Wrong number", "", "bob@northwind.example"])
     wb.save(path)
     return path

@@ -25,12 +25,18 @@ from xml.sax.saxutils import escape
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
-DISTINGUISHED = {"root": ("Root", "IPF.Note", "Folder"), "msgfolderroot": ("Top of Information Store", "IPF.Note", "Folder"),
-                 "inbox": ("Inbox", "IPF.Note", "Folder"), "sentitems": ("Sent Items", "IPF.Note", "Folder"),
-                 "calendar": ("Calendar", "IPF.Appointment", "CalendarFolder"),
-                 "contacts": ("Contacts", "IPF.Contact", "ContactsFolder"),
-                 "deleteditems": ("Deleted Items", "IPF.Note", "Folder"), "drafts": ("Drafts", "IPF.Note", "Folder"),
-                 "junkemail": ("Junk Email", "IPF.Note", "Folder"), "outbox": ("Outbox", "IPF.Note", "Folder")}
+DISTINGUISHED = {
+    "root": ("Root", "IPF.Note", "Folder"),
+    "msgfolderroot": ("Top of Information Store", "IPF.Note", "Folder"),
+    "inbox": ("Inbox", "IPF.Note", "Folder"),
+    "sentitems": ("Sent Items", "IPF.Note", "Folder"),
+    "calendar": ("Calendar", "IPF.Appointment", "CalendarFolder"),
+    "contacts": ("Contacts", "IPF.Contact", "ContactsFolder"),
+    "deleteditems": ("Deleted Items", "IPF.Note", "Folder"),
+    "drafts": ("Drafts", "IPF.Note", "Folder"),
+    "junkemail": ("Junk Email", "IPF.Note", "Folder"),
+    "outbox": ("Outbox", "IPF.Note", "Folder"),
+}
 
 
 @dataclass
@@ -71,7 +77,7 @@ class EwsDouble:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self, tls: ssl.SSLContext | None = None) -> "EwsDouble":
+    def start(self, tls: ssl.SSLContext | None = None) -> EwsDouble:
         """Serve on 127.0.0.1; with ``tls``, over https with that server context."""
         double = self
         self._scheme = "https" if tls is not None else "http"
@@ -82,7 +88,7 @@ class EwsDouble:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, body = double.handle(dict(self.headers.items()), raw)
@@ -95,7 +101,7 @@ class EwsDouble:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self.send_response(405)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -127,8 +133,14 @@ class EwsDouble:
                 folders: dict[str, Folder] = {}
                 for name, (display, cls, tag) in DISTINGUISHED.items():
                     parent = None if name == "root" else ("msgfolderroot" if name != "msgfolderroot" else "root")
-                    folders[name] = Folder(id=f"{name}-{uuid.uuid4().hex[:8]}", name=display, folder_class=cls,
-                                           tag=tag, parent=parent, distinguished=name)
+                    folders[name] = Folder(
+                        id=f"{name}-{uuid.uuid4().hex[:8]}",
+                        name=display,
+                        folder_class=cls,
+                        tag=tag,
+                        parent=parent,
+                        distinguished=name,
+                    )
                 for folder in folders.values():
                     if folder.parent:
                         folder.parent = folders[folder.parent].id
@@ -149,33 +161,80 @@ class EwsDouble:
             folder.log.append((self._seq, item["id"]))
             return item
 
-    def add_message(self, mailbox: str, folder: str, *, sender: str, to: list[str], subject: str, when: str,
-                    message_id: str | None = None, categories: list[str] | None = None,
-                    sensitivity: str = "Normal") -> dict[str, Any]:
-        item = {"kind": "Message", "Subject": subject, "From": sender, "Sender": sender, "ToRecipients": to,
-                "DateTimeSent": when, "DateTimeReceived": when, "Sensitivity": sensitivity,
-                "InternetMessageId": f"<{message_id or uuid.uuid4().hex + '@test.example'}>",
-                "ConversationId": "AAQkAD" + uuid.uuid4().hex[:12], "Categories": list(categories or []),
-                "TextBody": "Hello from the customer."}
+    def add_message(
+        self,
+        mailbox: str,
+        folder: str,
+        *,
+        sender: str,
+        to: list[str],
+        subject: str,
+        when: str,
+        message_id: str | None = None,
+        categories: list[str] | None = None,
+        sensitivity: str = "Normal",
+    ) -> dict[str, Any]:
+        item = {
+            "kind": "Message",
+            "Subject": subject,
+            "From": sender,
+            "Sender": sender,
+            "ToRecipients": to,
+            "DateTimeSent": when,
+            "DateTimeReceived": when,
+            "Sensitivity": sensitivity,
+            "InternetMessageId": f"<{message_id or uuid.uuid4().hex + '@test.example'}>",
+            "ConversationId": "AAQkAD" + uuid.uuid4().hex[:12],
+            "Categories": list(categories or []),
+            "TextBody": "Hello from the customer.",
+        }
         return self._put(self.folder(mailbox, folder), item)
 
-    def add_event(self, mailbox: str, *, subject: str, start: str, end: str, organizer: str,
-                  attendees: list[tuple[str, str]] = (), cancelled: bool = False,
-                  sensitivity: str = "Normal", ics: str | None = None) -> dict[str, Any]:
+    def add_event(
+        self,
+        mailbox: str,
+        *,
+        subject: str,
+        start: str,
+        end: str,
+        organizer: str,
+        attendees: list[tuple[str, str]] = (),
+        cancelled: bool = False,
+        sensitivity: str = "Normal",
+        ics: str | None = None,
+    ) -> dict[str, Any]:
         """``ics``: the series' iCalendar form, making the event a recurring master whose
         MimeContent Exchange would send."""
-        item = {"kind": "CalendarItem", "Subject": subject, "Start": start, "End": end, "Organizer": organizer,
-                "RequiredAttendees": list(attendees), "IsCancelled": cancelled, "Sensitivity": sensitivity,
-                "UID": "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(), "Location": "Zagreb",
-                "CalendarItemType": "RecurringMaster" if ics else "Single", "Categories": [], "TextBody": "Agenda."}
+        item = {
+            "kind": "CalendarItem",
+            "Subject": subject,
+            "Start": start,
+            "End": end,
+            "Organizer": organizer,
+            "RequiredAttendees": list(attendees),
+            "IsCancelled": cancelled,
+            "Sensitivity": sensitivity,
+            "UID": "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(),
+            "Location": "Zagreb",
+            "CalendarItemType": "RecurringMaster" if ics else "Single",
+            "Categories": [],
+            "TextBody": "Agenda.",
+        }
         if ics:
             item["MimeContent"] = ics
         return self._put(self.folder(mailbox, "calendar"), item)
 
-    def add_contact(self, mailbox: str, *, name: str, emails: list[str], company: str = "",
-                    folder: str = "contacts") -> dict[str, Any]:
-        item = {"kind": "Contact", "DisplayName": name, "CompanyName": company, "EmailAddresses": list(emails),
-                "Categories": [], "Body": ""}
+    def add_contact(
+        self, mailbox: str, *, name: str, emails: list[str], company: str = "", folder: str = "contacts"
+    ) -> dict[str, Any]:
+        item = {
+            "kind": "Contact",
+            "DisplayName": name,
+            "CompanyName": company,
+            "EmailAddresses": list(emails),
+            "Categories": [],
+            "Body": "",
+        }
         return self._put(self.folder(mailbox, folder), item)
 
     def change(self, mailbox: str, folder: str, item_id: str, **changes: Any) -> None:
@@ -216,10 +275,14 @@ class EwsDouble:
         operation_elem = body[0] if body is not None and len(body) else None
         operation = operation_elem.tag.split("}", 1)[1] if operation_elem is not None else "?"
         impersonation = envelope.find(f".//{{{T}}}ExchangeImpersonation//{{{T}}}PrimarySmtpAddress")
-        record = Recorded(operation=operation, headers=headers, xml=raw.decode("utf-8", "replace"),
-                          sync_state=_text(envelope.find(f".//{{{M}}}SyncState")),
-                          fields=[e.get("FieldURI", "") for e in envelope.iter(f"{{{T}}}FieldURI")],
-                          impersonating=_text(impersonation))
+        record = Recorded(
+            operation=operation,
+            headers=headers,
+            xml=raw.decode("utf-8", "replace"),
+            sync_state=_text(envelope.find(f".//{{{M}}}SyncState")),
+            fields=[e.get("FieldURI", "") for e in envelope.iter(f"{{{T}}}FieldURI")],
+            impersonating=_text(impersonation),
+        )
         with self._lock:
             self.requests.append(record)
         if not auth.startswith("Basic ") or self.users.get(user) != password:
@@ -230,11 +293,14 @@ class EwsDouble:
         with self._lock:
             mailbox = self._mailbox_of(envelope, record)
             if mailbox in self.denied and operation != "ConvertId":
-                return 200, _envelope(operation, _error(operation, "ErrorAccessDenied",
-                                                        "Access is denied. Check credentials and try again."))
+                return 200, _envelope(
+                    operation,
+                    _error(operation, "ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+                )
             if mailbox in self.busy and operation != "ConvertId":
-                return 200, _envelope(operation, _error(operation, "ErrorServerBusy",
-                                                        "The server cannot service this request right now."))
+                return 200, _envelope(
+                    operation, _error(operation, "ErrorServerBusy", "The server cannot service this request right now.")
+                )
             return 200, _envelope(operation, handler(operation_elem, mailbox))
 
     def _mailbox_of(self, envelope: ET.Element, record: Recorded) -> str:
@@ -263,10 +329,10 @@ class EwsDouble:
                 return folder, folder.items[item_id]
         return None
 
-    def _op_ConvertId(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802 - EWS operation names
+    def _op_ConvertId(self, elem: ET.Element, mailbox: str) -> str:
         return _error("ConvertId", "ErrorInvalidIdMalformed", "Id is malformed.")
 
-    def _op_GetFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_GetFolder(self, elem: ET.Element, mailbox: str) -> str:
         messages = []
         for folder_id in elem.find(f"{{{M}}}FolderIds") or []:
             try:
@@ -277,7 +343,7 @@ class EwsDouble:
             messages.append(_success("GetFolder", f"<m:Folders>{_folder_xml(folder)}</m:Folders>"))
         return "".join(messages)
 
-    def _op_FindFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_FindFolder(self, elem: ET.Element, mailbox: str) -> str:
         messages = []
         for parent_elem in elem.find(f"{{{M}}}ParentFolderIds") or []:
             parent = self._folder(mailbox, parent_elem)
@@ -294,24 +360,39 @@ class EwsDouble:
                 del wanted
             else:
                 children = [f for f in folders.values() if f.parent == parent.id]
-            messages.append(_success("FindFolder", f'<m:RootFolder TotalItemsInView="{len(children)}" '
-                                     f'IncludesLastItemInRange="true"><t:Folders>'
-                                     + "".join(_folder_xml(c) for c in children) + "</t:Folders></m:RootFolder>"))
+            messages.append(
+                _success(
+                    "FindFolder",
+                    f'<m:RootFolder TotalItemsInView="{len(children)}" '
+                    f'IncludesLastItemInRange="true"><t:Folders>'
+                    + "".join(_folder_xml(c) for c in children)
+                    + "</t:Folders></m:RootFolder>",
+                )
+            )
         return "".join(messages)
 
-    def _op_CreateFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_CreateFolder(self, elem: ET.Element, mailbox: str) -> str:
         parent = self._folder(mailbox, elem.find(f"{{{M}}}ParentFolderId")[0])  # type: ignore[index]
         created = []
         for spec in elem.find(f"{{{M}}}Folders") or []:
-            folder = Folder(id="folder-" + uuid.uuid4().hex[:10], name=_text(spec.find(f"{{{T}}}DisplayName")) or "",
-                            folder_class=_text(spec.find(f"{{{T}}}FolderClass")) or "IPF.Note",
-                            tag=spec.tag.split("}", 1)[1], parent=parent.id)
+            folder = Folder(
+                id="folder-" + uuid.uuid4().hex[:10],
+                name=_text(spec.find(f"{{{T}}}DisplayName")) or "",
+                folder_class=_text(spec.find(f"{{{T}}}FolderClass")) or "IPF.Note",
+                tag=spec.tag.split("}", 1)[1],
+                parent=parent.id,
+            )
             self.mailbox(mailbox)[folder.id] = folder
-            created.append(_success("CreateFolder", f'<m:Folders><t:{folder.tag}><t:FolderId Id="{folder.id}" '
-                                    f'ChangeKey="ck1"/></t:{folder.tag}></m:Folders>'))
+            created.append(
+                _success(
+                    "CreateFolder",
+                    f'<m:Folders><t:{folder.tag}><t:FolderId Id="{folder.id}" '
+                    f'ChangeKey="ck1"/></t:{folder.tag}></m:Folders>',
+                )
+            )
         return "".join(created)
 
-    def _op_SyncFolderItems(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_SyncFolderItems(self, elem: ET.Element, mailbox: str) -> str:
         folder = self._folder(mailbox, elem.find(f"{{{M}}}SyncFolderId")[0])  # type: ignore[index]
         limit = int(_text(elem.find(f"{{{M}}}MaxChangesReturned")) or "100")
         token = _text(elem.find(f"{{{M}}}SyncState"))
@@ -322,8 +403,11 @@ class EwsDouble:
             except ValueError:
                 state = {"gen": -1}
             if state.get("gen") != folder.generation or state.get("folder") != folder.id:
-                return _error("SyncFolderItems", "ErrorInvalidSyncStateData",
-                              "Synchronization state data is corrupt or otherwise invalid.")
+                return _error(
+                    "SyncFolderItems",
+                    "ErrorInvalidSyncStateData",
+                    "Synchronization state data is corrupt or otherwise invalid.",
+                )
             since = state["seq"]
         latest: dict[str, int] = {}
         for seq, item_id in folder.log:
@@ -341,35 +425,45 @@ class EwsDouble:
             changes.append(f"<t:{change}>{_item_xml(item, brief=True)}</t:{change}>")
         last = len(taken) == len(ordered)
         new_seq = taken[-1][1] if taken and not last else max([since, *(s for s, _ in folder.log)])
-        new_state = base64.b64encode(json.dumps({"folder": folder.id, "seq": new_seq,
-                                                 "gen": folder.generation}).encode()).decode()
-        return _success("SyncFolderItems", f"<m:SyncState>{new_state}</m:SyncState>"
-                        f"<m:IncludesLastItemInRange>{'true' if last else 'false'}</m:IncludesLastItemInRange>"
-                        f"<m:Changes>{''.join(changes)}</m:Changes>")
+        new_state = base64.b64encode(
+            json.dumps({"folder": folder.id, "seq": new_seq, "gen": folder.generation}).encode()
+        ).decode()
+        return _success(
+            "SyncFolderItems",
+            f"<m:SyncState>{new_state}</m:SyncState>"
+            f"<m:IncludesLastItemInRange>{'true' if last else 'false'}</m:IncludesLastItemInRange>"
+            f"<m:Changes>{''.join(changes)}</m:Changes>",
+        )
 
-    def _op_GetItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_GetItem(self, elem: ET.Element, mailbox: str) -> str:
         messages = []
         for item_id in elem.find(f"{{{M}}}ItemIds") or []:
             found = self._find_item(mailbox, item_id.get("Id", ""))
             if found is None:
-                messages.append(_error("GetItem", "ErrorItemNotFound",
-                                       "The specified object was not found in the store."))
+                messages.append(
+                    _error("GetItem", "ErrorItemNotFound", "The specified object was not found in the store.")
+                )
                 continue
             messages.append(_success("GetItem", f"<m:Items>{_item_xml(found[1])}</m:Items>"))
         return "".join(messages)
 
-    def _op_FindItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_FindItem(self, elem: ET.Element, mailbox: str) -> str:
         messages = []
         for parent_elem in elem.find(f"{{{M}}}ParentFolderIds") or []:
             folder = self._folder(mailbox, parent_elem)
             items = list(folder.items.values())
-            messages.append(_success("FindItem", f'<m:RootFolder IndexedPagingOffset="{len(items)}" '
-                                     f'TotalItemsInView="{len(items)}" IncludesLastItemInRange="true"><t:Items>'
-                                     + "".join(_item_xml(i, brief=True, names=True) for i in items)
-                                     + "</t:Items></m:RootFolder>"))
+            messages.append(
+                _success(
+                    "FindItem",
+                    f'<m:RootFolder IndexedPagingOffset="{len(items)}" '
+                    f'TotalItemsInView="{len(items)}" IncludesLastItemInRange="true"><t:Items>'
+                    + "".join(_item_xml(i, brief=True, names=True) for i in items)
+                    + "</t:Items></m:RootFolder>",
+                )
+            )
         return "".join(messages)
 
-    def _op_UpdateItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_UpdateItem(self, elem: ET.Element, mailbox: str) -> str:
         messages = []
         for change in elem.iter(f"{{{T}}}ItemChange"):
             item_id = change.find(f"{{{T}}}ItemId").get("Id", "")  # type: ignore[union-attr]
@@ -385,12 +479,17 @@ class EwsDouble:
                 for value in carrier[0]:
                     _apply(item, value)
             self._put(folder, item)
-            messages.append(_success("UpdateItem", f"<m:Items><t:{item['kind']}><t:ItemId Id=\"{item['id']}\" "
-                                     f"ChangeKey=\"{item['changekey']}\"/></t:{item['kind']}></m:Items>"
-                                     "<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>"))
+            messages.append(
+                _success(
+                    "UpdateItem",
+                    f'<m:Items><t:{item["kind"]}><t:ItemId Id="{item["id"]}" '
+                    f'ChangeKey="{item["changekey"]}"/></t:{item["kind"]}></m:Items>'
+                    "<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>",
+                )
+            )
         return "".join(messages)
 
-    def _op_CreateItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+    def _op_CreateItem(self, elem: ET.Element, mailbox: str) -> str:
         target = elem.find(f"{{{M}}}SavedItemFolderId")
         folder = self._folder(mailbox, target[0]) if target is not None else self.folder(mailbox, "drafts")
         messages = []
@@ -399,8 +498,13 @@ class EwsDouble:
             for value in spec:
                 _apply(item, value)
             self._put(folder, item)
-            messages.append(_success("CreateItem", f"<m:Items><t:{item['kind']}><t:ItemId Id=\"{item['id']}\" "
-                                     f"ChangeKey=\"{item['changekey']}\"/></t:{item['kind']}></m:Items>"))
+            messages.append(
+                _success(
+                    "CreateItem",
+                    f'<m:Items><t:{item["kind"]}><t:ItemId Id="{item["id"]}" '
+                    f'ChangeKey="{item["changekey"]}"/></t:{item["kind"]}></m:Items>',
+                )
+            )
         return "".join(messages)
 
 
@@ -419,8 +523,10 @@ def _text(elem: ET.Element | None) -> str | None:
 
 
 def _mailbox_xml(address: str) -> str:
-    return (f"<t:Mailbox><t:Name>{escape(address.split('@')[0].title())}</t:Name><t:EmailAddress>{escape(address)}"
-            "</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType></t:Mailbox>")
+    return (
+        f"<t:Mailbox><t:Name>{escape(address.split('@')[0].title())}</t:Name><t:EmailAddress>{escape(address)}"
+        "</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType></t:Mailbox>"
+    )
 
 
 def _item_xml(item: dict[str, Any], brief: bool = False, names: bool = False) -> str:
@@ -437,81 +543,112 @@ def _item_xml(item: dict[str, Any], brief: bool = False, names: bool = False) ->
             parts.append(f"<t:Start>{item['Start']}</t:Start>")
         elif names:
             parts.append(f"<t:DisplayName>{escape(item.get('DisplayName', ''))}</t:DisplayName>")
-            parts.append("<t:Categories>" + "".join(f"<t:String>{escape(c)}</t:String>"
-                                                    for c in item.get("Categories", [])) + "</t:Categories>")
+            parts.append(
+                "<t:Categories>"
+                + "".join(f"<t:String>{escape(c)}</t:String>" for c in item.get("Categories", []))
+                + "</t:Categories>"
+            )
         return f"<t:{kind}>{''.join(parts)}</t:{kind}>"
     if kind == "Message":
-        parts += [f"<t:Subject>{escape(item['Subject'])}</t:Subject>",
-                  f"<t:Sensitivity>{item['Sensitivity']}</t:Sensitivity>",
-                  f"<t:DateTimeReceived>{item['DateTimeReceived']}</t:DateTimeReceived>",
-                  "<t:Categories>" + "".join(f"<t:String>{escape(c)}</t:String>" for c in item["Categories"])
-                  + "</t:Categories>",
-                  f"<t:DateTimeSent>{item['DateTimeSent']}</t:DateTimeSent>",
-                  f'<t:TextBody BodyType="Text">{escape(item["TextBody"])}</t:TextBody>',
-                  f'<t:ConversationId Id="{item["ConversationId"]}"/>',
-                  f"<t:Sender>{_mailbox_xml(item['Sender'])}</t:Sender>",
-                  "<t:ToRecipients>" + "".join(_mailbox_xml(a) for a in item["ToRecipients"]) + "</t:ToRecipients>",
-                  f"<t:InternetMessageId>{escape(item['InternetMessageId'])}</t:InternetMessageId>",
-                  f"<t:From>{_mailbox_xml(item['From'])}</t:From>"]
+        parts += [
+            f"<t:Subject>{escape(item['Subject'])}</t:Subject>",
+            f"<t:Sensitivity>{item['Sensitivity']}</t:Sensitivity>",
+            f"<t:DateTimeReceived>{item['DateTimeReceived']}</t:DateTimeReceived>",
+            "<t:Categories>"
+            + "".join(f"<t:String>{escape(c)}</t:String>" for c in item["Categories"])
+            + "</t:Categories>",
+            f"<t:DateTimeSent>{item['DateTimeSent']}</t:DateTimeSent>",
+            f'<t:TextBody BodyType="Text">{escape(item["TextBody"])}</t:TextBody>',
+            f'<t:ConversationId Id="{item["ConversationId"]}"/>',
+            f"<t:Sender>{_mailbox_xml(item['Sender'])}</t:Sender>",
+            "<t:ToRecipients>" + "".join(_mailbox_xml(a) for a in item["ToRecipients"]) + "</t:ToRecipients>",
+            f"<t:InternetMessageId>{escape(item['InternetMessageId'])}</t:InternetMessageId>",
+            f"<t:From>{_mailbox_xml(item['From'])}</t:From>",
+        ]
     elif kind == "CalendarItem":
-        attendees = "".join(f"<t:Attendee>{_mailbox_xml(a)}<t:ResponseType>{r}</t:ResponseType></t:Attendee>"
-                            for a, r in item["RequiredAttendees"])
-        parts += [f"<t:Subject>{escape(item['Subject'])}</t:Subject>",
-                  f"<t:Sensitivity>{item['Sensitivity']}</t:Sensitivity>",
-                  "<t:Categories>" + "".join(f"<t:String>{escape(c)}</t:String>" for c in item["Categories"])
-                  + "</t:Categories>",
-                  f'<t:TextBody BodyType="Text">{escape(item["TextBody"])}</t:TextBody>',
-                  f"<t:UID>{item['UID']}</t:UID>", f"<t:Start>{item['Start']}</t:Start>",
-                  f"<t:End>{item['End']}</t:End>", "<t:IsAllDayEvent>false</t:IsAllDayEvent>",
-                  f"<t:Location>{escape(item['Location'])}</t:Location>",
-                  f"<t:IsCancelled>{'true' if item['IsCancelled'] else 'false'}</t:IsCancelled>",
-                  f"<t:CalendarItemType>{item['CalendarItemType']}</t:CalendarItemType>",
-                  f"<t:Organizer>{_mailbox_xml(item['Organizer'])}</t:Organizer>",
-                  f"<t:RequiredAttendees>{attendees}</t:RequiredAttendees>"]
+        attendees = "".join(
+            f"<t:Attendee>{_mailbox_xml(a)}<t:ResponseType>{r}</t:ResponseType></t:Attendee>"
+            for a, r in item["RequiredAttendees"]
+        )
+        parts += [
+            f"<t:Subject>{escape(item['Subject'])}</t:Subject>",
+            f"<t:Sensitivity>{item['Sensitivity']}</t:Sensitivity>",
+            "<t:Categories>"
+            + "".join(f"<t:String>{escape(c)}</t:String>" for c in item["Categories"])
+            + "</t:Categories>",
+            f'<t:TextBody BodyType="Text">{escape(item["TextBody"])}</t:TextBody>',
+            f"<t:UID>{item['UID']}</t:UID>",
+            f"<t:Start>{item['Start']}</t:Start>",
+            f"<t:End>{item['End']}</t:End>",
+            "<t:IsAllDayEvent>false</t:IsAllDayEvent>",
+            f"<t:Location>{escape(item['Location'])}</t:Location>",
+            f"<t:IsCancelled>{'true' if item['IsCancelled'] else 'false'}</t:IsCancelled>",
+            f"<t:CalendarItemType>{item['CalendarItemType']}</t:CalendarItemType>",
+            f"<t:Organizer>{_mailbox_xml(item['Organizer'])}</t:Organizer>",
+            f"<t:RequiredAttendees>{attendees}</t:RequiredAttendees>",
+        ]
     else:
-        emails = "".join(f'<t:Entry Key="EmailAddress{n + 1}">{escape(e)}</t:Entry>'
-                         for n, e in enumerate(item.get("EmailAddresses", [])))
-        parts += ["<t:Categories>" + "".join(f"<t:String>{escape(c)}</t:String>" for c in item.get("Categories", []))
-                  + "</t:Categories>",
-                  f'<t:Body BodyType="Text">{escape(item.get("Body", ""))}</t:Body>',
-                  f"<t:DisplayName>{escape(item.get('DisplayName', ''))}</t:DisplayName>",
-                  f"<t:CompanyName>{escape(item.get('CompanyName', ''))}</t:CompanyName>",
-                  f"<t:EmailAddresses>{emails}</t:EmailAddresses>"]
+        emails = "".join(
+            f'<t:Entry Key="EmailAddress{n + 1}">{escape(e)}</t:Entry>'
+            for n, e in enumerate(item.get("EmailAddresses", []))
+        )
+        parts += [
+            "<t:Categories>"
+            + "".join(f"<t:String>{escape(c)}</t:String>" for c in item.get("Categories", []))
+            + "</t:Categories>",
+            f'<t:Body BodyType="Text">{escape(item.get("Body", ""))}</t:Body>',
+            f"<t:DisplayName>{escape(item.get('DisplayName', ''))}</t:DisplayName>",
+            f"<t:CompanyName>{escape(item.get('CompanyName', ''))}</t:CompanyName>",
+            f"<t:EmailAddresses>{emails}</t:EmailAddresses>",
+        ]
     return f"<t:{kind}>{''.join(parts)}</t:{kind}>"
 
 
 def _folder_xml(folder: Folder) -> str:
     parent = f'<t:ParentFolderId Id="{folder.parent}" ChangeKey="ck"/>' if folder.parent else ""
-    return (f'<t:{folder.tag}><t:FolderId Id="{folder.id}" ChangeKey="ck"/>{parent}'
-            f"<t:FolderClass>{folder.folder_class}</t:FolderClass><t:DisplayName>{escape(folder.name)}</t:DisplayName>"
-            f"<t:TotalCount>{len(folder.items)}</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount>"
-            f"<t:UnreadCount>0</t:UnreadCount></t:{folder.tag}>")
+    return (
+        f'<t:{folder.tag}><t:FolderId Id="{folder.id}" ChangeKey="ck"/>{parent}'
+        f"<t:FolderClass>{folder.folder_class}</t:FolderClass><t:DisplayName>{escape(folder.name)}</t:DisplayName>"
+        f"<t:TotalCount>{len(folder.items)}</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount>"
+        f"<t:UnreadCount>0</t:UnreadCount></t:{folder.tag}>"
+    )
 
 
 def _success(operation: str, inner: str) -> str:
-    return (f'<m:{operation}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
-            f"{inner}</m:{operation}ResponseMessage>")
+    return (
+        f'<m:{operation}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
+        f"{inner}</m:{operation}ResponseMessage>"
+    )
 
 
 def _error(operation: str, code: str, text: str) -> str:
     # A SyncFolderItems error message still carries (empty) SyncState and
     # IncludesLastItemInRange elements, as Exchange sends them; exchangelib reads both
     # before it looks at the response class.
-    tail = ("<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
-            if operation == "SyncFolderItems" else "")
-    return (f'<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{escape(text)}</m:MessageText>'
-            f"<m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{tail}"
-            f"</m:{operation}ResponseMessage>")
+    tail = (
+        "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
+        if operation == "SyncFolderItems"
+        else ""
+    )
+    return (
+        f'<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{escape(text)}</m:MessageText>'
+        f"<m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{tail}"
+        f"</m:{operation}ResponseMessage>"
+    )
 
 
 def _envelope(operation: str, messages: str) -> str:
-    return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Header>'
-            f'<h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" '
-            f'Version="Exchange2016" xmlns:h="{T}" xmlns="{T}"/></s:Header><s:Body>'
-            f'<m:{operation}Response xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages>{messages}</m:ResponseMessages>'
-            f"</m:{operation}Response></s:Body></s:Envelope>")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Header>'
+        f'<h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" '
+        f'Version="Exchange2016" xmlns:h="{T}" xmlns="{T}"/></s:Header><s:Body>'
+        f'<m:{operation}Response xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages>{messages}</m:ResponseMessages>'
+        f"</m:{operation}Response></s:Body></s:Envelope>"
+    )
 
 
 def _fault(text: str) -> str:
-    return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
-            f"<faultcode>s:Client</faultcode><faultstring>{escape(text)}</faultstring></s:Fault></s:Body></s:Envelope>")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
+        f"<faultcode>s:Client</faultcode><faultstring>{escape(text)}</faultstring></s:Fault></s:Body></s:Envelope>"
+    )

@@ -85,7 +85,7 @@ class GraphDouble:
 
     # ---- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> "GraphDouble":
+    def start(self) -> GraphDouble:
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,20 +150,36 @@ class GraphDouble:
             collection.log.append((self._next(), item["id"]))
             return item
 
-    def add_message(self, mailbox: str, folder: str, *, sender: str, to: list[str], subject: str,
-                    when: str, message_id: str | None = None, cc: list[str] | None = None,
-                    categories: list[str] | None = None, preview: str = "Hello.") -> dict[str, Any]:
+    def add_message(
+        self,
+        mailbox: str,
+        folder: str,
+        *,
+        sender: str,
+        to: list[str],
+        subject: str,
+        when: str,
+        message_id: str | None = None,
+        cc: list[str] | None = None,
+        categories: list[str] | None = None,
+        preview: str = "Hello.",
+    ) -> dict[str, Any]:
         box = self.mailbox(mailbox)
         collection = box.folders.setdefault(folder, Collection())
         item = {
             "from": {"emailAddress": {"name": sender.split("@")[0].title(), "address": sender}},
             "toRecipients": [{"emailAddress": {"name": "", "address": a}} for a in to],
             "ccRecipients": [{"emailAddress": {"name": "", "address": a}} for a in cc or []],
-            "bccRecipients": [], "subject": subject, "bodyPreview": preview,
-            "receivedDateTime": when, "sentDateTime": when,
+            "bccRecipients": [],
+            "subject": subject,
+            "bodyPreview": preview,
+            "receivedDateTime": when,
+            "sentDateTime": when,
             "internetMessageId": f"<{message_id or uuid.uuid4().hex + '@test.example'}>",
-            "conversationId": "AAQk" + uuid.uuid4().hex[:16], "categories": list(categories or []),
-            "isDraft": False, "body": {"contentType": "html", "content": "<p>never selected</p>"},
+            "conversationId": "AAQk" + uuid.uuid4().hex[:16],
+            "categories": list(categories or []),
+            "isDraft": False,
+            "body": {"contentType": "html", "content": "<p>never selected</p>"},
             "internetMessageHeaders": [{"name": "X-Never", "value": "selected"}],
         }
         item["webLink"] = "https://outlook.office365.com/owa/?ItemID=" + quote(item["internetMessageId"])
@@ -184,29 +200,70 @@ class GraphDouble:
             del collection.items[item_id]
             collection.log.append((self._next(), item_id))
 
-    def add_event(self, mailbox: str, *, subject: str, start: str, end: str, organizer: str,
-                  attendees: list[tuple[str, str]] = (), cancelled: bool = False, sensitivity: str = "normal",
-                  uid: str | None = None, all_day: bool = False, location: str = "") -> dict[str, Any]:
+    def add_event(
+        self,
+        mailbox: str,
+        *,
+        subject: str,
+        start: str,
+        end: str,
+        organizer: str,
+        attendees: list[tuple[str, str]] = (),
+        cancelled: bool = False,
+        sensitivity: str = "normal",
+        uid: str | None = None,
+        all_day: bool = False,
+        location: str = "",
+    ) -> dict[str, Any]:
         item = {
-            "subject": subject, "bodyPreview": "Agenda.", "isAllDay": all_day, "isCancelled": cancelled,
-            "sensitivity": sensitivity, "type": "singleInstance", "seriesMasterId": None,
+            "subject": subject,
+            "bodyPreview": "Agenda.",
+            "isAllDay": all_day,
+            "isCancelled": cancelled,
+            "sensitivity": sensitivity,
+            "type": "singleInstance",
+            "seriesMasterId": None,
             "iCalUId": uid or "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(),
-            "start": {"dateTime": start, "timeZone": "UTC"}, "end": {"dateTime": end, "timeZone": "UTC"},
+            "start": {"dateTime": start, "timeZone": "UTC"},
+            "end": {"dateTime": end, "timeZone": "UTC"},
             "location": {"displayName": location},
             "organizer": {"emailAddress": {"name": "", "address": organizer}},
-            "attendees": [{"type": "required", "status": {"response": response, "time": "0001-01-01T00:00:00Z"},
-                           "emailAddress": {"name": "", "address": address}} for address, response in attendees],
-            "categories": [], "webLink": "https://outlook.office365.com/owa/?itemid=event",
+            "attendees": [
+                {
+                    "type": "required",
+                    "status": {"response": response, "time": "0001-01-01T00:00:00Z"},
+                    "emailAddress": {"name": "", "address": address},
+                }
+                for address, response in attendees
+            ],
+            "categories": [],
+            "webLink": "https://outlook.office365.com/owa/?itemid=event",
         }
         return self._put(self.mailbox(mailbox).calendar, item)
 
-    def add_contact(self, mailbox: str, *, name: str, emails: list[str], company: str = "",
-                    folder: str | None = None, phones: list[str] = ()) -> dict[str, Any]:
+    def add_contact(
+        self,
+        mailbox: str,
+        *,
+        name: str,
+        emails: list[str],
+        company: str = "",
+        folder: str | None = None,
+        phones: list[str] = (),
+    ) -> dict[str, Any]:
         box = self.mailbox(mailbox)
-        contact = {"id": "AAMkC" + uuid.uuid4().hex, "displayName": name, "companyName": company,
-                   "emailAddresses": [{"name": name, "address": e} for e in emails], "businessPhones": list(phones),
-                   "mobilePhone": None, "homePhones": [], "businessHomePage": None, "personalNotes": "",
-                   "changeKey": uuid.uuid4().hex[:8]}
+        contact = {
+            "id": "AAMkC" + uuid.uuid4().hex,
+            "displayName": name,
+            "companyName": company,
+            "emailAddresses": [{"name": name, "address": e} for e in emails],
+            "businessPhones": list(phones),
+            "mobilePhone": None,
+            "homePhones": [],
+            "businessHomePage": None,
+            "personalNotes": "",
+            "changeKey": uuid.uuid4().hex[:8],
+        }
         with self._lock:
             if folder is None:
                 box.default_contacts[contact["id"]] = contact
@@ -256,15 +313,18 @@ class GraphDouble:
         content_type = headers.get("Content-Type", "")
         body: Any = None
         if raw:
-            body = (json.loads(raw) if "json" in content_type else
-                    {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()})
+            body = (
+                json.loads(raw)
+                if "json" in content_type
+                else {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+            )
         with self._lock:
             self.requests.append(Recorded(method, path, query, headers, body))
         try:
             if path.startswith(f"/{self.tenant}/"):
-                return self._identity(method, path[len(self.tenant) + 2:], body or {})
+                return self._identity(method, path[len(self.tenant) + 2 :], body or {})
             if path.startswith("/v1.0/users/"):
-                return self._graph(method, path[len("/v1.0/users/"):], query, headers, body)
+                return self._graph(method, path[len("/v1.0/users/") :], query, headers, body)
         except KeyError as exc:
             return 404, {}, {"error": {"code": "ErrorItemNotFound", "message": f"not found: {exc}"}}
         return 404, {}, {"error": {"code": "BadRequest", "message": f"no route {method} {path}"}}
@@ -274,17 +334,31 @@ class GraphDouble:
     def _identity(self, method: str, rest: str, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         base = f"{self.base}/{self.tenant}"
         if rest == "v2.0/.well-known/openid-configuration":
-            return 200, {}, {
-                "issuer": f"{base}/v2.0", "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-            }
+            return (
+                200,
+                {},
+                {
+                    "issuer": f"{base}/v2.0",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                },
+            )
         if rest == "oauth2/v2.0/devicecode":
             code = uuid.uuid4().hex
             self.device_codes[code] = self.auto_approve or "pending"
-            return 200, {}, {"device_code": code, "user_code": "SYNCD-TEST", "verification_uri":
-                             "https://microsoft.com/devicelogin", "expires_in": 900, "interval": 1,
-                             "message": "To sign in, open https://microsoft.com/devicelogin and enter SYNCD-TEST."}
+            return (
+                200,
+                {},
+                {
+                    "device_code": code,
+                    "user_code": "SYNCD-TEST",
+                    "verification_uri": "https://microsoft.com/devicelogin",
+                    "expires_in": 900,
+                    "interval": 1,
+                    "message": "To sign in, open https://microsoft.com/devicelogin and enter SYNCD-TEST.",
+                },
+            )
         if rest == "oauth2/v2.0/token":
             return self._token(form)
         return 404, {}, {"error": "not_found"}
@@ -294,9 +368,15 @@ class GraphDouble:
         grant = form.get("grant_type", "")
 
         def refused(error: str, text: str) -> tuple[int, dict[str, str], Any]:
-            return 401 if error == "invalid_client" else 400, {}, {
-                "error": error, "error_description": f"{text}\r\nTrace ID: 0\r\nCorrelation ID: 0",
-                "error_codes": [7000215]}
+            return (
+                401 if error == "invalid_client" else 400,
+                {},
+                {
+                    "error": error,
+                    "error_description": f"{text}\r\nTrace ID: 0\r\nCorrelation ID: 0",
+                    "error_codes": [7000215],
+                },
+            )
 
         if client not in self.clients:
             return refused("unauthorized_client", "AADSTS700016: Application not found in the directory.")
@@ -304,14 +384,24 @@ class GraphDouble:
         if grant == "client_credentials":
             secret = self.clients[client]
             if secret is None:
-                if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" \
-                        or form.get("client_assertion", "").count(".") != 2:
+                if (
+                    form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                    or form.get("client_assertion", "").count(".") != 2
+                ):
                     return refused("invalid_client", "AADSTS700027: Client assertion failed signature validation.")
             elif form.get("client_secret") != secret:
                 return refused("invalid_client", "AADSTS7000215: Invalid client secret provided.")
             self.tokens[access] = client
-            return 200, {}, {"token_type": "Bearer", "expires_in": self.token_lifetime,
-                             "ext_expires_in": self.token_lifetime, "access_token": access}
+            return (
+                200,
+                {},
+                {
+                    "token_type": "Bearer",
+                    "expires_in": self.token_lifetime,
+                    "ext_expires_in": self.token_lifetime,
+                    "access_token": access,
+                },
+            )
         if grant in ("urn:ietf:params:oauth:grant-type:device_code", "refresh_token"):
             if grant == "refresh_token":
                 user = self.refresh_tokens.get(form.get("refresh_token", ""))
@@ -325,16 +415,43 @@ class GraphDouble:
             self.refresh_tokens[refresh] = user
             self.tokens[access] = client
             now = int(time.time())
-            claims = {"aud": client, "iss": f"{self.base}/{self.tenant}/v2.0", "iat": now, "nbf": now,
-                      "exp": now + 3600, "name": user, "oid": "00000000-0000-0000-0000-00000000beef",
-                      "preferred_username": user, "sub": "sub-" + user, "tid": self.tenant, "ver": "2.0"}
-            id_token = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
-                                for p in ({"alg": "none", "typ": "JWT"}, claims, {}))
-            client_info = base64.urlsafe_b64encode(json.dumps(
-                {"uid": "00000000-0000-0000-0000-00000000beef", "utid": self.tenant}).encode()).decode().rstrip("=")
-            return 200, {}, {"token_type": "Bearer", "scope": "https://graph.microsoft.com/.default",
-                             "expires_in": self.token_lifetime, "access_token": access, "refresh_token": refresh,
-                             "id_token": id_token, "client_info": client_info}
+            claims = {
+                "aud": client,
+                "iss": f"{self.base}/{self.tenant}/v2.0",
+                "iat": now,
+                "nbf": now,
+                "exp": now + 3600,
+                "name": user,
+                "oid": "00000000-0000-0000-0000-00000000beef",
+                "preferred_username": user,
+                "sub": "sub-" + user,
+                "tid": self.tenant,
+                "ver": "2.0",
+            }
+            id_token = ".".join(
+                base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
+                for p in ({"alg": "none", "typ": "JWT"}, claims, {})
+            )
+            client_info = (
+                base64.urlsafe_b64encode(
+                    json.dumps({"uid": "00000000-0000-0000-0000-00000000beef", "utid": self.tenant}).encode()
+                )
+                .decode()
+                .rstrip("=")
+            )
+            return (
+                200,
+                {},
+                {
+                    "token_type": "Bearer",
+                    "scope": "https://graph.microsoft.com/.default",
+                    "expires_in": self.token_lifetime,
+                    "access_token": access,
+                    "refresh_token": refresh,
+                    "id_token": id_token,
+                    "client_info": client_info,
+                },
+            )
         return refused("unsupported_grant_type", "AADSTS70003: unsupported grant")
 
     def approve_device_codes(self, user: str) -> None:
@@ -346,26 +463,49 @@ class GraphDouble:
 
     # ---- Graph ----------------------------------------------------------------------------
 
-    def _graph(self, method: str, rest: str, query: dict[str, str], headers: dict[str, str],
-               body: Any) -> tuple[int, dict[str, str], Any]:
+    def _graph(
+        self, method: str, rest: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
         auth = headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
-            return 401, {"WWW-Authenticate": 'Bearer realm=""'}, {"error": {
-                "code": "InvalidAuthenticationToken", "message": "Access token is empty or invalid."}}
+            return (
+                401,
+                {"WWW-Authenticate": 'Bearer realm=""'},
+                {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty or invalid."}},
+            )
         address, _, rest = rest.partition("/")
         address = address.lower()
         with self._lock:
             pending = self.throttled.get(address)
             if pending:
                 wait = pending.pop(0)
-                return 429, {"Retry-After": str(wait)}, {"error": {
-                    "code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}}
+                return (
+                    429,
+                    {"Retry-After": str(wait)},
+                    {
+                        "error": {
+                            "code": "ApplicationThrottled",
+                            "message": "Application is over its MailboxConcurrency limit.",
+                        }
+                    },
+                )
         if address in self.denied:
-            return 403, {}, {"error": {"code": "ErrorAccessDenied",
-                                       "message": "Access is denied. Check credentials and try again."}}
+            return (
+                403,
+                {},
+                {
+                    "error": {
+                        "code": "ErrorAccessDenied",
+                        "message": "Access is denied. Check credentials and try again.",
+                    }
+                },
+            )
         if address not in self.mailboxes:
-            return 404, {}, {"error": {"code": "ErrorInvalidUser",
-                                       "message": f"The requested user '{address}' is invalid."}}
+            return (
+                404,
+                {},
+                {"error": {"code": "ErrorInvalidUser", "message": f"The requested user '{address}' is invalid."}},
+            )
         box = self.mailboxes[address]
         prefer = headers.get("Prefer", "")
         page_size = int(m.group(1)) if (m := re.search(r"odata\.maxpagesize=(\d+)", prefer)) else 10
@@ -373,15 +513,28 @@ class GraphDouble:
         with self._lock:
             if m := re.fullmatch(r"mailFolders/([^/]+)/messages/delta", rest):
                 folder = box.folder_names.get(m.group(1), m.group(1))
-                return self._delta(box.folders[folder], f"{user}/mailFolders/{m.group(1)}/messages/delta", query,
-                                   page_size, self._message_filter)
+                return self._delta(
+                    box.folders[folder],
+                    f"{user}/mailFolders/{m.group(1)}/messages/delta",
+                    query,
+                    page_size,
+                    self._message_filter,
+                )
             if rest == "calendarView/delta":
-                return self._delta(box.calendar, f"{user}/calendarView/delta", query, page_size,
-                                   self._in_window)
+                return self._delta(box.calendar, f"{user}/calendarView/delta", query, page_size, self._in_window)
             if rest == "mailFolders" or re.fullmatch(r"mailFolders/[^/]+/childFolders", rest):
                 wanted = _filter_name(query.get("$filter", ""))
-                return 200, {}, {"value": [{"id": i, "displayName": n} for n, i in box.folder_names.items()
-                                           if wanted is None or n == wanted]}
+                return (
+                    200,
+                    {},
+                    {
+                        "value": [
+                            {"id": i, "displayName": n}
+                            for n, i in box.folder_names.items()
+                            if wanted is None or n == wanted
+                        ]
+                    },
+                )
             if rest == "outlook/masterCategories":
                 if method == "POST":
                     category = {"id": uuid.uuid4().hex, **body}
@@ -392,8 +545,11 @@ class GraphDouble:
                 item = self._find(box, m.group(1), m.group(2))
                 if method == "PATCH":
                     item.update(body)
-                    owner = box.calendar if m.group(1) == "events" else next(
-                        c for c in box.folders.values() if item["id"] in c.items)
+                    owner = (
+                        box.calendar
+                        if m.group(1) == "events"
+                        else next(c for c in box.folders.values() if item["id"] in c.items)
+                    )
                     self._put(owner, item)
                 return 200, {}, _selected(item, query.get("$select"))
             if rest == "contactFolders":
@@ -402,9 +558,17 @@ class GraphDouble:
                     box.contact_folders[folder["id"]] = folder
                     return 201, {}, {"id": folder["id"], "displayName": folder["displayName"]}
                 wanted = _filter_name(query.get("$filter", ""))
-                return 200, {}, {"value": [{"id": f["id"], "displayName": f["displayName"]}
-                                           for f in box.contact_folders.values()
-                                           if wanted is None or f["displayName"] == wanted]}
+                return (
+                    200,
+                    {},
+                    {
+                        "value": [
+                            {"id": f["id"], "displayName": f["displayName"]}
+                            for f in box.contact_folders.values()
+                            if wanted is None or f["displayName"] == wanted
+                        ]
+                    },
+                )
             if m := re.fullmatch(r"contactFolders/([^/]+)/contacts", rest):
                 folder = box.contact_folders[m.group(1)]
                 if method == "POST":
@@ -415,8 +579,9 @@ class GraphDouble:
             if rest == "contacts":
                 return self._list(list(box.default_contacts.values()), query, f"{user}/contacts")
             if m := re.fullmatch(r"contacts/([^/]+)", rest):
-                contact = next(c for f in box.contact_folders.values() for i, c in f["contacts"].items()
-                               if i == m.group(1))
+                contact = next(
+                    c for f in box.contact_folders.values() for i, c in f["contacts"].items() if i == m.group(1)
+                )
                 if method == "PATCH":
                     contact.update(body)
                 return 200, {}, contact
@@ -449,29 +614,46 @@ class GraphDouble:
         start = item["start"]["dateTime"][:19]
         return query["startDateTime"][:19] <= start < query["endDateTime"][:19]
 
-    def _delta(self, collection: Collection, url: str, query: dict[str, str], page_size: int,
-               wanted: Any) -> tuple[int, dict[str, str], Any]:
+    def _delta(
+        self, collection: Collection, url: str, query: dict[str, str], page_size: int, wanted: Any
+    ) -> tuple[int, dict[str, str], Any]:
         token = query.get("$deltatoken") or query.get("$skiptoken")
         if token:
             state = json.loads(base64.urlsafe_b64decode(token.encode()))
             if state["generation"] != collection.generation:
-                return 410, {}, {"error": {"code": "syncStateNotFound", "message":
-                                           "The sync state generation is not found; generation=1;[highest=2]."}}
+                return (
+                    410,
+                    {},
+                    {
+                        "error": {
+                            "code": "syncStateNotFound",
+                            "message": "The sync state generation is not found; generation=1;[highest=2].",
+                        }
+                    },
+                )
         else:
-            state = {"since": 0, "upto": self._seq, "offset": 0, "generation": collection.generation,
-                     "query": {k: v for k, v in query.items() if not k.startswith("$skip")}}
+            state = {
+                "since": 0,
+                "upto": self._seq,
+                "offset": 0,
+                "generation": collection.generation,
+                "query": {k: v for k, v in query.items() if not k.startswith("$skip")},
+            }
         if "$deltatoken" in query:  # a new round: changes after the last one
             state = {**state, "since": state["upto"], "upto": self._seq, "offset": 0}
         original = state["query"]
-        changed = sorted({i for seq, i in collection.log if state["since"] < seq <= state["upto"]},
-                         key=lambda i: max(seq for seq, j in collection.log if j == i))
+        changed = sorted(
+            {i for seq, i in collection.log if state["since"] < seq <= state["upto"]},
+            key=lambda i: max(seq for seq, j in collection.log if j == i),
+        )
         entries: list[dict[str, Any]] = []
         for item_id in changed:
             item = collection.items.get(item_id)
             if item is None or not wanted(item, original):
                 if state["since"]:
-                    entries.append({"@odata.type": "#microsoft.graph.message", "id": item_id,
-                                    "@removed": {"reason": "deleted"}})
+                    entries.append(
+                        {"@odata.type": "#microsoft.graph.message", "id": item_id, "@removed": {"reason": "deleted"}}
+                    )
                 continue
             entries.append(_selected(item, original.get("$select")))
         page = entries[state["offset"] : state["offset"] + page_size]

@@ -67,8 +67,21 @@ namespace inbox {{
 
 
 # Mailboxes the tests use, one per test, created with the server.
-POOL = ("backfill", "writeback", "uidvalidity", "goodpw", "badpw", "restart", "sigkill", "live", "bench",
-        "contract", "wire", "spare1", "spare2")
+POOL = (
+    "backfill",
+    "writeback",
+    "uidvalidity",
+    "goodpw",
+    "badpw",
+    "restart",
+    "sigkill",
+    "live",
+    "bench",
+    "contract",
+    "wire",
+    "spare1",
+    "spare2",
+)
 
 
 def free_port() -> int:
@@ -84,7 +97,7 @@ class Dovecot:
     port: int = 0
     host: str = "127.0.0.1"
 
-    def start(self) -> "Dovecot":
+    def start(self) -> Dovecot:
         for name in POOL:
             self.users.setdefault(f"{name}@ourco.example", f"pw-{name}")
         if not self.port:
@@ -98,8 +111,12 @@ class Dovecot:
         (self.root / "dovecot.conf").write_text(CONFIG.format(root=self.root, port=self.port))
         subprocess.run(["chown", "-R", "dovecot:dovecot", str(self.root / "mail")], check=True)
         # Dovecot daemonizes; its children would hold captured pipes open forever.
-        subprocess.run([DOVECOT, "-c", str(self.root / "dovecot.conf")], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [DOVECOT, "-c", str(self.root / "dovecot.conf")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.wait_listening()
         return self
 
@@ -172,7 +189,6 @@ class Dovecot:
         client.login(user, self.users[user])
         return client
 
-
     def new_user(self, name: str) -> tuple[str, str]:
         """A fresh mailbox for one test, from users created before the server started
         (Dovecot does not reliably notice a passwd-file rewritten within a second)."""
@@ -181,14 +197,13 @@ class Dovecot:
             raise KeyError(f"{user}: add {name!r} to POOL in tests/support/servers/dovecot.py")
         return user, self.users[user]
 
-    def deliver_files(self, user: str, folder: str,
-                      messages: dict[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+    def deliver_files(self, user: str, folder: str, messages: dict[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
         """Drop messages straight into the user's Maildir (much faster than APPEND for bulk).
         ``messages`` may be a generator, so a large set never sits in memory at once."""
         base = self.root / "mail" / user / "Maildir"
         target = base if folder == "INBOX" else base / f".{folder}"
         for sub in ("cur", "new", "tmp"):
             (target / sub).mkdir(parents=True, exist_ok=True)
-        for name, raw in (messages.items() if isinstance(messages, dict) else messages):
+        for name, raw in messages.items() if isinstance(messages, dict) else messages:
             (target / "cur" / f"{name}:2,").write_bytes(raw)
         subprocess.run(["chown", "-R", "dovecot:dovecot", str(self.root / "mail")], check=True)

@@ -44,7 +44,7 @@ class Radicale:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def start(self) -> "Radicale":
+    def start(self) -> Radicale:
         for name in POOL:
             self.users.setdefault(f"{name}@ourco.example", f"pw-{name}")
         if not self.port:
@@ -52,9 +52,12 @@ class Radicale:
         (self.root / "collections").mkdir(parents=True, exist_ok=True)
         (self.root / "users").write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
         (self.root / "radicale.conf").write_text(CONFIG.format(root=self.root, port=self.port))
-        log = open(self.root / "radicale.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen([sys.executable, "-m", "radicale", "--config", str(self.root / "radicale.conf")],
-                                        stdout=log, stderr=subprocess.STDOUT)
+        log = open(self.root / "radicale.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "radicale", "--config", str(self.root / "radicale.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.wait_listening()
         return self

@@ -143,8 +143,9 @@ def _repair_half_made(connection: Any) -> None:
         "store left half-made by an interrupted first start (tables without a schema version, no data): "
         "creating it again"
     )
-    for name in sorted(tables - {"alembic_version"}, reverse=True):
-        connection.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+    for table in reversed(Base.metadata.sorted_tables):  # children before the tables they point at
+        if table.name in tables:
+            connection.execute(text(f'DROP TABLE "{table.name}"'))
     if "alembic_version" in tables:
         connection.execute(text("DROP TABLE alembic_version"))
 

@@ -34,6 +34,7 @@ from pydantic import Field, field_validator
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
 from syncd.connectors.cursor import JsonCursor
 from syncd.connectors.icalevents import EventWindow, occurrence_keys, parse_resource
+from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 from syncd.model.settings import MailSourceSettings, SecretSource, is_loopback, tls_warning
@@ -175,6 +176,10 @@ class CaldavConnector(Connector):
             self.close()
             raise SourceUnavailable(f"{self.account.url}: the server refused a request: {exc}") from None
         except Exception as exc:
+            refused = security_error(exc, self.account.url, self.name)
+            if refused is not None:
+                self.close()
+                raise refused from None
             if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.split(".")[0] in (
                 "niquests",
                 "urllib3",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ssl
 
+from syncd.model.errors import SourceSecurityError
+
 
 def certificate_problem(exc: BaseException) -> str | None:
     """Why the server's certificate was refused, when ``exc`` comes from that; else None."""
@@ -33,3 +35,15 @@ def certificate_problem(exc: BaseException) -> str | None:
         if isinstance(reason, BaseException):
             pending.append(reason)
     return None
+
+
+def security_error(exc: BaseException, where: str, source: str | None = None) -> SourceSecurityError | None:
+    """The error to raise instead of ``exc`` when it is a refused certificate, else None."""
+    refused = certificate_problem(exc)
+    if refused is None:
+        return None
+    return SourceSecurityError(
+        f"{where}: the server's TLS certificate was refused ({refused}); fix the certificate or its trust "
+        "(a private CA goes into the system's trust store), or set verify_tls = false for this source only",
+        source=source,
+    )

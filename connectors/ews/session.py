@@ -18,8 +18,8 @@ from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from syncd.connectors.tls import certificate_problem
-from syncd.model.errors import SourceAuthError, SourceConfigError, SourceSecurityError, SourceUnavailable
+from syncd.connectors.tls import security_error
+from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +132,10 @@ class _Mapped:
         errors = errors_module()
         where = f"{self.session.settings.service_endpoint or 'autodiscover'} {self.session.settings.mailbox}"
         text = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-        refused = certificate_problem(exc)
+        refused = security_error(exc, where, self.session.source)
         if refused is not None:
             self.session.close()
-            raise SourceSecurityError(
-                f"{where}: the server's TLS certificate was refused ({refused}); fix the "
-                "certificate or its trust, or set verify_tls = false for this source only",
-                source=self.session.source,
-            ) from None
+            raise refused from None
         if isinstance(exc, (errors.ErrorInvalidSyncStateData, errors.ErrorSyncFolderNotFound)):
             raise ResyncNeeded(text) from None
         if isinstance(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 
 log = logging.getLogger("syncd.connectors.graph")
@@ -152,6 +153,9 @@ class GraphTokens:
             # msal raises ValueError for an unknown tenant (its OpenID document is a 400).
             raise SourceConfigError(f"sign-in authority {sign_in.authority} refused: {_first_line(exc)}") from None
         except Exception as exc:
+            refused = security_error(exc, sign_in.authority_host, self.source)
+            if refused is not None:
+                raise refused from None
             raise SourceUnavailable(f"cannot reach {sign_in.authority_host}: {_first_line(exc)}") from None
         return self._app
 
@@ -182,6 +186,9 @@ class GraphTokens:
             except SourceAuthError:
                 raise
             except Exception as exc:
+                refused = security_error(exc, self.sign_in.authority_host, self.source)
+                if refused is not None:
+                    raise refused from None
                 raise SourceUnavailable(f"cannot reach {self.sign_in.authority_host}: {_first_line(exc)}") from None
             self._save()
         return self._checked(result)

@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from syncd.connectors.graph.auth import GraphTokens
+from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ class GraphClient:
                 method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
+            refused = security_error(exc, self.base_url, self.source)
+            if refused is not None:
+                raise refused from None
             raise _Transient(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
         status = response.status_code
         if status < 300:

@@ -48,6 +48,7 @@ from syncd.connectors.base import Connector
 from syncd.connectors.cursor import JsonCursor
 from syncd.connectors.imap import wire as imapwire
 from syncd.connectors.mailparse import parse_message
+from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceUnavailable
 from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
 
@@ -162,6 +163,9 @@ class ImapConnector(Connector):
             if account.tls == "starttls":
                 client.starttls(self._ssl_context())
         except TRANSIENT as exc:
+            refused = security_error(exc, f"{account.host}:{account.port}", self.name)
+            if refused is not None:
+                raise refused from None  # not a network blip: never retried as one
             raise ConnectionError(f"cannot connect to {account.host}:{account.port}: {exc}") from exc
         try:
             if account.oauth2_token is not None:

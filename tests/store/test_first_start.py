@@ -40,8 +40,9 @@ KILLING_CHILD = textwrap.dedent("""
 
 
 def _first_start(url: str, kill_at: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", KILLING_CHILD, url, str(kill_at)], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", KILLING_CHILD, url, str(kill_at)], capture_output=True, text=True, timeout=120
+    )
 
 
 def _head(url: str) -> str:

@@ -120,7 +120,7 @@ class CaldavConnector(Connector):
         if self.client is not None:
             try:
                 self.client.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a dead connection
                 pass
             self.client = None
 
@@ -175,7 +175,7 @@ class CaldavConnector(Connector):
         except error.DAVError as exc:
             self.close()
             raise SourceUnavailable(f"{self.account.url}: the server refused a request: {exc}") from None
-        except Exception as exc:
+        except Exception as exc:  # requests/niquests/urllib3 errors have no common base
             refused = security_error(exc, self.account.url, self.name)
             if refused is not None:
                 self.close()

@@ -109,14 +109,14 @@ def parse_resource(
     where = f"{folder} {key_prefix}"
     try:
         calendar = icalendar.Calendar.from_ical(text)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - icalendar raises ValueError and worse on bad input
         return [], [Problem(f"{key_prefix}#", f"unreadable iCalendar data: {exc}", where, version)]
     try:
         if _is_recurring(calendar):
             events = list(recurring_ical_events.of(calendar).between(window.start, window.end))
         else:
             events = [e for e in calendar.walk("VEVENT") if _in_window(e, window)]  # type: ignore[arg-type]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a broken RRULE must quarantine one event, not the calendar
         return [], [Problem(f"{key_prefix}#", f"cannot expand the event's recurrence: {exc}", where, version)]
     records: list[ActivityRecord] = []
     problems: list[Problem] = []

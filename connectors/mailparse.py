@@ -297,7 +297,7 @@ def parse_message(
         return Problem(key, "empty message file", where)
     try:
         raw_headers, raw_body = split_message(raw)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the splitter should never raise; a bug must not lose mail
         return Problem(key, f"unparseable message: {exc}", where)
     headers = _Headers(raw_headers)
     participants = _participants(headers)
@@ -328,7 +328,7 @@ def parse_message(
     if snippet is None:
         try:
             snippet, body = snippet_and_body(raw_headers, raw_body, snippet_chars, keep_body)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a snippet is a nicety; the activity stands without it
             snippet, body = "", None
     else:
         snippet = _clean(snippet)[:snippet_chars]

@@ -1,11 +1,13 @@
 """The `syncd` command line. ``main()`` returns the exit code; nothing runs at import.
 
 Exit codes:
-  0  success
-  1  a source failed (the others were still synced), or status found a failing source
-  2  the config is invalid, or the command line is wrong
-  3  the store cannot be opened
-  4  nothing found (timeline: no such customer)
+  0    success
+  1    a source or an output failed (the others were still synced), or status found one
+  2    the config is invalid, or the command line is wrong
+  3    the store cannot be opened or is unavailable (PostgreSQL down, disk full)
+  4    nothing found (timeline: no such customer)
+  70   an unexpected error (a bug: the log has the details; --debug shows the traceback)
+  141  the output pipe was closed early (`syncd timeline X | head`): nothing more is said
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from syncd.model.records import Role
 from syncd.model.views import SourceHealth
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG, EXIT_STORE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_INTERNAL, EXIT_PIPE = 70, 141
 
 log = logging.getLogger("syncd")
 
@@ -185,14 +188,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with _opened_store(config) as store:
         result = Pipeline(config, store).run_pass(only=args.source or None, confirm_removals=args.confirm_removals)
     _print_pass(result)
-    print(f"timeline: {result.timeline_path} ({'written' if result.timeline_written else 'unchanged'})")
+    if result.output_errors:
+        for error in result.output_errors:
+            print(f"timeline: NOT WRITTEN: {error} (the previous workbook is left as it was)")
+    else:
+        print(f"timeline: {result.timeline_path} ({'written' if result.timeline_written else 'unchanged'})")
     return EXIT_OK if result.ok else EXIT_SOURCE_FAILED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from syncd.service import run_service
 
-    return run_service(args.config)
+    return run_service(args.config, debug=args.debug)
 
 
 def _needs_attention(source: SourceHealth, alert_after_minutes: int, now: datetime) -> str | None:
@@ -216,6 +223,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     alert_after = config.service.alert_after_minutes if args.alert_after is None else args.alert_after
     now = datetime.now(timezone.utc)
     attention = {s.name: why for s in sources if (why := _needs_attention(s, alert_after, now))}
+    for output in status.outputs:
+        if output.error:
+            since = output.failing_since.isoformat() if output.failing_since else "?"
+            attention[output.path] = f"not written since {since}: {output.error}"
     if args.json:
         from syncd.model.views import as_json
 
@@ -436,6 +447,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     from syncd.logs import setup_logging
     from syncd.store import StoreError
+    from syncd.store.engine import store_unavailable
 
     args = _parser().parse_args(argv)
     setup_logging(
@@ -451,11 +463,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STORE
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except BrokenPipeError:
+        # The reader went away (`syncd timeline X | head -1`): say nothing, as a pipeline expects.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as exc:
+        if store_unavailable(exc):
+            print(f"syncd: the store is unavailable: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_STORE
+        if args.debug:
+            raise
+        print(f"syncd: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:
+        if store_unavailable(exc):
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            print(f"syncd: the store is unavailable: {reason[0] if reason else type(exc).__name__}", file=sys.stderr)
+            return EXIT_STORE
         if args.debug:
             raise
         log.exception("unexpected error at=%s", datetime.now(timezone.utc).isoformat())
-        return 70
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -278,7 +278,7 @@ def _raw_path_problems(data: dict[str, Any], base: Path, kinds: Registry) -> lis
             continue
         try:
             partial = settings.model_construct(**{**source, "path": _raw_path(source["path"], base)})
-        except Exception:
+        except Exception:  # noqa: BLE001 - a raw table may be anything
             continue
         label = f"sources[{index}] ({source.get('name', '?')})"
         for found in partial.input_paths():

@@ -49,7 +49,7 @@ def read_ahead(items: Iterator[T], depth: int = 1, name: str = "read-ahead") -> 
                 if not offer(item):
                     return
             offer(_DONE)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             offer(_Failure(exc))
         finally:
             close = getattr(items, "close", None)

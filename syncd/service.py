@@ -1,20 +1,28 @@
 """The long-running service behind `syncd run`.
 
 Life cycle: load the config, open (and migrate) the store, tell systemd READY, then loop:
-sync the sources that are due, write the timeline, report STATUS, sleep until the next
-pass while pinging the watchdog. Signal handlers only set events (nothing else is safe in
-a handler); the loop acts on them:
+hand each source that is due (its interval, an IDLE wakeup, a saved workbook) to a worker
+of its own (``syncd.workers``), write the timeline when what it shows changed, report
+STATUS, and sleep until the next event while pinging the watchdog. Signal handlers only
+set events (nothing else is safe in a handler); the loop acts on them:
 
 * SIGTERM / SIGINT: stop between batches (committed batches are durable; the rest of the
   pass is re-read next start), close connections and the store, exit 0.
 * SIGHUP, or the config file changing on disk: re-read the config. An invalid config is
   rejected with its errors logged and the running one kept.
+
+Faults the service outlives without exiting (docs/operations.md): a source failing or
+hanging (its own worker; retried with backoff), the store unreachable or its disk full
+(``StoreOutage``: every store call of the loop is guarded; sources wait; all resumes when
+the store answers again), an output that cannot be written (the old file stays; retried).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import random
 import signal
 import threading
 import time
@@ -24,13 +32,18 @@ from typing import Any
 
 from syncd.config import Config, ConfigError, load_config
 from syncd.notify import SystemdNotifier
-from syncd.pipeline import IndexCache, PassResult, Pipeline, warn_insecure
+from syncd.pipeline import IndexCache, PassResult, Pipeline, SourceResult, warn_insecure
 from syncd.pipeline.wiring import connector_context
 from syncd.scheduler import due
-from syncd.store import Store
+from syncd.store import Store, StoreError
+from syncd.store.engine import redact_url, store_unavailable
 from syncd.watch import TIMELINE_MARK, WorkbookWatcher
+from syncd.workers import SourceWorkers
 
 log = logging.getLogger("syncd.service")
+
+STORE_RETRY_CAP_SECONDS = 30.0
+FIRST_ROUND_SECONDS = 30.0
 
 
 class ConfigWatcher:
@@ -63,9 +76,49 @@ class ConfigWatcher:
         self.observer.join(timeout=5)
 
 
+class StoreOutage:
+    """Whether the store answers, since when not, and when to try it again (thread-safe).
+
+    Logged once when it starts and once when it ends, not at every retry; the retry backs
+    off 1, 2, 4... up to 30 s with jitter, so a PostgreSQL restart is noticed within seconds.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.since: float | None = None
+        self.reason = ""
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self.failures += 1
+            delay = min(STORE_RETRY_CAP_SECONDS, 2.0 ** (self.failures - 1)) * (0.8 + 0.4 * random.random())
+            self.retry_at = time.monotonic() + delay
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            self.reason = (reason[0] if reason else type(exc).__name__)[:300]
+            if self.since is None:
+                self.since = time.monotonic()
+                log.error("store unavailable: %s; syncing waits for it, retried every few seconds", self.reason)
+
+    def recovered(self) -> None:
+        with self._lock:
+            if self.since is not None:
+                log.warning("store available again after %.0fs", time.monotonic() - self.since)
+            self.since, self.failures, self.retry_at = None, 0, 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def status(self) -> str:
+        return f"store unavailable since {time.monotonic() - (self.since or 0):.0f}s: {self.reason}"
+
+
 def _summary(store: Store) -> str:
     status = store.reads.status()
     failing = [s.name for s in status.sources if s.error]
+    failing += [o.path for o in status.outputs if o.error]
     text = (
         f"{status.activities} activities, {status.customers} customers, "
         f"{status.unmatched} unmatched, {status.quarantined} quarantined"
@@ -76,9 +129,10 @@ def _summary(store: Store) -> str:
 
 
 class Service:
-    def __init__(self, config_path: Path, notifier: SystemdNotifier | None = None):
+    def __init__(self, config_path: Path, notifier: SystemdNotifier | None = None, debug: bool = False):
         self.config_path = config_path
         self.notifier = notifier or SystemdNotifier()
+        self.debug = debug
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.wake = threading.Event()
@@ -87,9 +141,18 @@ class Service:
         self.watchers_stop = threading.Event()
         self.watcher_threads: list[threading.Thread] = []
         self.workbook_watcher: WorkbookWatcher | None = None
+        self.outage = StoreOutage()
+        self.index_cache = IndexCache()  # the matcher index, shared by the source jobs
+        self.config: Config | None = None
+        self.store: Store | None = None
+        self.outputs_dirty = threading.Event()  # a job committed something the outputs may show
+        self.retry_soon: dict[str, float] = {}  # source -> when to try again after a store fault
+        self.first_round: set[str] = set()  # sources that have not had their first turn yet
+
+    # ---- wakeups ------------------------------------------------------------------------
 
     def mark_urgent(self, source_name: str) -> None:
-        """Called from an IDLE thread: sync this source now, not at the next interval."""
+        """Called from an IDLE or workbook watcher: sync this source now, not at the next interval."""
         with self.urgent_lock:
             self.urgent.add(source_name)
         self.wake.set()
@@ -142,6 +205,15 @@ class Service:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
 
+    # ---- config and logging -------------------------------------------------------------
+
+    def _apply_logging(self, config: Config) -> None:
+        """[service] log_level and log_format, as `sync --once` honours them (env and --debug win)."""
+        from syncd.logs import setup_logging
+
+        level = "debug" if self.debug else os.environ.get("SYNCD_LOG_LEVEL", config.service.log_level)
+        setup_logging(level, os.environ.get("SYNCD_LOG_FORMAT", config.service.log_format))
+
     def _reload(self, config: Config) -> Config:
         self.notifier.reloading()
         try:
@@ -150,14 +222,81 @@ class Service:
             log.error("config reload rejected, keeping the running config: %s", exc.render().replace("\n", " | "))
             self.notifier.ready(f"config reload rejected ({len(exc.problems)} problems); running the old config")
             return config
+        self._apply_logging(new)
         if new.store_url != config.store_url:
             log.warning("config reload: a new store URL takes effect at the next restart; keeping the open store")
         log.info("config reloaded sources=%d", len(new.sources))
         self.notifier.ready("config reloaded")
         return new
 
+    # ---- the store ----------------------------------------------------------------------
+
+    def _open_store(self, config: Config) -> Store | None:
+        """The store, waiting (with backoff) while it is unreachable; None when stopped meanwhile.
+        A store that cannot be used at all (a bad URL, a half-made store) raises StoreError."""
+        while not self.stop.is_set():
+            try:
+                store = Store.open(config.store_url)
+            except StoreError as exc:
+                if exc.__cause__ is None or not store_unavailable(exc.__cause__):
+                    raise
+                self.outage.failed(exc.__cause__)
+                self.notifier.status(f"waiting for the store {redact_url(config.store_url)}: {self.outage.reason}")
+                self._sleep_until(self.outage.retry_at)
+                continue
+            self.outage.recovered()
+            return store
+        return None
+
+    def _guarded(self, what: str, action: Any) -> Any:
+        """Run a store call of the loop; a store fault is an outage, never the end of the service."""
+        try:
+            result = action()
+        except Exception as exc:
+            if not store_unavailable(exc):
+                raise
+            self.outage.failed(exc)
+            log.debug("store call failed while %s: %s", what, exc)
+            return None
+        if self.outage.down:
+            self.outage.recovered()
+        return result
+
+    # ---- source jobs (in worker threads) --------------------------------------------------
+
+    def _sync_job(self, name: str) -> SourceResult:
+        config, store = self.config, self.store
+        assert config is not None and store is not None
+        pipeline = Pipeline(
+            config,
+            store,
+            stop_requested=self.stop.is_set,
+            heartbeat=self.notifier.watchdog,
+            index_cache=self.index_cache,
+        )
+        return pipeline.sync_one(config.source(name))
+
+    def _job_done(self, name: str, result: SourceResult | None, error: BaseException | None) -> None:
+        if self.first_round:
+            self.first_round.discard(name)
+            if not self.first_round:
+                self.outputs_dirty.set()  # every source has had its first turn: write what they found
+        if error is not None:
+            if store_unavailable(error) or store_unavailable(error.__cause__ or error):
+                self.outage.failed(error.__cause__ or error)
+                self.retry_soon[name] = self.outage.retry_at  # read again once the store answers
+            else:
+                log.error("source=%s sync job failed: %s: %s", name, type(error).__name__, error)
+        elif self.outage.down:
+            self.outage.recovered()
+        if result is not None and (result.new or result.updated or result.removed or result.customers_changed):
+            self.outputs_dirty.set()
+        self.wake.set()
+
+    # ---- the loop -------------------------------------------------------------------------
+
     def _sleep_until(self, deadline: float) -> None:
-        """Wait for the next pass, a signal, new mail or a config change, pinging the watchdog."""
+        """Wait for the deadline, a signal, new mail or a config change, pinging the watchdog."""
         slice_seconds = 60.0
         if self.notifier.watchdog_seconds:
             slice_seconds = max(0.05, self.notifier.watchdog_seconds / 2)
@@ -171,8 +310,14 @@ class Service:
 
     def run(self) -> int:
         config = load_config(self.config_path)
+        self._apply_logging(config)
         self.install_signal_handlers()
-        store = Store.open(config.store_url)
+        self.notifier.ready("starting; opening the store")
+        store = self._open_store(config)
+        if store is None:
+            self.notifier.stopping()
+            return 0
+        self.config, self.store = config, store
         watcher = ConfigWatcher(self.config_path, self.reload, self.wake)
         watcher.start()
         metrics = None
@@ -189,11 +334,16 @@ class Service:
         )
         warn_insecure(config)
         self.start_watchers(config)
+        workers: SourceWorkers[SourceResult] = SourceWorkers(
+            config.service.max_parallel_sources, self._sync_job, self._job_done
+        )
         self.notifier.ready(f"ready; sources: {names or 'none'}")
-        next_full_pass = time.monotonic()
-        timeline_due: float | None = None  # a timeline write held back by min_interval_seconds
-        index_cache = IndexCache()  # the matcher index, reused by passes in which no customer changed
-        rematch_all = False  # set when a reload changed [matching]: the next pass re-matches everything
+        next_due: dict[str, float] = {}  # source -> when its interval comes round
+        # The outputs wait for the first round of every source (as one pass would), but
+        # not for a source that hangs: at most FIRST_ROUND_SECONDS.
+        self.first_round = {s.name for s in config.sources if s.enabled}
+        timeline_due: float | None = time.monotonic() + FIRST_ROUND_SECONDS
+        rematch_all = False  # set when a reload changed [matching]: re-match everything once
         try:
             while not self.stop.is_set():
                 if self.reload.is_set():
@@ -201,50 +351,43 @@ class Service:
                     new_config = self._reload(config)
                     if new_config is not config:
                         rematch_all = rematch_all or new_config.matching != config.matching
-                        config = new_config
+                        config = self.config = new_config
                         self.stop_watchers()
                         warn_insecure(config)
                         self.start_watchers(config)
-                        next_full_pass = time.monotonic()
-                enabled = [s.name for s in config.sources if s.enabled]
+                        next_due.clear()
+                now = time.monotonic()
                 urgent = self.take_urgent()
-                outputs_due = TIMELINE_MARK in urgent or (timeline_due is not None and time.monotonic() >= timeline_due)
-                urgent &= set(enabled)
-                if time.monotonic() >= next_full_pass:
-                    wanted = due(enabled, store.sources.next_attempts(), datetime.now(timezone.utc))
-                    next_full_pass = time.monotonic() + config.service.interval_seconds
-                else:
-                    wanted = []
-                wanted = sorted(set(wanted) | urgent)
-                result: PassResult | None = None
-                pipeline = Pipeline(
-                    config,
-                    store,
-                    stop_requested=self.stop.is_set,
-                    heartbeat=self.notifier.watchdog,
-                    index_cache=index_cache,
+                if TIMELINE_MARK in urgent:
+                    timeline_due = now
+                if not (self.outage.down and now < self.outage.retry_at):
+                    self._schedule(config, workers, next_due, urgent, now)
+                if (self.outputs_dirty.is_set() and not self.first_round) or rematch_all:
+                    timeline_due = min(timeline_due or now, now)
+                if (
+                    timeline_due is not None
+                    and now >= timeline_due
+                    and not (self.outage.down and now < self.outage.retry_at)
+                ):
+                    self.outputs_dirty.clear()
+                    timeline_due, rematch_all = self._write_outputs(config, store, rematch_all)
+                self.notifier.status(
+                    self.outage.status()
+                    if self.outage.down
+                    else (self._guarded("reporting", lambda: _summary(store)) or "running")
                 )
-                if wanted:
-                    result = pipeline.run_pass(only=wanted, debounce=True, rematch_all=rematch_all)
-                    rematch_all = False
-                elif outputs_due or rematch_all:
-                    # Only the timeline (a held-back write, an admin saved the Review sheet), or
-                    # a re-match after the matching config changed.
-                    result = PassResult()
-                    pipeline.refresh_index()
-                    if rematch_all:
-                        result.rematched, rematch_all = store.links.rematch(pipeline.link), False
-                    pipeline.write_outputs(result, debounce=True)
-                if result is not None:
-                    timeline_due = (
-                        time.monotonic() + result.timeline_retry_in if result.timeline_retry_in is not None else None
-                    )
-                    self.notifier.status(_summary(store))
                 self.notifier.watchdog()
                 if not self.stop.is_set():
-                    self._sleep_until(min(next_full_pass, timeline_due) if timeline_due else next_full_pass)
+                    wake_at = [min(next_due.values(), default=now + config.service.interval_seconds)]
+                    if timeline_due is not None:
+                        wake_at.append(timeline_due)
+                    if self.outage.down:
+                        wake_at.append(self.outage.retry_at)
+                    wake_at.extend(self.retry_soon.values())
+                    self._sleep_until(max(min(wake_at), time.monotonic() + 0.05))
         finally:
             self.notifier.stopping()
+            workers.stop()
             self.stop_watchers()
             watcher.stop()
             if metrics is not None:
@@ -253,6 +396,71 @@ class Service:
             log.info("stopped")
         return 0
 
+    def _schedule(
+        self,
+        config: Config,
+        workers: SourceWorkers[SourceResult],
+        next_due: dict[str, float],
+        urgent: set[str],
+        now: float,
+    ) -> None:
+        """Hand every due source to a worker: its interval came round (and its failure backoff
+        allows), a watcher woke it, or the store is back after a fault."""
+        enabled = [s.name for s in config.sources if s.enabled]
+        for name in list(next_due):
+            if name not in enabled:
+                del next_due[name]
+        interval_due = [n for n in enabled if next_due.get(n, 0.0) <= now]
+        wanted = set(urgent) & set(enabled)
+        if interval_due:
+            assert self.store is not None
+            attempts = self._guarded("scheduling", self.store.sources.next_attempts)
+            if attempts is None:
+                return  # the store is down: nothing can be synced or recorded now
+            wanted |= set(due(interval_due, attempts, datetime.now(timezone.utc)))
+            for name in interval_due:
+                next_due[name] = now + config.service.interval_seconds
+        for name, when in list(self.retry_soon.items()):
+            if when <= now:
+                del self.retry_soon[name]
+                wanted.add(name)
+        busy = workers.busy()
+        for name in sorted(wanted):
+            if name in busy and name not in urgent:
+                continue  # still running its last turn; its interval comes round again
+            workers.submit(name)
 
-def run_service(config_path: Path) -> int:
-    return Service(config_path).run()
+    def _write_outputs(self, config: Config, store: Store, rematch_all: bool) -> tuple[float | None, bool]:
+        """Learn Review, re-match when the matching config changed, write what changed.
+        Returns (when to come back for held-back or failed writes, whether a re-match is still owed)."""
+        pipeline = Pipeline(
+            config,
+            store,
+            stop_requested=self.stop.is_set,
+            heartbeat=self.notifier.watchdog,
+            index_cache=self.index_cache,
+        )
+        result = PassResult()
+
+        def write() -> bool:
+            pipeline.refresh_index()
+            if rematch_all:
+                result.rematched = store.links.rematch(pipeline.link)
+                log.info("rematched activities=%d after the matching config changed", result.rematched)
+            if config.matching.auto_create_contacts != "none":
+                created = pipeline.auto_create_contacts()
+                if created:
+                    pipeline.refresh_index()
+                    store.links.rematch(pipeline.link, since=datetime.now(timezone.utc))
+            pipeline.write_outputs(result, debounce=True)
+            return True
+
+        if self._guarded("writing the outputs", write) is None:
+            return self.outage.retry_at, rematch_all
+        if result.timeline_retry_in is not None:
+            return time.monotonic() + result.timeline_retry_in, False
+        return None, False
+
+
+def run_service(config_path: Path, debug: bool = False) -> int:
+    return Service(config_path, debug=debug).run()

@@ -108,7 +108,7 @@ class EwsSession:
         if self._account is not None:
             try:
                 self._account.protocol.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a dead connection
                 pass
             self._account = None
 

@@ -152,7 +152,7 @@ class GraphTokens:
         except ValueError as exc:
             # msal raises ValueError for an unknown tenant (its OpenID document is a 400).
             raise SourceConfigError(f"sign-in authority {sign_in.authority} refused: {_first_line(exc)}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - requests' errors while msal reads the OpenID document
             refused = security_error(exc, sign_in.authority_host, self.source)
             if refused is not None:
                 raise refused from None
@@ -185,7 +185,7 @@ class GraphTokens:
                         )
             except SourceAuthError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - network errors from requests inside msal
                 refused = security_error(exc, self.sign_in.authority_host, self.source)
                 if refused is not None:
                     raise refused from None

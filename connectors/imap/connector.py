@@ -487,5 +487,5 @@ def _server_text(exc: Exception) -> str:
 def _quietly(action: Callable[[], Any]) -> None:
     try:
         action()
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort on the way out
         pass

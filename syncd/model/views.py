@@ -138,6 +138,16 @@ class SourceHealth:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class OutputHealth:
+    """An output (a workbook, a contact folder) and whether its last write failed."""
+
+    path: str
+    written_at: datetime | None
+    error: str | None = None
+    failing_since: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StoreStatus:
     """The store's counts, read in one snapshot (they agree with each other)."""
 
@@ -146,6 +156,7 @@ class StoreStatus:
     unmatched: int
     quarantined: int
     sources: tuple[SourceHealth, ...]
+    outputs: tuple[OutputHealth, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

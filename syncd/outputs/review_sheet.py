@@ -37,13 +37,13 @@ def read_review_entries(path: Path) -> list[ReviewEntry]:
         return []
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - calamine raises several types for a bad file
         raise ReviewUnreadable(f"{path} cannot be read: {exc}") from None
     try:
         if "Review" not in workbook.sheet_names:
             return []
         rows = workbook.get_sheet_by_name("Review").to_python(skip_empty_area=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the sheet's rows
         raise ReviewUnreadable(f"{path} Review sheet cannot be read: {exc}") from None
     finally:
         workbook.close()

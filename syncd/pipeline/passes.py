@@ -19,6 +19,7 @@ from syncd.mapping.contacts import POLICY_THRESHOLDS, correspondent_counts, new_
 from syncd.mapping.matcher import CustomerIndex, link_activity
 from syncd.mapping.review import config_rules
 from syncd.model.records import LinkSpec, Participant
+from syncd.model.settings import SourceSettings
 from syncd.outputs.review_sheet import ReviewUnreadable
 from syncd.pipeline.results import PassResult, SourceResult
 from syncd.pipeline.review_learning import learn_review
@@ -55,13 +56,14 @@ class Pipeline:
     # ---- the matcher's index ----------------------------------------------------------
 
     def refresh_index(self) -> None:
-        signature = (self.store.reads.customers_signature(), self.config.matching.rules, self.policy)
         cache = self.index_cache
-        if cache.index is not None and cache.signature == signature:
-            self.index, self.rule_problems = cache.index, cache.rule_problems
-            return
-        self._build_index()
-        cache.signature, cache.index, cache.rule_problems = signature, self.index, self.rule_problems
+        with cache.lock:  # one build at a time; the others take its result
+            signature = (self.store.reads.customers_signature(), self.config.matching.rules, self.policy)
+            if cache.index is not None and cache.signature == signature:
+                self.index, self.rule_problems = cache.index, cache.rule_problems
+                return
+            self._build_index()
+            cache.signature, cache.index, cache.rule_problems = signature, self.index, self.rule_problems
 
     def _build_index(self) -> None:
         customers = self.store.reads.customer_tuples()
@@ -98,6 +100,22 @@ class Pipeline:
 
     def sync_source(self, source: object, confirm_removals: bool = False) -> SourceResult:
         return sync_source(self.context(), source, confirm_removals)  # type: ignore[arg-type]
+
+    def sync_one(self, source: SourceSettings) -> SourceResult:
+        """One source on its own (the service's schedule): read, commit, and re-match what
+        the customers it changed can affect. The outputs are the caller's to write."""
+        started_at = datetime.now(timezone.utc)
+        self.refresh_index()
+        result = sync_source(self.context(), source)
+        if result.customers_changed:
+            rematched = self.store.links.rematch(self.link, since=started_at)
+            log.info(
+                "source=%s rematched activities=%d after customers_changed=%d",
+                source.name,
+                rematched,
+                result.customers_changed,
+            )
+        return result
 
     def run_pass(
         self,

@@ -29,7 +29,8 @@ from syncd.pipeline.results import SourceResult
 from syncd.pipeline.wiring import make_connector, normalize_customer, peak_rss_mb
 from syncd.readahead import read_ahead
 from syncd.scheduler import retry_at
-from syncd.store import Ingest, LinkFunction, Skip, Store
+from syncd.store import Ingest, LinkFunction, Skip, Store, StoreUnavailable
+from syncd.store.engine import store_unavailable
 
 log = logging.getLogger("syncd.pipeline")
 
@@ -134,7 +135,11 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
             base = max(base, exc.retry_after)
         failures = store.sources.mark_failure(source_id, str(exc), retry_at(base))
         log.error("source=%s kind=%s failures=%d error=%r", name, kind, failures, str(exc))
-    except Exception as exc:
+    except Exception as exc:  # one broken source must not stop the others
+        if store_unavailable(exc):
+            # Not this source's fault: the store cannot take the batch now. Nothing was
+            # committed; the service waits for the store and reads the source again.
+            raise StoreUnavailable(f"the store is unavailable: {_first_line(exc)}") from exc
         result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
         store.sources.mark_failure(source_id, result.error, retry_at(config.service.interval_seconds))
         log.exception("source=%s kind=%s unexpected error", name, kind)
@@ -191,3 +196,8 @@ def _write_contacts(run: PassContext, connector: Connector, name: str, source_id
     if written:
         log.info("source=%s customer contacts written=%d", name, len(written))
     return len(written)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ class IndexCache:
     rule_problems: list[str] = field(default_factory=list)
     merge_signature: tuple[Any, ...] | None = None  # the same, for the duplicate suggestions
     merge_rows: list[MergeRow] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # the service syncs sources in parallel
 
 
 def merge_rows(store: Store, index: CustomerIndex, cache: IndexCache) -> list[MergeRow]:
@@ -162,6 +164,10 @@ def write_timelines(
         except TimelineWriteError as exc:
             log.error("timeline write failed: %s", exc)
             outcome.errors.append(str(exc))
+            try:
+                store.outputs.record_failure(str(path), str(exc))
+            except Exception as record_error:  # noqa: BLE001 - on a full disk the store may refuse it too
+                log.warning("output failure not recorded in the store: %s", record_error)
             retry(float(max(5, config.timeline.min_interval_seconds)))
             continue
         store.outputs.set_hash(str(path), digest)

@@ -38,6 +38,35 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached now (PostgreSQL down, a locked or full disk); retried."""
 
 
+#: What SQLite says when its disk or file cannot take a write; retried like a server outage.
+_SQLITE_TRANSIENT = (
+    "database or disk is full",
+    "disk i/o error",
+    "unable to open database file",
+    "database is locked",
+    "attempt to write a readonly database",
+)
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the store cannot be used *now* (PostgreSQL down or restarting,
+    a full disk, a locked file) rather than a bug: the service waits and tries again."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+    if isinstance(exc, StoreUnavailable | DisconnectionError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig if exc.orig is not None else exc).lower()
+        return (
+            exc.orig is None
+            or not hasattr(exc.orig, "sqlite_errorcode")
+            or any(marker in text for marker in _SQLITE_TRANSIENT)
+        )
+    return isinstance(exc, OSError) and exc.errno is not None and exc.errno in (28, 122)  # ENOSPC, EDQUOT
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -45,7 +74,7 @@ def utcnow() -> datetime:
 def redact_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as its scheme only
         return url.split("://", 1)[0] + "://…"
 
 
@@ -69,7 +98,7 @@ def open_engine(url: str) -> Engine:
     """An engine for ``url`` (creating the SQLite folder if needed); nothing is migrated."""
     try:
         parsed = make_url(url)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise StoreError(f"store URL {redact_url(url)!r} is not valid: {exc}") from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":

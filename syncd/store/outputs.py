@@ -20,12 +20,24 @@ class OutputState(StorePart):
             return row.written_at if row else None
 
     def set_hash(self, path: str, content_hash: str) -> None:
+        """``path`` was written with this content: it is healthy again."""
         with self.session() as s, s.begin():
             row = s.get(OutputRow, path)
             if row is None:
                 s.add(OutputRow(path=path, content_hash=content_hash, written_at=utcnow()))
             else:
                 row.content_hash, row.written_at = content_hash, utcnow()
+                row.last_error = row.failing_since = None
+
+    def record_failure(self, path: str, error: str) -> None:
+        """``path`` could not be written (the old file is left as it was): shown by `syncd status`."""
+        with self.session() as s, s.begin():
+            row = s.get(OutputRow, path)
+            if row is None:
+                s.add(OutputRow(path=path, last_error=error[:2000], failing_since=utcnow()))
+            else:
+                row.last_error = error[:2000]
+                row.failing_since = row.failing_since or utcnow()
 
     def flag(self, name: str) -> bool:
         with self.session() as s:

@@ -21,6 +21,7 @@ from syncd.model.views import (
     CustomerTimeline,
     LinkedCustomer,
     NoteActivity,
+    OutputHealth,
     QuarantineEntry,
     Sighting,
     SourceHealth,
@@ -36,6 +37,7 @@ from syncd.store.schema import (
     LinkRow,
     ManualRuleRow,
     OccurrenceRow,
+    OutputRow,
     QuarantineRow,
     SkippedRow,
     SourceRow,
@@ -398,6 +400,14 @@ class Reads(StorePart):
             held = dict(
                 s.execute(select(QuarantineRow.source_id, func.count()).group_by(QuarantineRow.source_id)).all()
             )
+            outputs = tuple(
+                OutputHealth(
+                    path=row.path, written_at=row.written_at, error=row.last_error, failing_since=row.failing_since
+                )
+                for row in s.scalars(
+                    select(OutputRow).where(~OutputRow.path.startswith("contact:")).order_by(OutputRow.path)
+                )
+            )
             skipped: dict[int, dict[str, int]] = defaultdict(dict)
             for source_id, reason, count in s.execute(
                 select(SkippedRow.source_id, SkippedRow.reason, func.count()).group_by(
@@ -428,6 +438,7 @@ class Reads(StorePart):
                 )
                 for source_id, row in sources.items()
             ),
+            outputs=outputs,
         )
 
     def quarantine(self) -> list[QuarantineEntry]:

@@ -208,8 +208,10 @@ class OutputRow(Base):
     __tablename__ = "outputs"
 
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    content_hash: Mapped[str] = mapped_column(String(64))
-    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ManualRuleRow(Base):

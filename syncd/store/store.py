@@ -44,7 +44,7 @@ class Store:
             except StoreError:
                 engine.dispose()
                 raise
-            except Exception as exc:
+            except Exception as exc:  # any failure here means the store is unusable
                 engine.dispose()
                 raise StoreError(f"cannot open store {redact_url(url)}: {exc}") from exc
         return cls(engine)

@@ -284,13 +284,13 @@ def test_new_mail_reaches_the_timeline_workbook_within_ten_seconds(dovecot, tmp_
         [sys.executable, "-m", "syncd", "run", "-c", str(config)],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "log", "w"),
+        stderr=open(tmp_path / "log", "w"),  # noqa: SIM115 - the child writes it until it is stopped
     )
 
     def subjects() -> list[str]:
         try:
             book = openpyxl.load_workbook(tmp_path / "timeline.xlsx", read_only=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - not written yet
             return []
         try:
             return [row[4] for row in book["Timeline"].iter_rows(min_row=2, values_only=True)]

@@ -72,20 +72,23 @@ def _secret(tmp_path: Path) -> Path:
 
 SOURCES = {
     "imap": 'kind = "imap"\nhost = "127.0.0.1"\nport = {port}\ntls = "implicit"\nusername = "u"\n'
-            'password_secret = {{ file = "{secret}" }}\nowner = "alice@ourco.example"\nidle = false\n',
+    'password_secret = {{ file = "{secret}" }}\nowner = "alice@ourco.example"\nidle = false\n',
     "caldav": 'kind = "caldav"\nurl = "https://127.0.0.1:{port}/dav/"\nusername = "u"\n'
-              'password_secret = {{ file = "{secret}" }}\nowner = "alice@ourco.example"\n',
+    'password_secret = {{ file = "{secret}" }}\nowner = "alice@ourco.example"\n',
     "graph": 'kind = "graph"\ntenant_id = "t"\nclient_id = "c"\nclient_secret_secret = {{ file = "{secret}" }}\n'
-             'owner = "alice@ourco.example"\nauthority_host = "https://127.0.0.1:{port}"\n'
-             'graph_url = "https://127.0.0.1:{port}/v1.0"\n',
+    'owner = "alice@ourco.example"\nauthority_host = "https://127.0.0.1:{port}"\n'
+    'graph_url = "https://127.0.0.1:{port}/v1.0"\n',
 }
 
 
 @pytest.mark.parametrize("kind", sorted(SOURCES))
-def test_a_refused_certificate_fails_once_with_the_reason(kind: str, untrusted: UntrustedServer,
-                                                          tmp_path: Path) -> None:
+def test_a_refused_certificate_fails_once_with_the_reason(
+    kind: str, untrusted: UntrustedServer, tmp_path: Path
+) -> None:
     source = SOURCES[kind].format(port=untrusted.port, secret=_secret(tmp_path))
-    config = write_config(tmp_path / "syncd.toml", f'[service]\nstate_dir = "state"\n[[sources]]\nname = "box"\n{source}')
+    config = write_config(
+        tmp_path / "syncd.toml", f'[service]\nstate_dir = "state"\n[[sources]]\nname = "box"\n{source}'
+    )
     result = run_syncd("sync", "--once", "-c", str(config))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "certificate" in result.stdout and "verify_tls" in result.stdout, result.stdout

@@ -68,7 +68,7 @@ def orders_book(rows: list[list[object]]) -> openpyxl.Workbook:
 def timeline_rows(root: Path, sheet: str = "Timeline") -> dict[str, tuple]:
     try:
         book = openpyxl.load_workbook(root / "timeline.xlsx", read_only=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - not written yet, or being replaced
         return {}
     try:
         return {
@@ -88,7 +88,7 @@ def test_edits_in_a_watched_workbook_reach_the_timeline_within_five_seconds(tmp_
     )
     write_maildir(tmp_path / "mail", {})
     config = write_config(tmp_path / "syncd.toml", CONFIG)
-    log = open(tmp_path / "log", "w")
+    log = open(tmp_path / "log", "w")  # noqa: SIM115 - the child writes it until it is stopped
     process = subprocess.Popen(
         [sys.executable, "-m", "syncd", "run", "-c", str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log
     )

@@ -369,7 +369,7 @@ def test_parallel_sources_writing_in_bulk_get_distinct_ids_and_lose_nothing(stor
                 store.batches.commit(
                     sources[name], Ingest(activities=records, folder="INBOX", cursor=str(batch)), no_links
                 )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=backfill, args=(name,)) for name in sources]

@@ -20,7 +20,7 @@ def pg_problem() -> str | None:
                 connection.execute(sa.text("select 1"))
             engine.dispose()
             _pg_state["problem"] = None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             _pg_state["problem"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return _pg_state["problem"]
 

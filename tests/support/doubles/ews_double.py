@@ -88,7 +88,7 @@ class EwsDouble:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:
+            def do_POST(self) -> None:  # http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, body = double.handle(dict(self.headers.items()), raw)
@@ -329,10 +329,10 @@ class EwsDouble:
                 return folder, folder.items[item_id]
         return None
 
-    def _op_ConvertId(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_ConvertId(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802 - EWS operation names
         return _error("ConvertId", "ErrorInvalidIdMalformed", "Id is malformed.")
 
-    def _op_GetFolder(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_GetFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
         for folder_id in elem.find(f"{{{M}}}FolderIds") or []:
             try:
@@ -343,7 +343,7 @@ class EwsDouble:
             messages.append(_success("GetFolder", f"<m:Folders>{_folder_xml(folder)}</m:Folders>"))
         return "".join(messages)
 
-    def _op_FindFolder(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_FindFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
         for parent_elem in elem.find(f"{{{M}}}ParentFolderIds") or []:
             parent = self._folder(mailbox, parent_elem)
@@ -371,7 +371,7 @@ class EwsDouble:
             )
         return "".join(messages)
 
-    def _op_CreateFolder(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_CreateFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         parent = self._folder(mailbox, elem.find(f"{{{M}}}ParentFolderId")[0])  # type: ignore[index]
         created = []
         for spec in elem.find(f"{{{M}}}Folders") or []:
@@ -392,7 +392,7 @@ class EwsDouble:
             )
         return "".join(created)
 
-    def _op_SyncFolderItems(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_SyncFolderItems(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         folder = self._folder(mailbox, elem.find(f"{{{M}}}SyncFolderId")[0])  # type: ignore[index]
         limit = int(_text(elem.find(f"{{{M}}}MaxChangesReturned")) or "100")
         token = _text(elem.find(f"{{{M}}}SyncState"))
@@ -435,7 +435,7 @@ class EwsDouble:
             f"<m:Changes>{''.join(changes)}</m:Changes>",
         )
 
-    def _op_GetItem(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_GetItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
         for item_id in elem.find(f"{{{M}}}ItemIds") or []:
             found = self._find_item(mailbox, item_id.get("Id", ""))
@@ -447,7 +447,7 @@ class EwsDouble:
             messages.append(_success("GetItem", f"<m:Items>{_item_xml(found[1])}</m:Items>"))
         return "".join(messages)
 
-    def _op_FindItem(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_FindItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
         for parent_elem in elem.find(f"{{{M}}}ParentFolderIds") or []:
             folder = self._folder(mailbox, parent_elem)
@@ -463,7 +463,7 @@ class EwsDouble:
             )
         return "".join(messages)
 
-    def _op_UpdateItem(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_UpdateItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
         for change in elem.iter(f"{{{T}}}ItemChange"):
             item_id = change.find(f"{{{T}}}ItemId").get("Id", "")  # type: ignore[union-attr]
@@ -489,7 +489,7 @@ class EwsDouble:
             )
         return "".join(messages)
 
-    def _op_CreateItem(self, elem: ET.Element, mailbox: str) -> str:
+    def _op_CreateItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         target = elem.find(f"{{{M}}}SavedItemFolderId")
         folder = self._folder(mailbox, target[0]) if target is not None else self.folder(mailbox, "drafts")
         messages = []

@@ -52,7 +52,7 @@ class Radicale:
         (self.root / "collections").mkdir(parents=True, exist_ok=True)
         (self.root / "users").write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
         (self.root / "radicale.conf").write_text(CONFIG.format(root=self.root, port=self.port))
-        log = open(self.root / "radicale.log", "ab")
+        log = open(self.root / "radicale.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "radicale", "--config", str(self.root / "radicale.conf")],
             stdout=log,

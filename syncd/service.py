@@ -33,7 +33,7 @@ from typing import Any
 from syncd.config import Config, ConfigError, load_config
 from syncd.notify import SystemdNotifier
 from syncd.pipeline import IndexCache, PassResult, Pipeline, SourceResult, warn_insecure
-from syncd.pipeline.wiring import connector_context
+from syncd.pipeline.wiring import connector_context, is_customer_source
 from syncd.scheduler import due
 from syncd.store import Store, StoreError
 from syncd.store.engine import redact_url, store_unavailable
@@ -147,7 +147,8 @@ class Service:
         self.store: Store | None = None
         self.outputs_dirty = threading.Event()  # a job committed something the outputs may show
         self.retry_soon: dict[str, float] = {}  # source -> when to try again after a store fault
-        self.first_round: set[str] = set()  # sources that have not had their first turn yet
+        self.first_round: set[str] = set()  # customer sources that have not had their first turn yet
+        self.unstarted: set[str] = set()  # sources that have not had their first turn yet
 
     # ---- wakeups ------------------------------------------------------------------------
 
@@ -280,7 +281,11 @@ class Service:
         if self.first_round:
             self.first_round.discard(name)
             if not self.first_round:
-                self.outputs_dirty.set()  # every source has had its first turn: write what they found
+                self.outputs_dirty.set()  # the customers are in: write what everything found
+        if self.unstarted:
+            self.unstarted.discard(name)
+            if not self.unstarted:
+                self.outputs_dirty.set()  # every source had its first turn: the outputs are checked once
         if error is not None:
             if store_unavailable(error) or store_unavailable(error.__cause__ or error):
                 self.outage.failed(error.__cause__ or error)
@@ -339,9 +344,10 @@ class Service:
         )
         self.notifier.ready(f"ready; sources: {names or 'none'}")
         next_due: dict[str, float] = {}  # source -> when its interval comes round
-        # The outputs wait for the first round of every source (as one pass would), but
-        # not for a source that hangs: at most FIRST_ROUND_SECONDS.
-        self.first_round = {s.name for s in config.sources if s.enabled}
+        # The outputs wait for the customer sources' first turn (what everything else is
+        # matched against), but not for one that hangs: at most FIRST_ROUND_SECONDS.
+        self.first_round = {s.name for s in config.sources if s.enabled and is_customer_source(config, s)}
+        self.unstarted = {s.name for s in config.sources if s.enabled}  # written once all had a turn
         timeline_due: float | None = time.monotonic() + FIRST_ROUND_SECONDS
         rematch_all = False  # set when a reload changed [matching]: re-match everything once
         try:

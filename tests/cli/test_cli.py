@@ -36,9 +36,15 @@ owner = "alice@ourco.example"
 def test_help_documents_exit_codes() -> None:
     result = run_syncd("--help")
     assert result.returncode == 0
-    for line in ("0    success", "1    a source or an output failed", "2    the config is invalid",
-                 "3    the store cannot be opened or is unavailable", "4    nothing found", "70   an unexpected error",
-                 "141  the output pipe was closed early"):
+    for line in (
+        "0    success",
+        "1    a source or an output failed",
+        "2    the config is invalid",
+        "3    the store cannot be opened or is unavailable",
+        "4    nothing found",
+        "70   an unexpected error",
+        "141  the output pipe was closed early",
+    ):
         assert line in result.stdout
 
 

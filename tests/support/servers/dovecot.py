@@ -79,6 +79,8 @@ POOL = (
     "bench",
     "contract",
     "wire",
+    "survivor",
+    "steady",
     "spare1",
     "spare2",
 )

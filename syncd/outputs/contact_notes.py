@@ -12,6 +12,7 @@ from datetime import tzinfo
 from syncd.model.markers import NOTE_MARKER
 from syncd.model.records import CustomerNote
 from syncd.model.views import CustomerTimeline
+from syncd.outputs.cells import plain_text
 
 ARROWS = {"inbound": "from them", "outbound": "to them", "internal": "internal", "unknown": ""}
 
@@ -26,7 +27,14 @@ def render_note(customer: CustomerTimeline, zone: tzinfo) -> CustomerNote:
         lines.append(f"{when}  {kind}{' ' + direction if direction else ''}: {subject}")
     if not customer.activities:
         lines.append("(no activities)")
-    return CustomerNote(name=customer.name, text="\n".join(lines), emails=customer.emails, company=customer.company)
+    # The contact's name and company are cells when Outlook contacts are exported to a
+    # spreadsheet: quoted like every cell syncd writes.
+    return CustomerNote(
+        name=plain_text(customer.name),
+        text="\n".join(lines),
+        emails=customer.emails,
+        company=plain_text(customer.company) if customer.company else None,
+    )
 
 
 def note_hash(note: CustomerNote) -> str:

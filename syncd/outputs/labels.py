@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from syncd.model.settings import LabelWriting
+from syncd.outputs.cells import plain_text
 
 
 def keyword_for(name: str, prefix: str) -> str:
@@ -26,8 +27,9 @@ def keyword_for(name: str, prefix: str) -> str:
 
 def category_for(name: str) -> str:
     """An Outlook category for a customer: the name itself, on one line, within Exchange's
-    255-character limit (a category is text staff read; it never becomes a formula)."""
-    return " ".join(name.split())[:255]
+    255-character limit, quoted where a spreadsheet would take it for a formula (Outlook
+    exports categories to CSV and Excel)."""
+    return plain_text(" ".join(name.split()))[:255]
 
 
 def render_labels(names: Iterable[str], writing: LabelWriting) -> tuple[str, ...]:

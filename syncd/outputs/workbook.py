@@ -11,19 +11,17 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
-from syncd.outputs.cells import safe_text
+from syncd.outputs.cells import safe_text, sheet_value
 from syncd.outputs.view import (
     CUSTOMER_HEADERS,
     REVIEW_HEADERS,
@@ -32,14 +30,42 @@ from syncd.outputs.view import (
     TimelineView,
 )
 
-DATE_FORMAT = "yyyy-mm-dd hh:mm"
 BOLD = Font(bold=True)
 LINK_SCHEMES = ("https://", "http://", "file://")
 LINK_FONT = Font(color="0563C1", underline="single")
 
 
+OWN_MARK = "syncd-timeline"  # the keywords of every workbook syncd writes (docProps/core.xml)
+OWN_SHEETS = ("Timeline", "Customers", "Review")
+
+
 class TimelineWriteError(Exception):
     """The timeline workbook could not be written; the previous file is left as it was."""
+
+
+class ForeignFileError(TimelineWriteError):
+    """The file at the output path was not written by syncd: it is never replaced."""
+
+
+def written_by_syncd(path: Path) -> bool:
+    """Whether the workbook at ``path`` is one syncd wrote: its mark in the document
+    properties (kept when staff save it in Excel or LibreOffice), or, for workbooks written
+    before the mark existed, exactly syncd's sheets."""
+    import re
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "docProps/core.xml" in names and OWN_MARK in archive.read("docProps/core.xml").decode(
+                "utf-8", "replace"
+            ):
+                return True
+            workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace") if "xl/workbook.xml" in names else ""
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False
+    sheets = re.findall(r'<(?:\w+:)?sheet [^>]*name="([^"]+)"', workbook)
+    return tuple(sheets[:3]) == OWN_SHEETS and set(sheets) <= {*OWN_SHEETS, "Reports"}
 
 
 def _fill_sheet(
@@ -55,38 +81,19 @@ def _fill_sheet(
     ws.freeze_panes = "A2"
     for index, header in enumerate(headers, start=1):
         ws.column_dimensions[get_column_letter(index)].width = widths.get(header, 16)
-    header_cells = []
-    for header in headers:
-        cell = WriteOnlyCell(ws, header)
-        cell.font = BOLD
-        header_cells.append(cell)
-    ws.append(header_cells)
+    ws.append([sheet_value(ws, header, BOLD) for header in headers])
     for row in rows:
         out: list[Any] = []
         for position, value in enumerate(row):
             if position == link_column and isinstance(value, str) and value.startswith(LINK_SCHEMES):
-                text, _quote = safe_text(value)
-                cell = WriteOnlyCell(ws, text)
-                if len(text) <= 2000 and text == value:  # Excel refuses longer link targets
-                    cell.hyperlink = text
-                    cell.font = LINK_FONT
-                out.append(cell)
+                if len(value) <= 2000 and safe_text(value)[0] == value:  # Excel refuses longer link targets
+                    cell = sheet_value(ws, value, LINK_FONT)
+                    cell.hyperlink = value
+                    out.append(cell)
+                else:
+                    out.append(sheet_value(ws, value))
                 continue
-            if isinstance(value, str):
-                text, quote = safe_text(value)
-                if not quote:
-                    out.append(text)  # cannot be taken for a formula: a plain string cell
-                    continue
-                cell = WriteOnlyCell(ws, text)
-                cell.data_type = "s"  # never let openpyxl read '=...' as a formula
-                cell.quotePrefix = True
-                out.append(cell)
-            elif isinstance(value, datetime):
-                cell = WriteOnlyCell(ws, value)
-                cell.number_format = DATE_FORMAT
-                out.append(cell)
-            else:
-                out.append(value)
+            out.append(sheet_value(ws, value))
         ws.append(out)
     last_row = max(len(rows) + 1, 2)  # a table needs a data row, even an empty one
     if not rows:
@@ -109,17 +116,10 @@ def _fill_reports(workbook: Workbook, reports: Reports) -> None:
 
     def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[int, int]:
         nonlocal row
-        heading = WriteOnlyCell(ws, title)
-        heading.font = Font(bold=True, size=13)
-        ws.append([heading])
-        header_cells = []
-        for header in headers:
-            cell = WriteOnlyCell(ws, safe_text(header)[0])
-            cell.font = BOLD
-            header_cells.append(cell)
-        ws.append(header_cells)
+        ws.append([sheet_value(ws, title, Font(bold=True, size=13))])
+        ws.append([sheet_value(ws, header, BOLD) for header in headers])  # staff names among them
         for values in rows:
-            ws.append([safe_text(v)[0] if isinstance(v, str) else v for v in values])
+            ws.append([sheet_value(ws, v) for v in values])
         header_row = row + 1
         row += 2 + len(rows) + 1
         ws.append([])
@@ -157,6 +157,9 @@ def _fill_reports(workbook: Workbook, reports: Reports) -> None:
 
 def render_workbook(view: TimelineView) -> Workbook:
     workbook = Workbook(write_only=True)
+    workbook.properties.creator = "syncd"
+    workbook.properties.keywords = OWN_MARK
+    workbook.properties.title = "Customer timeline (written by syncd; the Review sheet's Customer column is yours)"
     _fill_sheet(
         workbook,
         "Timeline",
@@ -221,4 +224,11 @@ def write_atomically(workbook: Workbook, path: Path) -> None:
 
 
 def write_timeline(path: Path, view: TimelineView) -> None:
+    """Write ``view`` to ``path``, never over a file syncd did not write (a staff workbook
+    configured as the output by mistake stays byte for byte as it is)."""
+    if path.exists() and not written_by_syncd(path):
+        raise ForeignFileError(
+            f"{path} exists and was not written by syncd: it is not replaced (move it away, or "
+            "point timeline.path elsewhere)"
+        )
     write_atomically(render_workbook(view), path)

@@ -22,12 +22,13 @@ from syncd.config import Config
 from syncd.mapping.duplicates import duplicate_suggestions
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, suggest_customers
 from syncd.outputs.view import TimelineView, build_view
-from syncd.outputs.workbook import TimelineWriteError, write_timeline
+from syncd.outputs.workbook import ForeignFileError, TimelineWriteError, write_timeline
 from syncd.pipeline.wiring import peak_rss_mb
 from syncd.store import Store
 
 log = logging.getLogger("syncd.pipeline")
 
+FOREIGN_RETRY_SECONDS = 300.0
 MergeRow = tuple[str, str, str, str]  # (ref, title, reason, proposal)
 
 
@@ -164,6 +165,13 @@ def write_timelines(
         except TimelineWriteError as exc:
             log.error("timeline write failed: %s", exc)
             outcome.errors.append(str(exc))
+            if isinstance(exc, ForeignFileError):
+                retry(FOREIGN_RETRY_SECONDS)  # an admin has to act; looked at again now and then
+                try:
+                    store.outputs.record_failure(str(path), str(exc))
+                except Exception as record_error:  # noqa: BLE001 - the store may be down too
+                    log.warning("output failure not recorded in the store: %s", record_error)
+                continue
             try:
                 store.outputs.record_failure(str(path), str(exc))
             except Exception as record_error:  # noqa: BLE001 - on a full disk the store may refuse it too

@@ -87,6 +87,12 @@ def cell_datetime(value: Any, zone: ZoneInfo, formats: tuple[str, ...] = DEFAULT
         serial = float(value)
         if not _SERIAL_RANGE[0] <= serial <= _SERIAL_RANGE[1]:
             raise CellError(f"{value!r} is not a date (as an Excel serial number it is out of range)")
+        if 60 <= serial < 61:
+            raise CellError(
+                f"{value!r} is 1900-02-29 as an Excel date, a day that never was (Excel's 1900 leap-year bug)"
+            )
+        if serial < 60:
+            serial += 1  # Excel counts that day: its serials before it are one day ahead of the calendar
         moment = _EXCEL_EPOCH + timedelta(days=serial)
         return _to_utc(moment.replace(microsecond=0), zone)
     text = " ".join(str(value or "").split())

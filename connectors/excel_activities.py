@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ from syncd.model.records import (
 )
 from syncd.model.settings import StrictModel
 
+log = logging.getLogger(__name__)
+#: A plain number in the date column read as an Excel serial date before this year is no date.
+EARLIEST_PLAUSIBLE_YEAR = 1950
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 
 
@@ -108,6 +112,7 @@ class ExcelActivitiesConnector(Connector):
         records: list[ActivityRecord] = []
         problems: list[Problem] = []
         seen: set[str] = set()
+        numbers = 0  # date cells that are plain numbers, not formatted as dates
         index = sheet.index
         for number, row in sheet.data_rows():
             raw = {f: (row[i] if i < len(row) else None) for f, i in index.items()}
@@ -124,12 +129,28 @@ class ExcelActivitiesConnector(Connector):
             if key in seen:
                 key = f"{key}#row{number}"
             seen.add(key)
+            unreadable = sheet.cell_problems(number)
+            if unreadable:
+                problems.append(Problem(key=key, reason=unreadable, where=where, version=version))
+                continue
             try:
                 record = self._record(key, version, raw, text, zone, sheet.title, number)
             except CellError as exc:
                 problems.append(Problem(key=key, reason=str(exc), where=where, version=version))
                 continue
             records.append(record)
+            if isinstance(raw.get("date"), (int, float)) and not isinstance(raw.get("date"), bool):
+                numbers += 1
+        if numbers:
+            log.warning(
+                "source=%s %s!%s: column %r holds %d plain numbers, read as Excel serial dates; format the "
+                "column as dates in the workbook to be sure",
+                self.name,
+                m.path.name,
+                sheet.title,
+                m.columns["date"],
+                numbers,
+            )
         return records, problems
 
     def _record(
@@ -141,6 +162,11 @@ class ExcelActivitiesConnector(Connector):
             occurred_at = cell_datetime(raw["date"], zone, m.date_formats)
         except CellError as exc:
             raise CellError(f"column {date_header!r}: {exc}") from None
+        if isinstance(raw["date"], (int, float)) and occurred_at.year < EARLIEST_PLAUSIBLE_YEAR:
+            raise CellError(
+                f"column {date_header!r}: {raw['date']!r} is a number, not a date (as an Excel serial "
+                f"date it would be {occurred_at.date()}); is the right column mapped as the date?"
+            )
         amount = None
         if text.get("amount"):
             try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from syncd.connectors.base import Capabilities, Connector, ConnectorContext, Sou
 from syncd.connectors.cells import cell_text
 from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, file_digest, fold_header, read_sheet
 from syncd.model.errors import SourceUnavailable
-from syncd.model.records import Batch, CustomerKind, CustomerRecord, ReadOptions, SourceState
+from syncd.model.records import Batch, CustomerKind, CustomerRecord, Problem, ReadOptions, SourceState
 from syncd.model.settings import StrictModel
 
 _SPLIT_PHONES = re.compile(r"[;,/\n]+")
@@ -89,21 +89,31 @@ class ExcelCustomersConnector(Connector):
             raise SourceUnavailable(f"cannot read workbook {self.path}: {exc.strerror or exc}") from None
         if state.cursors.get("") == digest:
             return  # unchanged since the last pass
-        records = self._records()
+        records, problems = self._records()
         changed = changed_only(records, state.known)
+        fresh_problems = [p for p in problems if state.known.get(p.key) != p.version]
         size = self.options.batch_size
-        for start in range(0, len(changed), size):
-            yield Batch(records=tuple(changed[start : start + size]))
-        listed = {r.key for r in records}
+        for start in range(0, max(len(changed), len(fresh_problems)), size):
+            yield Batch(
+                records=tuple(changed[start : start + size]), problems=tuple(fresh_problems[start : start + size])
+            )
+        listed = {r.key for r in records} | {p.key for p in problems}
         removed = tuple(sorted(k for k in state.known if k not in listed))
         yield Batch(removed=removed, listing_complete=True, listed=len(listed), cursor=digest)
 
-    def _records(self) -> list[CustomerRecord]:
+    def _records(self) -> tuple[list[CustomerRecord], list[Problem]]:
         sheet = read_sheet(SheetMapping(self.path, self.sheet, self.header_row, self.columns, self.key_columns))
-        return self._rows_to_records(sheet.title, sheet.data_rows(), sheet.index)
+        problems: list[Problem] = []
+        records = self._rows_to_records(sheet.title, sheet.data_rows(), sheet.index, sheet.cell_problems, problems)
+        return records, problems
 
     def _rows_to_records(
-        self, sheet_title: str, rows: Iterator[tuple[int, list[Any]]], index: dict[str, int]
+        self,
+        sheet_title: str,
+        rows: Iterator[tuple[int, list[Any]]],
+        index: dict[str, int],
+        unreadable: Callable[[int], str | None] = lambda number: None,
+        problems: list[Problem] | None = None,
     ) -> list[CustomerRecord]:
         # Companies gather domains, emails and phones over their rows; each record is built
         # once, with its version, at the end (this loop runs 100,000 times on a large sheet).
@@ -115,8 +125,22 @@ class ExcelCustomersConnector(Connector):
         for row_number, row in rows:
             width = len(row)
             values = {f: cell_text(row[i]) if i < width else "" for f, i in fields}
-            if not any(values.values()):
+            if not any(values.values()) and unreadable(row_number) is None:
                 continue  # blank row
+            why = unreadable(row_number)
+            if why is not None:
+                # An error cell (#REF!, #N/A) or a formula never calculated: the row would read
+                # as a customer without its name or address. Quarantined, naming the cell.
+                if problems is not None:
+                    problems.append(
+                        Problem(
+                            key=f"unreadable:{sheet_title}!{row_number}",
+                            reason=why,
+                            where=prefix + str(row_number),
+                            version=_version(*values.values()),
+                        )
+                    )
+                continue
             emails = tuple(e for e in _SPLIT_EMAILS.split(values.get("email", "")) if e)
             phones = tuple(p.strip() for p in _SPLIT_PHONES.split(values.get("phone", "")) if p.strip())
             company_name, person_name = values.get("company", ""), values.get("person", "")

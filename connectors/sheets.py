@@ -17,7 +17,7 @@ import difflib
 import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ import python_calamine
 from pydantic import Field, field_validator
 
 from syncd.connectors.cells import cell_text
+from syncd.connectors.xlsx_cells import unreadable_cells
 from syncd.model.errors import SourceConfigError, SourceUnavailable
 from syncd.model.settings import ConfigPath, InputPath, SourceSettings, phone_region
 
@@ -67,6 +68,21 @@ class SheetRows:
     header_row: int
     index: dict[str, int]
     rows: list[list[Any]]  # every row of the sheet, row 1 first
+    headers: dict[str, str] = field(default_factory=dict)  # field -> header as the sheet writes it
+    unreadable: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) -> why (xlsx_cells)
+
+    def cell_problems(self, number: int) -> str | None:
+        """Why a mapped cell of row ``number`` has no value to read (an error, a formula
+        never calculated), naming each cell and its column; None when all can be read."""
+        if not self.unreadable:
+            return None
+        said = []
+        for field_name, column in self.index.items():
+            reason = self.unreadable.get((number, column))
+            if reason:
+                header = self.headers.get(field_name, field_name)
+                said.append(f"{_column_letters(column)}{number} ({header}): {reason}")
+        return "; ".join(said) or None
 
     def data_rows(self) -> Iterator[tuple[int, list[Any]]]:
         """(1-based row number, cells) of every row below the header."""
@@ -122,7 +138,24 @@ def read_sheet(mapping: SheetMapping) -> SheetRows:
     if after != before:
         raise SourceUnavailable(f"{path.name} changed while it was being read (being saved); read again later")
     header_row, index = locate_columns(path.name, title, rows, mapping)
-    return SheetRows(title=title, header_row=header_row, index=index, rows=rows)
+    headers = {f: cell_text(rows[header_row - 1][i]) for f, i in index.items() if i < len(rows[header_row - 1])}
+    return SheetRows(
+        title=title,
+        header_row=header_row,
+        index=index,
+        rows=rows,
+        headers=headers,
+        unreadable=unreadable_cells(path, title),
+    )
+
+
+def _column_letters(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
 
 
 def locate_columns(

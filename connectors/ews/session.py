@@ -154,7 +154,12 @@ class _Mapped:
             exc
         ).__module__.split(".")[0] in ("requests", "urllib3"):
             self.session.close()
-            raise SourceUnavailable(f"{where}: {self.what} failed ({text})") from None
+            back_off = getattr(exc, "back_off", None)  # ErrorServerBusy carries the server's wish
+            raise SourceUnavailable(
+                f"{where}: {self.what} failed ({text})",
+                source=self.session.source,
+                retry_after=float(back_off) if isinstance(back_off, int | float) else None,
+            ) from None
         return False
 
 

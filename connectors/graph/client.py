@@ -157,7 +157,9 @@ class GraphClient:
             if retry_after is not None and retry_after > self.max_wait:
                 raise SourceUnavailable(
                     f"Graph throttled this mailbox: Retry-After {retry_after:.0f}s exceeds "
-                    f"throttle_max_wait_seconds; retried next pass"
+                    f"throttle_max_wait_seconds; retried after it",
+                    source=self.source,
+                    retry_after=retry_after,
                 )
             if status == 429:
                 log.warning("source=%s graph throttled retry_after=%s", self.source, retry_after)

@@ -38,7 +38,8 @@ class Daemon:
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 30) -> int:

@@ -165,3 +165,26 @@ def messy_calls(path: Path) -> Path:
 def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
+
+
+def set_error_cells(path: Path, sheet_index: int, errors: dict[str, str]) -> None:
+    """Turn formula cells (by reference) into what Excel saves for an error result:
+    ``<c r=".." t="e"><f>..</f><v>#REF!</v></c>``."""
+    member = f"xl/worksheets/sheet{sheet_index}.xml"
+    with zipfile.ZipFile(path) as source:
+        items = [(info, source.read(info.filename)) for info in source.infolist()]
+    out = path.with_suffix(".tmp")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, data in items:
+            if info.filename == member:
+                xml = data.decode("utf-8")
+                for ref, error in errors.items():
+                    xml, count = re.subn(
+                        rf'<c r="{ref}"([^>]*)>(<f>[^<]*</f>)(<v\s*/>|<v></v>)?',
+                        rf'<c r="{ref}"\g<1> t="e">\g<2><v>{error}</v>',
+                        xml,
+                    )
+                    assert count == 1, f"no formula cell {ref} in {member}"
+                data = xml.encode("utf-8")
+            target.writestr(info, data)
+    os.replace(out, path)

@@ -23,7 +23,7 @@ DATE_FORMAT = "yyyy-mm-dd hh:mm"
 
 def safe_text(value: str) -> tuple[str, bool]:
     """(text fit for a cell, whether it needs Excel's quote prefix to stay text)."""
-    text = ILLEGAL_CHARACTERS_RE.sub("", value)
+    text: str = ILLEGAL_CHARACTERS_RE.sub("", value)
     if len(text) > EXCEL_CELL_LIMIT:
         text = text[: EXCEL_CELL_LIMIT - 1] + "…"
     return text, text.startswith(FORMULA_PREFIXES)
@@ -60,5 +60,5 @@ def plain_text(value: str) -> str:
     """Text for outputs that are not cells but may end up in one (an Outlook contact's name,
     a category: both are exported to spreadsheets): a leading formula character is
     quoted the way a spreadsheet quotes it, so it stays text there too."""
-    text = ILLEGAL_CHARACTERS_RE.sub("", value)
+    text: str = ILLEGAL_CHARACTERS_RE.sub("", value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text

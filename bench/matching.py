@@ -26,10 +26,12 @@ from pathlib import Path
 # syncd itself comes from the installed package; only the test support code from the tree.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from bench.fuzzy_names import generate
+from support.helpers import load_bench
 from syncd.mapping.freemail import packaged_free_mail_domains
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, link_activity, link_participants
 from syncd.model.records import Participant, Role
+
+generate = load_bench("fuzzy_names").generate
 
 
 def main() -> int:

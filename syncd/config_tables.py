@@ -28,7 +28,8 @@ class ServiceConfig(StrictModel):
         default=4,
         ge=1,
         le=64,
-        description="Mail sources synced at once (threads), and the cap on IDLE watchers' share of work.",
+        description="Sources synced at once, each on its own schedule (threads): a server that hangs holds one "
+        "of them, never the others. `sync --once` syncs customer sources first, then this many at once.",
     )
     removal_guard_ratio: float = Field(
         default=0.5,

@@ -31,6 +31,8 @@ import openpyxl
 from openpyxl import Workbook
 
 from syncd.config import parse_config
+from syncd.model.records import Participant, Role
+from syncd.model.views import ActivityView, LinkedCustomer, Sighting
 from syncd.outputs.view import build_view
 from syncd.outputs.workbook import write_timeline
 from syncd.pipeline import IndexCache, Pipeline, peak_rss_mb
@@ -91,42 +93,24 @@ owner = "Owner"
 """
 
 
-def synthetic_activities(count: int) -> list[dict]:
+def synthetic_activities(count: int) -> list[ActivityView]:
     start = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     return [
-        {
-            "id": n,
-            "kind": "email",
-            "occurred_at": start - timedelta(minutes=7 * n),
-            "direction": "inbound",
-            "subject": f"Re: order {n} for next week",
-            "snippet": "Thank you for the offer, we would like to " * 3,
-            "participants": [
-                {"email": f"person{n}@company{n}.example", "name": f"Person {n}", "role": "from"},
-                {"email": "alice@ourco.example", "name": "Alice", "role": "to"},
-            ],
-            "message_id": f"m{n}@company{n}.example",
-            "hints": {},
-            "customers": [
-                {
-                    "customer_id": n,
-                    "name": f"Company {n} d.o.o.",
-                    "kind": "company",
-                    "rule": "domain",
-                    "confidence": 0.9,
-                    "evidence": "",
-                }
-            ],
-            "seen_in": [
-                {
-                    "source": "alice-mail",
-                    "key": str(n),
-                    "mailbox": "alice@ourco.example",
-                    "folder": "INBOX",
-                    "link": None,
-                }
-            ],
-        }
+        ActivityView(
+            id=n,
+            kind="email",
+            occurred_at=start - timedelta(minutes=7 * n),
+            direction="inbound",
+            subject=f"Re: order {n} for next week",
+            snippet="Thank you for the offer, we would like to " * 3,
+            participants=(
+                Participant(f"person{n}@company{n}.example", f"Person {n}", Role.FROM),
+                Participant("alice@ourco.example", "Alice", Role.TO),
+            ),
+            message_id=f"m{n}@company{n}.example",
+            customers=(LinkedCustomer(n, f"Company {n} d.o.o.", "company", "domain", 0.9, ""),),
+            seen_in=(Sighting("alice-mail", str(n), "alice@ourco.example", "INBOX", None),),
+        )
         for n in range(count)
     ]
 

@@ -334,7 +334,7 @@ class EwsDouble:
 
     def _op_GetFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
-        for folder_id in elem.find(f"{{{M}}}FolderIds") or []:
+        for folder_id in _children(elem, f"{{{M}}}FolderIds"):
             try:
                 folder = self._folder(mailbox, folder_id)
             except (StopIteration, KeyError):
@@ -345,7 +345,7 @@ class EwsDouble:
 
     def _op_FindFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
-        for parent_elem in elem.find(f"{{{M}}}ParentFolderIds") or []:
+        for parent_elem in _children(elem, f"{{{M}}}ParentFolderIds"):
             parent = self._folder(mailbox, parent_elem)
             folders = self.mailbox(mailbox)
             if elem.get("Traversal") == "Deep":
@@ -374,7 +374,7 @@ class EwsDouble:
     def _op_CreateFolder(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         parent = self._folder(mailbox, elem.find(f"{{{M}}}ParentFolderId")[0])  # type: ignore[index]
         created = []
-        for spec in elem.find(f"{{{M}}}Folders") or []:
+        for spec in _children(elem, f"{{{M}}}Folders"):
             folder = Folder(
                 id="folder-" + uuid.uuid4().hex[:10],
                 name=_text(spec.find(f"{{{T}}}DisplayName")) or "",
@@ -437,7 +437,7 @@ class EwsDouble:
 
     def _op_GetItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
-        for item_id in elem.find(f"{{{M}}}ItemIds") or []:
+        for item_id in _children(elem, f"{{{M}}}ItemIds"):
             found = self._find_item(mailbox, item_id.get("Id", ""))
             if found is None:
                 messages.append(
@@ -449,7 +449,7 @@ class EwsDouble:
 
     def _op_FindItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
         messages = []
-        for parent_elem in elem.find(f"{{{M}}}ParentFolderIds") or []:
+        for parent_elem in _children(elem, f"{{{M}}}ParentFolderIds"):
             folder = self._folder(mailbox, parent_elem)
             items = list(folder.items.values())
             messages.append(
@@ -472,7 +472,7 @@ class EwsDouble:
                 messages.append(_error("UpdateItem", "ErrorItemNotFound", "not found"))
                 continue
             folder, item = found
-            for update in change.find(f"{{{T}}}Updates") or []:
+            for update in _children(change, f"{{{T}}}Updates"):
                 carrier = [c for c in update if not c.tag.endswith(("FieldURI", "IndexedFieldURI"))]
                 if update.tag.endswith("DeleteItemField") or not carrier:
                     continue
@@ -493,7 +493,7 @@ class EwsDouble:
         target = elem.find(f"{{{M}}}SavedItemFolderId")
         folder = self._folder(mailbox, target[0]) if target is not None else self.folder(mailbox, "drafts")
         messages = []
-        for spec in elem.find(f"{{{M}}}Items") or []:
+        for spec in _children(elem, f"{{{M}}}Items"):
             item: dict[str, Any] = {"kind": spec.tag.split("}", 1)[1], "Categories": [], "EmailAddresses": []}
             for value in spec:
                 _apply(item, value)
@@ -506,6 +506,13 @@ class EwsDouble:
                 )
             )
         return "".join(messages)
+
+
+def _children(elem: ET.Element, tag: str) -> list[ET.Element]:
+    """The children of ``elem``'s first ``tag`` child, or none (an Element's truth value is
+    its length today and always True from Python 3.14 on: never test it)."""
+    found = elem.find(tag)
+    return list(found) if found is not None else []
 
 
 def _apply(item: dict[str, Any], value: ET.Element) -> None:

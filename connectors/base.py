@@ -122,7 +122,9 @@ class Capabilities:
 
 
 Factory = Callable[[Any, ConnectorContext], Connector]
-WatcherFactory = Callable[[Any, ConnectorContext, Callable[[], None]], LiveWatcher]
+#: (settings, context, on_change, on_notice): ``on_notice(text)`` shows advice in `syncd status`
+#: (``None`` clears it), e.g. that the server's IDLE notifications arrive late.
+WatcherFactory = Callable[[Any, ConnectorContext, Callable[[], None], Callable[[str | None], None]], LiveWatcher]
 #: A deeper check-config for a source: (key, message) problems found without syncing.
 Checker = Callable[[Any], list[tuple[str, str]]]
 

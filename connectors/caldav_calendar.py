@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
+from syncd.connectors import caldav_discovery as discovery
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
 from syncd.connectors.cursor import JsonCursor
 from syncd.connectors.icalevents import EventWindow, occurrence_keys, parse_resource
@@ -95,6 +96,7 @@ class CaldavConnector(Connector):
         self.account = account
         self.today = today
         self.client: Any = None
+        self.resolved: discovery.Resolved | None = None
 
     # ---- connection ----------------------------------------------------------------
 
@@ -107,14 +109,31 @@ class CaldavConnector(Connector):
         import caldav
 
         if self.client is None:
+            if self.resolved is None:
+                self.resolved = discovery.resolve(self.account.url, self._http(), self.account.timeout)
             self.client = caldav.DAVClient(  # type: ignore[operator]
-                url=self.account.url,
+                url=self.resolved.url,
                 username=self.account.username,
                 password=self.account.password(),
                 ssl_verify_cert=self.account.verify_tls,
                 timeout=int(self.account.timeout),
             )
         return self.client
+
+    def _http(self) -> Any:
+        import requests
+
+        session = requests.Session()
+        session.auth = (self.account.username, self.account.password())
+        session.verify = self.account.verify_tls
+        return session
+
+    def _discovery_failed(self, what: str) -> SourceConfigError:
+        tried = self.resolved.tried if self.resolved else (self.account.url,)
+        server = self.resolved.server if self.resolved else discovery.GENERIC
+        if server is discovery.GENERIC:
+            server = discovery.server_of(tried[-1], self._http(), self.account.timeout)
+        return discovery.discovery_error(self.account.url, tried, self.account.username, what, server)
 
     def close(self) -> None:
         if self.client is not None:
@@ -132,7 +151,18 @@ class CaldavConnector(Connector):
         by_url = [e for e in wanted if e.startswith(("http://", "https://", "/"))]
         named = [e for e in wanted if e not in by_url]
         if named or not wanted:
-            for calendar in client.principal().calendars():
+            error = self._errors()
+            try:
+                principal = client.principal()
+                calendars = principal.calendars()
+            except error.AuthorizationError:
+                raise
+            except error.DAVError as exc:
+                raise self._discovery_failed(f"found no principal: {discovery.first_line(exc)}") from None
+            if not calendars:
+                # caldav takes the URL itself for the principal when the server names none.
+                raise self._discovery_failed(f"found no calendar at {_path(principal.url) or '/'}")
+            for calendar in calendars:
                 segment = _path(calendar.url).rstrip("/").rsplit("/", 1)[-1]
                 label = calendar.get_display_name() or segment
                 discovered[segment if label in discovered else label] = calendar

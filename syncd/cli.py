@@ -170,6 +170,8 @@ def _print_pass(result: Any) -> None:
     for s in result.sources:
         state = "ok" if s.ok else f"FAILED: {s.error}"
         extra = f" SUSPECT: {s.suspect}" if s.suspect else ""
+        if s.outside_window:
+            extra += f" before-window={s.outside_window}"
         print(
             f"  {s.name:<20} {s.kind:<16} new={s.new} updated={s.updated} removed={s.removed} "
             f"skipped={s.skipped} quarantined={s.quarantined} {state}{extra}"
@@ -253,6 +255,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 line += f" ERROR (since {since}, next retry {retry}): {s.error}"
             if s.suspect:
                 line += f" SUSPECT: {s.suspect}"
+            if s.notice:
+                line += f" NOTICE: {s.notice}"
             print(line)
         for name, why in attention.items():
             print(f"ATTENTION {name}: {why}")
@@ -447,7 +451,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     from syncd.logs import setup_logging
     from syncd.store import StoreError
-    from syncd.store.engine import store_unavailable
+    from syncd.store.engine import fault_reason, store_unavailable
 
     args = _parser().parse_args(argv)
     setup_logging(
@@ -478,8 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     except Exception as exc:
         if store_unavailable(exc):
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            print(f"syncd: the store is unavailable: {reason[0] if reason else type(exc).__name__}", file=sys.stderr)
+            print(f"syncd: the store is unavailable: {fault_reason(exc)}", file=sys.stderr)
             return EXIT_STORE
         if args.debug:
             raise

@@ -217,7 +217,8 @@ def _problem(error: Any, data: dict[str, Any], model: type[BaseModel]) -> Config
     kind = error["type"]
     if kind == "extra_forbidden":
         leaf = str(error["loc"][-1])
-        close = difflib.get_close_matches(leaf, _field_names(model), n=1)
+        # A key that exists elsewhere (a source's `name` inside its `columns`) is no hint to itself.
+        close = difflib.get_close_matches(leaf, _field_names(model) - {leaf}, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return ConfigProblem(key, f"unknown key{hint}")
     if kind == "missing":

@@ -32,11 +32,12 @@ class ServiceConfig(StrictModel):
         "of them, never the others. `sync --once` syncs customer sources first, then this many at once.",
     )
     removal_guard_ratio: float = Field(
-        default=0.5,
+        default=0.3,
         gt=0,
         le=1,
-        description="A pass that would remove more than this share of a source's items is "
-        "held as suspect until confirmed with `syncd sync --confirm-removals SOURCE`.",
+        description="A pass that would take more than this share of a source's (or folder's) activities "
+        "and customers out of the store is held as suspect until confirmed with "
+        "`syncd sync --confirm-removals SOURCE`, whatever the source says of its listing.",
     )
     timezone: str = Field(default="UTC", description="Time zone for dates written to workbooks.")
     alert_after_minutes: int = Field(

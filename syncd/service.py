@@ -36,7 +36,7 @@ from syncd.pipeline import IndexCache, PassResult, Pipeline, SourceResult, warn_
 from syncd.pipeline.wiring import connector_context, is_customer_source
 from syncd.scheduler import due
 from syncd.store import Store, StoreError
-from syncd.store.engine import redact_url, store_unavailable
+from syncd.store.engine import fault_reason, redact_url, store_unavailable
 from syncd.watch import TIMELINE_MARK, WorkbookWatcher
 from syncd.workers import SourceWorkers
 
@@ -95,8 +95,7 @@ class StoreOutage:
             self.failures += 1
             delay = min(STORE_RETRY_CAP_SECONDS, 2.0 ** (self.failures - 1)) * (0.8 + 0.4 * random.random())
             self.retry_at = time.monotonic() + delay
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            self.reason = (reason[0] if reason else type(exc).__name__)[:300]
+            self.reason = fault_reason(exc)
             if self.since is None:
                 self.since = time.monotonic()
                 log.error("store unavailable: %s; syncing waits for it, retried every few seconds", self.reason)
@@ -158,6 +157,16 @@ class Service:
             self.urgent.add(source_name)
         self.wake.set()
 
+    def source_notice(self, source_name: str, notice: str | None) -> None:
+        """Called from a live watcher: advice for `syncd status`; a store outage only loses it."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            store.sources.set_notice(source_name, notice)
+        except Exception as exc:  # noqa: BLE001 - advice must never stop a watcher
+            log.warning("source=%s notice not stored: %s", source_name, fault_reason(exc))
+
     def take_urgent(self) -> set[str]:
         with self.urgent_lock:
             names, self.urgent = self.urgent, set()
@@ -172,7 +181,12 @@ class Service:
             kind = config.kinds.get(source.kind)
             if not (source.enabled and source.live() and kind.watcher is not None):
                 continue
-            watcher = kind.watcher(source, context, functools.partial(self.mark_urgent, source.name))
+            watcher = kind.watcher(
+                source,
+                context,
+                functools.partial(self.mark_urgent, source.name),
+                functools.partial(self.source_notice, source.name),
+            )
             thread = threading.Thread(
                 target=watcher.run, args=(self.watchers_stop,), daemon=True, name=f"watch-{source.name}"
             )
@@ -287,7 +301,7 @@ class Service:
             if not self.unstarted:
                 self.outputs_dirty.set()  # every source had its first turn: the outputs are checked once
         if error is not None:
-            if store_unavailable(error) or store_unavailable(error.__cause__ or error):
+            if store_unavailable(error):
                 self.outage.failed(error.__cause__ or error)
                 self.retry_soon[name] = self.outage.retry_at  # read again once the store answers
             else:

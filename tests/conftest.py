@@ -9,6 +9,7 @@ except under CI (CI=true), where that is a failure: CI must test both back ends.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,28 @@ def dovecot():  # type: ignore[no-untyped-def]
 
     require_tool(DOVECOT, "Dovecot is not installed (scripts/test-setup installs dovecot-imapd)")
     yield from _throwaway_server(Dovecot, "syncd-dovecot-")
+
+
+@pytest.fixture(scope="session")
+def cyrus():  # type: ignore[no-untyped-def]
+    """One throwaway Cyrus IMAP 3.6 for the session (unpacked by scripts/cyrus-setup); stopped at the end."""
+    from support.servers.cyrus import MASTER, Cyrus, unpacked_bin
+
+    require_tool(MASTER, "Cyrus is not set up (scripts/cyrus-setup, run by scripts/test-setup)")
+    unpacked = unpacked_bin()
+    require_tool(str(unpacked / "imapd") if unpacked else None, "Cyrus imapd is not unpacked (scripts/cyrus-setup)")
+    yield from _throwaway_server(Cyrus, "syncd-cyrus-")
+
+
+@pytest.fixture(scope="session")
+def xandikos():  # type: ignore[no-untyped-def]
+    """One throwaway Xandikos (CalDAV) for the session; stopped at the end."""
+    import shutil as _shutil
+
+    from support.servers.xandikos import Xandikos
+
+    require_tool(_shutil.which("xandikos", path=str(Path(sys.executable).parent)), "Xandikos is not installed")
+    yield from _throwaway_server(Xandikos, "syncd-xandikos-")
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ login raises ``SourceAuthError`` at once, because retrying a bad password locks 
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import imaplib
 import logging
@@ -47,6 +46,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from syncd.connectors.base import Connector
 from syncd.connectors.cursor import JsonCursor
 from syncd.connectors.imap import wire as imapwire
+from syncd.connectors.imap.listing import backfill_window, choose_folders
+from syncd.connectors.imap.quirks import GENERIC, ServerQuirks, identify
 from syncd.connectors.mailparse import parse_message
 from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceUnavailable
@@ -59,22 +60,6 @@ HEADER_FIELDS = (
     "LIST-UNSUBSCRIBE CONTENT-TYPE CONTENT-TRANSFER-ENCODING X-AUTO-RESPONSE-SUPPRESS"
 )
 HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({HEADER_FIELDS})]"
-SENT_NAMES = (
-    "sent",
-    "sent items",
-    "sent messages",
-    "sent mail",
-    "inbox.sent",
-    "[gmail]/sent mail",
-    "gesendet",
-    "gesendete objekte",
-    "poslano",
-    "poslane",
-    "wysłane",
-    "skickat",
-    "envoyés",
-    "enviados",
-)
 TRANSIENT = (
     IMAPClientAbortError,
     imaplib.IMAP4.abort,
@@ -123,6 +108,9 @@ class FolderCursor(JsonCursor):
 class _Session:
     client: IMAPClient
     capabilities: set[bytes] = field(default_factory=set)
+    quirks: ServerQuirks = GENERIC
+    #: Set once a whole batch came back ``PREVIEW NIL``: the rest of the session asks for text.
+    preview_unreliable: bool = False
 
 
 class ImapConnector(Connector):
@@ -179,7 +167,12 @@ class ImapConnector(Connector):
         capabilities = set(client.capabilities())
         if b"CONDSTORE" in capabilities:
             _quietly(lambda: client.enable("CONDSTORE"))
-        self.session = _Session(client, capabilities)
+        quirks = identify(getattr(client, "welcome", None))
+        if quirks is not GENERIC:
+            log.info("source=%s server=%s (known quirks applied)", self.name, quirks.name)
+        if quirks.advice:
+            log.warning("source=%s server=%s: %s", self.name, quirks.name, quirks.advice)
+        self.session = _Session(client, capabilities, quirks=quirks, preview_unreliable=quirks.preview_nil)
         return self.session
 
     def close(self) -> None:
@@ -205,22 +198,7 @@ class ImapConnector(Connector):
 
     def folders(self, client: IMAPClient) -> list[str]:
         """INBOX, the Sent folder (SPECIAL-USE, else by name), and included folders."""
-        listing = client.list_folders()
-        names = [name for _flags, _delim, name in listing]
-        chosen = ["INBOX"] if any(n.upper() == "INBOX" for n in names) else []
-        sent = next((name for flags, _d, name in listing if b"\\Sent" in flags), None)
-        if sent is None:
-            sent = next((name for name in names if name.lower() in SENT_NAMES), None)
-        if sent:
-            chosen.append(sent)
-        for name in names:
-            if name in chosen:
-                continue
-            if any(fnmatch.fnmatch(name, p) for p in self.account.include) and not any(
-                fnmatch.fnmatch(name, p) for p in self.account.exclude
-            ):
-                chosen.append(name)
-        return chosen
+        return choose_folders(client.list_folders(), self.account.include, self.account.exclude)
 
     # ---- reading -----------------------------------------------------------------
 
@@ -301,13 +279,26 @@ class ImapConnector(Connector):
             cursor = FolderCursor(v=validity)
         since = self.today() - timedelta(days=self.account.backfill_days)
         if not cursor.done:
-            window = sorted(client.search(["SINCE", since]))
+            window, older = backfill_window(client, since, where=f"source={self.name} folder={folder}")
             if not cursor.high:
                 # Everything in the folder now is backfill territory (only the window is read);
-                # UIDs above this mark are mail that arrives later, whatever its date.
-                cursor.high = max(window[-1] if window else 0, (uidnext or 1) - 1)
+                # UIDs above this mark are mail that arrives later, whatever its date. Without
+                # UIDNEXT (Courier) the top comes from the listing, never from the window.
+                top = max(window[-1] if window else 0, older[-1] if older else 0)
+                cursor.high = max(top, (uidnext or 1) - 1)
                 cursor.below = cursor.high + 1
-            todo = [u for u in reversed(window) if u < cursor.below and f"{prefix}{u}" not in known]
+            # Whatever the window lists and the store lacks, not only what lies below the last
+            # batch: a pass whose listing was held (a misbehaving SEARCH) is read again in full.
+            todo = [u for u in reversed(window) if u <= cursor.high and f"{prefix}{u}" not in known]
+            outside = sum(1 for u in older if u <= cursor.high)
+            if outside:
+                log.info(
+                    "source=%s folder=%s not read: %d messages before the backfill window (%d days)",
+                    self.name,
+                    folder,
+                    outside,
+                    self.account.backfill_days,
+                )
 
             def backfilled(chunk: list[int]) -> None:
                 cursor.below = min(chunk)
@@ -315,6 +306,8 @@ class ImapConnector(Connector):
             yield from self._batches(session, folder, prefix, todo, cursor, backfilled)
             cursor.done = True
             cursor.below = 0
+            if outside:
+                yield Batch(folder=folder, cursor=cursor.dump(), outside_window=outside, pending=0)
         # Incremental: everything above the high-water mark, oldest first.
         arrived = sorted(u for u in client.search(["UID", f"{cursor.high + 1}:*"]) if u > cursor.high)
 
@@ -378,20 +371,39 @@ class ImapConnector(Connector):
         """
         # The server's PREVIEW (RFC 8970) is computed once and cached by the server; else
         # the first KB of the body, from which the snippet is made here.
-        preview = self.account.server_preview and b"PREVIEW" in session.capabilities
-        body_item = "PREVIEW" if preview else f"BODY.PEEK[TEXT]<0.{self.snippet_bytes}>"
-        try:
-            fetched = imapwire.fetch(session.client._imap, uids, HEADER_ITEM, body_item)
-        except imapwire.WireFormatError as exc:
-            log.debug("source=%s folder=%s reading FETCH with imapclient: %s", self.name, folder, exc)
-            fetched = self._fetch_with_imapclient(session, uids, body_item)
+        partial_item = f"BODY.PEEK[TEXT]<0.{self.snippet_bytes}>"
+        preview = self.account.server_preview and b"PREVIEW" in session.capabilities and not session.preview_unreliable
+        fetched = self._fetch_items(session, folder, uids, "PREVIEW" if preview else partial_item)
+        if preview:
+            # PREVIEW NIL (Cyrus): the server made no snippet; read the first KB of those instead.
+            nil = [uid for uid, item in fetched.items() if item.preview is None]
+            if nil:
+                fetched.update(self._fetch_items(session, folder, nil, partial_item))
+                if len(nil) == len(fetched) >= 3:
+                    session.preview_unreliable = True
+                    log.info("source=%s server answers PREVIEW NIL: reading text snippets instead", self.name)
+        missing = [uid for uid in uids if uid not in fetched]
+        if missing:
+            # Expunged between SEARCH and FETCH, or a server that returned nothing: only the
+            # first is silent; a message still listed becomes a quarantine entry.
+            still_listed = set(session.client.search(["UID", imapwire.uid_set(missing)])) & set(missing)
+        else:
+            still_listed = set()
         records: list[ActivityRecord] = []
         problems: list[Problem] = []
         owners = self.account.owner_addresses | {self.account.owner}
         for uid in uids:
             data = fetched.get(uid)
             if data is None:
-                continue  # expunged between SEARCH and FETCH
+                if uid in still_listed:
+                    problems.append(
+                        Problem(
+                            key=f"{prefix}{uid}",
+                            reason="the server lists this message but returned nothing for FETCH",
+                            where=f"{self.account.host} {self.account.username} {folder} UID {uid}",
+                        )
+                    )
+                continue  # else expunged between SEARCH and FETCH
             keywords = " ".join(f for f in data.flags if not f.startswith("\\"))
             raw = data.header.rstrip(b"\r\n") + b"\r\n\r\n" + data.text if data.header.strip() else b""
             item = parse_message(
@@ -404,10 +416,19 @@ class ImapConnector(Connector):
                 fallback_date=functools.partial(imapwire.internal_date, data.internal_date),
                 where=f"{self.account.host} {self.account.username} {folder} UID {uid}",
                 extra_hints=(("x-imap-keywords", keywords),) if keywords else (),
-                snippet=(data.preview or "") if preview else None,
+                snippet=data.preview if preview and data.preview is not None else None,
             )
             (records if isinstance(item, ActivityRecord) else problems).append(item)  # type: ignore[arg-type]
         return records, problems
+
+    def _fetch_items(
+        self, session: _Session, folder: str, uids: Sequence[int], body_item: str
+    ) -> dict[int, imapwire.FetchedItem]:
+        try:
+            return imapwire.fetch(session.client._imap, uids, HEADER_ITEM, body_item)
+        except imapwire.WireFormatError as exc:
+            log.debug("source=%s folder=%s reading FETCH with imapclient: %s", self.name, folder, exc)
+            return self._fetch_with_imapclient(session, uids, body_item)
 
     @staticmethod
     def _fetch_with_imapclient(

@@ -123,8 +123,13 @@ def _build(settings: ImapSettings, context: ConnectorContext) -> ImapConnector:
     return ImapConnector(settings.name, context.options, imap_account(settings, context))
 
 
-def _watcher(settings: ImapSettings, context: ConnectorContext, on_change: Callable[[], None]) -> ImapIdleWatcher:
-    return ImapIdleWatcher(_build(settings, context), on_change=on_change)
+def _watcher(
+    settings: ImapSettings,
+    context: ConnectorContext,
+    on_change: Callable[[], None],
+    on_notice: Callable[[str | None], None],
+) -> ImapIdleWatcher:
+    return ImapIdleWatcher(_build(settings, context), on_change=on_change, on_notice=on_notice)
 
 
 KIND = SourceKind(

@@ -77,7 +77,7 @@ def fetch(imap: imaplib.IMAP4, uids: Sequence[int], header_item: str, text_item:
     """
     items = f"(UID FLAGS INTERNALDATE RFC822.SIZE {header_item} {text_item})"
     tag = b"SW" + secrets.token_hex(4).upper().encode("ascii")
-    imap.send(tag + b" UID FETCH " + _uid_set(uids).encode("ascii") + b" " + items.encode("ascii") + b"\r\n")
+    imap.send(tag + b" UID FETCH " + uid_set(uids).encode("ascii") + b" " + items.encode("ascii") + b"\r\n")
     data = read_fetch_responses(imap, tag)
     wanted = set(uids)
     found: dict[int, FetchedItem] = {}
@@ -135,7 +135,7 @@ def read_fetch_responses(imap: imaplib.IMAP4, tag: bytes) -> list[object]:
             data.extend(pieces)
 
 
-def _uid_set(uids: Sequence[int]) -> str:
+def uid_set(uids: Sequence[int]) -> str:
     ordered = sorted(set(uids))
     ranges: list[str] = []
     start = previous = ordered[0]

@@ -135,7 +135,9 @@ class Batch:
     the store commits it in the same transaction as the records, so a crash can neither
     skip nor repeat work. ``listing_complete`` says ``removed`` comes from a full listing
     of the source (``listed`` items present), which the pipeline's empty-source guard
-    inspects before applying removals.
+    inspects before applying removals. ``outside_window`` counts items the source lists
+    but leaves unread because they are older than the backfill window, so that every
+    listed item is accounted for: ingested, skipped, quarantined or outside the window.
     """
 
     records: tuple[Record, ...] = ()
@@ -146,6 +148,7 @@ class Batch:
     listing_complete: bool = False
     listed: int = 0
     pending: int | None = None
+    outside_window: int = 0
 
 
 @dataclass(frozen=True, slots=True)

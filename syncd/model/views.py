@@ -135,6 +135,7 @@ class SourceHealth:
     next_retry: datetime | None = None
     backlog: int = 0
     suspect: str | None = None
+    notice: str | None = None  # advice that is not an error, e.g. IDLE notifications arrive late
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

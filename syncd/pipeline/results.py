@@ -16,6 +16,7 @@ class SourceResult:
     removed: int = 0
     quarantined: int = 0
     skipped: int = 0
+    outside_window: int = 0  # listed by the source, older than the backfill window, not read
     customers_changed: int = 0
     suspect: str | None = None
     seconds: float = 0.0

@@ -24,13 +24,14 @@ from syncd.model.errors import SourceAuthError, SourceError, SourceSecurityError
 from syncd.model.records import ActivityRecord, CustomerNote
 from syncd.model.settings import SourceSettings
 from syncd.outputs.contact_notes import note_hash, render_note
-from syncd.outputs.labels import render_labels
+from syncd.outputs.labels import assign_keywords, render_labels
 from syncd.pipeline.results import SourceResult
 from syncd.pipeline.wiring import make_connector, normalize_customer, peak_rss_mb
 from syncd.readahead import read_ahead
 from syncd.scheduler import retry_at
 from syncd.store import Ingest, LinkFunction, Skip, Store, StoreUnavailable
-from syncd.store.engine import store_unavailable
+from syncd.store.engine import fault_reason, store_unavailable
+from syncd.store.sources import RemovalImpact
 
 log = logging.getLogger("syncd.pipeline")
 
@@ -56,20 +57,21 @@ class PassContext:
     customers_changed: Callable[[], None]  # rebuild the matcher's index
 
 
-def removal_guard(listed: int, removing: int, complete: bool, ratio_limit: float) -> str | None:
+def removal_guard(listed: int, complete: bool, impact: RemovalImpact, ratio_limit: float) -> str | None:
     """Why these removals look like a glitch rather than real deletions, or None.
 
-    ``listed`` is what the listing found in its scope (a source, or one folder) and
-    ``removing`` what it would remove from that scope.
+    Judged on what the store would lose (``impact``), whatever the connector says of its
+    listing: an incomplete listing (an IMAP folder re-read after UIDVALIDITY changed, a
+    delta round that restarted) is held like a complete one. ``listed`` is what a complete
+    listing found in its scope.
     """
-    if not complete or not removing:
+    if not impact.lost:
         return None
-    if listed == 0:
-        return f"source reads as empty but {removing} items are stored; removals held"
-    held = listed + removing
-    ratio = removing / held
-    if held >= 10 and ratio > ratio_limit:
-        return f"{removing} of {held} items ({ratio:.0%}) would be removed; removals held"
+    if complete and listed == 0:
+        return f"source reads as empty but {impact.lost} items are stored; removals held"
+    ratio = impact.lost / max(impact.held, 1)
+    if impact.held >= 10 and ratio > ratio_limit:
+        return f"{impact.lost} of {impact.held} items ({ratio:.0%}) would be removed; removals held"
     return None
 
 
@@ -84,6 +86,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
     try:
         connector = make_connector(config, source)
         state = store.sources.sync_state(source_id)
+        lost_before: dict[str, int] = {}
         for batch in read_ahead(connector.read(state), name=f"read-{name}"):
             ingest = Ingest(
                 folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems), backlog=batch.pending
@@ -100,20 +103,27 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
             if config.matching.auto_create_contacts != "none" and ingest.activities:
                 ingest.correspondents = correspondent_counts(ingest.activities, run.policy)
             if batch.removed:
-                held = removal_guard(
-                    batch.listed, len(batch.removed), batch.listing_complete, config.service.removal_guard_ratio
-                )
+                # Removals split over several batches of one folder add up: ten pages of 10% are all of it.
+                impact = store.sources.removal_impact(source_id, batch.folder, batch.removed)
+                earlier = lost_before.get(batch.folder, 0)
+                impact = RemovalImpact(lost=impact.lost + earlier, held=impact.held + earlier)
+                held = removal_guard(batch.listed, batch.listing_complete, impact, config.service.removal_guard_ratio)
                 if held and not confirm_removals:
                     result.suspect = held
+                    # Nor does the position move past a listing we do not trust: the next
+                    # pass reads this scope again and finds what this one missed.
+                    ingest.cursor = None
                     log.warning("source=%s removals held: %s", name, held)
                 else:
                     ingest.removed = list(batch.removed)
+                    lost_before[batch.folder] = impact.lost
             committed = store.batches.commit(source_id, ingest, run.link)
             result.new += committed.activities_new
             result.updated += committed.activities_updated
             result.removed += committed.removed
             result.quarantined += committed.quarantined
             result.skipped += committed.skipped
+            result.outside_window += batch.outside_window
             result.customers_changed += committed.customers_changed
             run.heartbeat()
             if run.stop_requested():
@@ -139,7 +149,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         if store_unavailable(exc):
             # Not this source's fault: the store cannot take the batch now. Nothing was
             # committed; the service waits for the store and reads the source again.
-            raise StoreUnavailable(f"the store is unavailable: {_first_line(exc)}") from exc
+            raise StoreUnavailable(f"the store is unavailable: {fault_reason(exc)}") from exc
         result.ok, result.error = False, f"unexpected error: {type(exc).__name__}: {exc}"
         store.sources.mark_failure(source_id, result.error, retry_at(config.service.interval_seconds))
         log.exception("source=%s kind=%s unexpected error", name, kind)
@@ -148,7 +158,8 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
             connector.close()
     result.seconds = time.monotonic() - started
     log.info(
-        "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d seconds=%.2f peak_rss_mb=%d",
+        "source=%s kind=%s ok=%s new=%d updated=%d removed=%d skipped=%d quarantined=%d outside_window=%d "
+        "seconds=%.2f peak_rss_mb=%d",
         name,
         kind,
         result.ok,
@@ -157,6 +168,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         result.removed,
         result.skipped,
         result.quarantined,
+        result.outside_window,
         result.seconds,
         peak_rss_mb(),
     )
@@ -169,7 +181,12 @@ def _write_back(run: PassContext, connector: Connector, source: SourceSettings, 
     writing = source.label_writing()
     if writing is not None:
         pending = run.store.sources.pending_labels(source_id)
-        rendered = {key: render_labels(names, writing) for key, names in pending.items()}
+        book = (
+            assign_keywords(run.store.sources.customer_names(), writing.prefix)
+            if writing.style == "keyword" and pending
+            else {}
+        )
+        rendered = {key: render_labels(names, writing, book) for key, names in pending.items()}
         done = connector.write_back(rendered)
         run.store.sources.mark_labels_written(source_id, {k: pending[k] for k in done})
         written += len(done)
@@ -196,8 +213,3 @@ def _write_contacts(run: PassContext, connector: Connector, name: str, source_id
     if written:
         log.info("source=%s customer contacts written=%d", name, len(written))
     return len(written)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

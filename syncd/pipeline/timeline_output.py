@@ -165,18 +165,16 @@ def write_timelines(
         except TimelineWriteError as exc:
             log.error("timeline write failed: %s", exc)
             outcome.errors.append(str(exc))
-            if isinstance(exc, ForeignFileError):
-                retry(FOREIGN_RETRY_SECONDS)  # an admin has to act; looked at again now and then
-                try:
-                    store.outputs.record_failure(str(path), str(exc))
-                except Exception as record_error:  # noqa: BLE001 - the store may be down too
-                    log.warning("output failure not recorded in the store: %s", record_error)
-                continue
+            # A foreign file needs an admin: looked at again now and then, not every few seconds.
+            retry(
+                FOREIGN_RETRY_SECONDS
+                if isinstance(exc, ForeignFileError)
+                else float(max(5, config.timeline.min_interval_seconds))
+            )
             try:
                 store.outputs.record_failure(str(path), str(exc))
             except Exception as record_error:  # noqa: BLE001 - on a full disk the store may refuse it too
                 log.warning("output failure not recorded in the store: %s", record_error)
-            retry(float(max(5, config.timeline.min_interval_seconds)))
             continue
         store.outputs.set_hash(str(path), digest)
         outcome.written = True

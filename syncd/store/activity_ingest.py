@@ -12,18 +12,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd.model.records import ActivityRecord, Direction, Participant, Role
+from syncd.model.records import ActivityRecord, Direction, Participant
 from syncd.store.bulk import bound, insert_rows, new_ids, present, processor
-from syncd.store.links import LinkFunction, set_links
+from syncd.store.links import LinkFunction, participants_from_json, set_links
 from syncd.store.schema import ActivityRow, LinkRow, OccurrenceRow
 
 
 def participants_to_json(participants: Iterable[Participant]) -> list[dict[str, str]]:
     return [{"email": p.email, "name": p.name, "role": p.role.value} for p in participants]
-
-
-def participants_from_json(rows: Iterable[dict[str, str]]) -> tuple[Participant, ...]:
-    return tuple(Participant(r["email"], r.get("name", ""), Role(r.get("role", "to"))) for r in rows)
 
 
 def merge_participants(old: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:

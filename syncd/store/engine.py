@@ -67,6 +67,12 @@ def store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno is not None and exc.errno in (28, 122)  # ENOSPC, EDQUOT
 
 
+def fault_reason(exc: BaseException) -> str:
+    """The first line of what the database driver said (not SQLAlchemy's wrapping), for logs and status."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -23,7 +23,8 @@ LinkFunction = Callable[[tuple[Participant, ...], dict[str, str]], list[LinkSpec
 RESCOPE_LIMIT = 200  # customers changed in one pass above which every activity is re-matched
 
 
-def _participants(rows: Any) -> tuple[Participant, ...]:
+def participants_from_json(rows: Any) -> tuple[Participant, ...]:
+    """The participants column (JSON objects) as records' ``Participant``s."""
     return tuple(Participant(r["email"], r.get("name", ""), Role(r.get("role", "to"))) for r in rows or [])
 
 
@@ -74,7 +75,7 @@ class Links(StorePart):
                 if scope is not None:
                     query = query.where(scope)
             for activity in s.scalars(query):
-                links = link(_participants(activity.participants), activity.hints)
+                links = link(participants_from_json(activity.participants), activity.hints)
                 if set_links(s, activity.id, links):
                     changed += 1
         return changed

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from syncd.model.records import ActivityKind, ActivityRecord, Direction, Participant, Role
+from syncd.model.records import ActivityKind, ActivityRecord, Direction
 from syncd.model.views import (
     ActivityView,
     CustomerRef,
@@ -29,6 +29,7 @@ from syncd.model.views import (
 )
 from syncd.store.bulk import chunks
 from syncd.store.engine import StorePart, one_snapshot, utcnow
+from syncd.store.links import participants_from_json
 from syncd.store.schema import (
     ActivityRow,
     CorrespondentRow,
@@ -42,10 +43,6 @@ from syncd.store.schema import (
     SkippedRow,
     SourceRow,
 )
-
-
-def participants_of(rows: Any) -> tuple[Participant, ...]:
-    return tuple(Participant(r["email"], r.get("name", ""), Role(r.get("role", "to"))) for r in rows or [])
 
 
 class Reads(StorePart):
@@ -111,7 +108,7 @@ class Reads(StorePart):
                 direction=r.direction,
                 subject=r.subject,
                 snippet=r.snippet,
-                participants=participants_of(r.participants),
+                participants=participants_from_json(r.participants),
                 message_id=r.message_id,
                 thread_key=r.thread_key,
                 amount=r.amount,
@@ -348,7 +345,7 @@ class Reads(StorePart):
                     kind=ActivityKind.EMAIL,
                     occurred_at=utcnow(),
                     direction=Direction(direction),
-                    participants=participants_of(participants),
+                    participants=participants_from_json(participants),
                 )
 
     def correspondents(self, min_inbound: int, min_outbound: int) -> list[tuple[str, str]]:
@@ -435,6 +432,7 @@ class Reads(StorePart):
                     next_retry=row.next_attempt_at,
                     backlog=row.backlog or 0,
                     suspect=row.suspect_reason,
+                    notice=row.notice,
                 )
                 for source_id, row in sources.items()
             ),

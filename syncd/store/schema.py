@@ -66,6 +66,7 @@ class SourceRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     suspect_reason: Mapped[str | None] = mapped_column(Text)
+    notice: Mapped[str | None] = mapped_column(Text)  # advice that is not an error (slow IDLE)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     backlog: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

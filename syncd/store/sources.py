@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from syncd.model.records import SourceState
+from syncd.store.bulk import chunks
 from syncd.store.engine import StorePart, utcnow
 from syncd.store.schema import (
     CursorRow,
@@ -20,6 +22,19 @@ from syncd.store.schema import (
     SkippedRow,
     SourceRow,
 )
+
+
+@dataclass(frozen=True)
+class RemovalImpact:
+    """What removing some keys of a source would take out of the timeline and Customers.
+
+    ``lost`` counts activities left with no live occurrence anywhere plus customer rows that
+    would go; ``held`` what the source holds in the same scope (a folder, else the source).
+    A key re-read under a new name (an IMAP folder whose UIDVALIDITY changed) loses nothing.
+    """
+
+    lost: int
+    held: int
 
 
 class SourceStates(StorePart):
@@ -58,9 +73,67 @@ class SourceStates(StorePart):
                     known[key] = version
         return SourceState(cursors=cursors, known=known)
 
+    def removal_impact(self, source_id: int, folder: str, keys: Sequence[str]) -> RemovalImpact:
+        """Measured before removals are applied, whatever the connector says of its listing."""
+        wanted = set(keys)
+        with self.session() as s:
+            lost_activities: set[int] = set()
+            candidates: set[int] = set()
+            for chunk in chunks(sorted(wanted)):
+                candidates.update(
+                    s.scalars(
+                        select(OccurrenceRow.activity_id).where(
+                            OccurrenceRow.source_id == source_id,
+                            OccurrenceRow.item_key.in_(chunk),
+                            OccurrenceRow.gone_at.is_(None),
+                        )
+                    )
+                )
+            for ids in chunks(sorted(candidates)):
+                surviving = s.execute(
+                    select(OccurrenceRow.activity_id, OccurrenceRow.source_id, OccurrenceRow.item_key).where(
+                        OccurrenceRow.activity_id.in_(ids), OccurrenceRow.gone_at.is_(None)
+                    )
+                ).all()
+                alive = {a for a, src, key in surviving if src != source_id or key not in wanted}
+                lost_activities.update(a for a in ids if a not in alive)
+            lost_customers = 0
+            for chunk in chunks(sorted(wanted)):
+                lost_customers += (
+                    s.scalar(
+                        select(func.count())
+                        .select_from(CustomerRow)
+                        .where(
+                            CustomerRow.source_id == source_id,
+                            CustomerRow.source_key.in_(chunk),
+                            CustomerRow.gone_at.is_(None),
+                        )
+                    )
+                    or 0
+                )
+            in_scope = [OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None)]
+            held = s.scalar(
+                select(func.count(func.distinct(OccurrenceRow.activity_id))).where(
+                    *in_scope, OccurrenceRow.folder == folder
+                )
+            )
+            if not held:
+                held = s.scalar(select(func.count(func.distinct(OccurrenceRow.activity_id))).where(*in_scope))
+            held_customers = s.scalar(
+                select(func.count())
+                .select_from(CustomerRow)
+                .where(CustomerRow.source_id == source_id, CustomerRow.gone_at.is_(None))
+            )
+        return RemovalImpact(lost=len(lost_activities) + lost_customers, held=(held or 0) + (held_customers or 0))
+
     def reset_cursors(self, source_id: int) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(CursorRow).where(CursorRow.source_id == source_id))
+
+    def set_notice(self, name: str, notice: str | None) -> None:
+        """Advice about a source that is not an error; ``None`` clears it."""
+        with self.session() as s, s.begin():
+            s.execute(update(SourceRow).where(SourceRow.name == name).values(notice=notice))
 
     def mark_attempt(self, source_id: int) -> None:
         with self.session() as s, s.begin():
@@ -96,6 +169,16 @@ class SourceStates(StorePart):
         """When each known source may be tried again (None: whenever its schedule says)."""
         with self.session() as s:
             return dict(s.execute(select(SourceRow.name, SourceRow.next_attempt_at)).all())
+
+    def customer_names(self) -> list[tuple[int, str]]:
+        """(id, name) of every live customer: what collision-safe labels are assigned over."""
+        with self.session() as s:
+            return [
+                (customer_id, name)
+                for customer_id, name in s.execute(
+                    select(CustomerRow.id, CustomerRow.name).where(CustomerRow.gone_at.is_(None))
+                )
+            ]
 
     def pending_labels(self, source_id: int) -> dict[str, tuple[str, ...]]:
         """Items of a source whose linked customers differ from what was last written back."""

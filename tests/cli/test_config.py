@@ -157,3 +157,16 @@ def test_configuration_reference_is_generated_from_the_models() -> None:
 
     doc = Path(__file__).parents[2] / "docs" / "configuration.md"
     assert doc.read_text(encoding="utf-8") == render(), "run: python -m syncd.configdoc > docs/configuration.md"
+
+
+def test_a_key_known_elsewhere_is_not_suggested_as_its_own_fix(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "customers.xlsx").write_bytes(b"")
+    path = write_config(
+        tmp_path / "syncd.toml",
+        '[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
+        '[sources.columns]\nname = "Name"\ncompany = "Company"\n',
+    )
+    assert main(["check-config", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "sources[0] (customers).columns.name: unknown key" in err
+    assert "did you mean 'name'" not in err

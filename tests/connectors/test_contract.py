@@ -174,14 +174,18 @@ def _remove_last_person(path: Path) -> None:
 
 
 class TestImapContract(ConnectorContract):
-    @pytest.fixture
-    def setup(self, dovecot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """On Dovecot and on Cyrus: the same contract, whatever the server."""
+
+    @pytest.fixture(params=["dovecot", "cyrus"])
+    def setup(self, request, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
         from syncd.connectors.imap.connector import ImapAccount, ImapConnector
 
-        user, password = dovecot.new_user("contract")
-        client = dovecot.client(user)
+        server = request.getfixturevalue(request.param)
+        user, password = server.new_user("contract")
+        address = user if "@" in user else f"{user}@ourco.example"
+        client = server.client(user)
         for folder in ("INBOX", "Sent"):
             client.select_folder(folder)
             uids = client.search(["ALL"])
@@ -190,9 +194,9 @@ class TestImapContract(ConnectorContract):
                 client.expunge()
         now = datetime.now(timezone.utc)
         for n in range(5):
-            client.append("INBOX", make_message(n, to=user, when=now - timedelta(hours=n)), msg_time=now)
+            client.append("INBOX", make_message(n, to=address, when=now - timedelta(hours=n)), msg_time=now)
         for n in range(2):
-            client.append("Sent", make_message(10 + n, sender=user, when=now - timedelta(hours=n)), msg_time=now)
+            client.append("Sent", make_message(10 + n, sender=address, when=now - timedelta(hours=n)), msg_time=now)
 
         def remove() -> None:
             client.select_folder("INBOX")
@@ -200,12 +204,12 @@ class TestImapContract(ConnectorContract):
             client.expunge()
 
         account = ImapAccount(
-            host=dovecot.host,
-            port=dovecot.port,
+            host=server.host,
+            port=server.port,
             tls="none",
             verify_tls=True,
             username=user,
-            owner=user,
+            owner=address,
             password=lambda: password,
         )
         connector = ImapConnector("imap", OPTIONS, account)
@@ -215,15 +219,21 @@ class TestImapContract(ConnectorContract):
 
 
 class TestCaldavContract(ConnectorContract):
-    @pytest.fixture
-    def setup(self, radicale, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """On Radicale (a calendar chosen by name) and Xandikos (discovered from its bare root URL)."""
+
+    @pytest.fixture(params=["radicale", "xandikos"])
+    def setup(self, request, tmp_path: Path):  # type: ignore[no-untyped-def]
         from datetime import datetime, timedelta, timezone
 
         from support.ics import ics
         from syncd.connectors.caldav_calendar import CaldavAccount, CaldavConnector
 
+        server = request.getfixturevalue(request.param)
         user = "contract@ourco.example"
-        calendar = radicale.calendar(user, "Contract")
+        if request.param == "radicale":
+            calendar, password, chosen = server.calendar(user, "Contract"), server.users[user], ("Contract",)
+        else:
+            calendar, password, chosen = server.calendar(), "any", ()
         for event in calendar.events():
             event.delete()
         now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -235,9 +245,7 @@ class TestCaldavContract(ConnectorContract):
         def remove() -> None:
             events[0].delete()
 
-        account = CaldavAccount(
-            url=radicale.url, username=user, password=lambda: radicale.users[user], owner=user, calendars=("Contract",)
-        )
+        account = CaldavAccount(url=server.url, username=user, password=lambda: password, owner=user, calendars=chosen)
         connector = CaldavConnector("caldav", OPTIONS, account)
         yield connector, remove
         connector.close()

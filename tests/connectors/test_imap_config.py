@@ -12,7 +12,8 @@ from syncd.config import ConfigError, parse_config
 from syncd.connectors.base import ConnectorContext
 from syncd.connectors.imap.connector import FolderCursor
 from syncd.connectors.imap.kind import imap_account
-from syncd.outputs.labels import keyword_for
+from syncd.model.settings import LabelWriting
+from syncd.outputs.labels import assign_keywords, keyword_for, render_labels
 from syncd.pipeline import warn_insecure
 from syncd.secrets import read_secret
 
@@ -70,7 +71,10 @@ def test_unverified_tls_is_warned_about_at_start(tmp_path: Path, caplog) -> None
     "name, keyword",
     [
         ("Adriatic Foods d.o.o.", "$crm_adriatic_foods_d_o_o"),
-        ("Łódź Print Sp. z o.o.", "$crm_odz_print_sp_z_o_o"),
+        ("Łódź Print Sp. z o.o.", "$crm_lodz_print_sp_z_o_o"),
+        ("Łukasz Nowak", "$crm_lukasz_nowak"),
+        ("Straße & Söhne", "$crm_strasse_sohne"),
+        ("Ђорђе Петровић", "$crm_djordje_petrovic"),
         ("Nordic Retail AB", "$crm_nordic_retail_ab"),
     ],
 )
@@ -89,4 +93,17 @@ def test_unreadable_cursor_means_resync() -> None:
 def test_names_without_ascii_get_distinct_stable_keywords() -> None:
     first, second = keyword_for("Ђорђе Петровић", "$crm_"), keyword_for("شرکت پارس", "$crm_")
     assert first != second and first == keyword_for("Ђорђе Петровић", "$crm_")
-    assert first.startswith("$crm_c") and first.isascii()
+    assert first.isascii() and second.isascii()
+    assert keyword_for("★★★", "$crm_").startswith("$crm_c")  # nothing to transliterate: a hash
+
+
+def test_colliding_names_get_distinct_keywords_and_the_oldest_keeps_its_own() -> None:
+    before = assign_keywords([(1, "Müller GmbH"), (2, "Acme")], "$crm_")
+    after = assign_keywords([(1, "Müller GmbH"), (2, "Acme"), (3, "Muller GmbH"), (4, "MÜLLER GMBH")], "$crm_")
+    assert before["Müller GmbH"] == after["Müller GmbH"] == "$crm_muller_gmbh"
+    assert len({after["Müller GmbH"], after["Muller GmbH"], after["MÜLLER GMBH"]}) == 3
+    assert all(k.startswith("$crm_muller_gmbh_") for k in (after["Muller GmbH"], after["MÜLLER GMBH"]))
+    assert all(len(k) <= 64 and all(c.isalnum() or c in "$_" for c in k) for k in after.values())
+    # Rendering uses the book; a name outside it still gets its plain atom.
+    writing = LabelWriting(style="keyword", prefix="$crm_")
+    assert render_labels(["Muller GmbH", "New Co"], writing, after) == (after["Muller GmbH"], "$crm_new_co")

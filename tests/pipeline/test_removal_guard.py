@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from support.helpers import make_message, run_syncd, write_config, write_maildir
+from support.servers.imap_standin import ImapStandin, Quirks, StandinMailbox, message, utc
 
 CONFIG = """
 [service]
@@ -67,3 +68,73 @@ def test_missing_maildir_fails_the_source_and_keeps_its_activities(tmp_path: Pat
     assert run_syncd("status", "-c", config).returncode == 0
     alerting = run_syncd("status", "--alert-after", "0", "-c", config)
     assert alerting.returncode == 1 and "ATTENTION alice-mail: failing for 0 min" in alerting.stdout
+
+
+def test_uidvalidity_change_with_a_misbehaving_search_is_held_not_applied(tmp_path: Path) -> None:
+    """Captured on a real server: after UIDVALIDITY changed, its UID SEARCH returned only part of
+    the folder and a pass removed 65 of 170 activities; the connector called its listing
+    incomplete and the guard let it through. Now the guard weighs what the store would lose."""
+    box = StandinMailbox()
+    inbox = box.folder("INBOX")
+    for n in range(170):
+        inbox.append(message(n, date_header=utc(2026, 11, 1)), utc(2026, 11, 1))
+    password = tmp_path / "password"
+    password.write_text("pw")
+    password.chmod(0o600)
+    with ImapStandin(box) as server:
+        config = str(
+            write_config(
+                tmp_path / "syncd.toml",
+                f"""
+[service]
+state_dir = "state"
+[timeline]
+path = "timeline.xlsx"
+[[sources]]
+name = "alice-imap"
+kind = "imap"
+host = "127.0.0.1"
+port = {server.port}
+tls = "none"
+username = "alice"
+owner = "alice@ourco.example"
+idle = false
+password_secret = {{ file = "{password}" }}
+""",
+            )
+        )
+        first = run_syncd("sync", "--once", "-c", config)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert status(tmp_path)["activities"] == 170
+
+        inbox.recreate()
+        box.quirks = Quirks(search_returns_at_most=105)
+        second = run_syncd("sync", "--once", "-c", config)
+        assert "SUSPECT: 65 of 170 items (38%) would be removed; removals held" in second.stdout, second.stdout
+        current = status(tmp_path)
+        assert current["activities"] == 170
+        assert "65 of 170" in current["sources"][0]["suspect"]
+
+        box.quirks = Quirks()  # the server behaves again: everything is re-read, nothing is lost
+        third = run_syncd("sync", "--once", "-c", config)
+        assert third.returncode == 0, third.stdout
+        current = status(tmp_path)
+        assert current["activities"] == 170 and current["sources"][0]["suspect"] is None
+
+
+def test_a_source_notice_shows_in_status_without_failing_it(tmp_path: Path) -> None:
+    """What a live watcher says (IDLE notifications arrive late) is advice: shown, exit code 0."""
+    from syncd.store import Store
+
+    write_maildir(tmp_path / "mail", {"1.M1.h": make_message(1)})
+    config = str(write_config(tmp_path / "syncd.toml", CONFIG))
+    assert run_syncd("sync", "--once", "-c", config).returncode == 0
+    store = Store.open(f"sqlite:///{tmp_path / 'state' / 'syncd.db'}")
+    try:
+        store.sources.set_notice("alice-mail", "IDLE notifications arrive about 61 s after delivery")
+    finally:
+        store.close()
+    shown = run_syncd("status", "-c", config)
+    assert shown.returncode == 0, shown.stdout
+    assert "NOTICE: IDLE notifications arrive about 61 s after delivery" in shown.stdout
+    assert status(tmp_path)["sources"][0]["notice"].startswith("IDLE notifications arrive")

@@ -406,3 +406,31 @@ def test_status_reads_one_state_even_while_a_batch_commits(store: Store) -> None
         during = reader.execute(sa.text(count)).scalar_one()
     assert (before, during) == (1, 1)
     assert store.reads.status().activities == 2
+
+
+def test_removal_impact_counts_what_the_store_would_lose_not_keys(store: Store) -> None:
+    """The removal guard's measure: a key re-read under a new name (UIDVALIDITY changed) loses
+    nothing; an activity also seen in another mailbox is not lost; customers count too."""
+    from dataclasses import replace as _replace
+
+    alice = store.sources.source_id("alice", "imap")
+    bob = store.sources.source_id("bob", "imap")
+    old = [_replace(email(f"INBOX/1/{n}", f"m{n}@x"), folder="INBOX") for n in range(10)]
+    store.batches.commit(alice, Ingest(activities=old, folder="INBOX"), no_links)
+    store.batches.commit(bob, Ingest(activities=[email("INBOX/7/1", "m0@x", "bob@ourco.example")]), no_links)
+    # Re-read under UIDVALIDITY 2: six of the ten come back with new keys.
+    again = [_replace(email(f"INBOX/2/{n}", f"m{n}@x"), folder="INBOX") for n in range(6)]
+    store.batches.commit(alice, Ingest(activities=again, folder="INBOX"), no_links)
+    impact = store.sources.removal_impact(alice, "INBOX", [r.key for r in old])
+    assert (impact.lost, impact.held) == (4, 10)  # m6..m9; m0 is also in Bob's mailbox but re-read anyway
+    only_bob_keeps = store.sources.removal_impact(alice, "INBOX", [r.key for r in old] + [r.key for r in again])
+    assert only_bob_keeps.lost == 9  # m0 survives in Bob's mailbox
+    assert store.sources.removal_impact(alice, "INBOX", ["INBOX/9/9"]).lost == 0
+
+
+def test_source_notices_are_shown_and_cleared(store: Store) -> None:
+    store.sources.source_id("alice", "imap")
+    store.sources.set_notice("alice", "IDLE notifications arrive about 60 s after delivery")
+    assert store.reads.status().sources[0].notice == "IDLE notifications arrive about 60 s after delivery"
+    store.sources.set_notice("alice", None)
+    assert store.reads.status().sources[0].notice is None

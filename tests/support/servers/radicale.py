@@ -7,14 +7,13 @@ by the test session (or by a test that needs the server gone).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from support.servers.dovecot import free_port
+from support.servers.process import ChildServer
 
 CONFIG = """\
 [server]
@@ -33,7 +32,9 @@ POOL = ("first", "changes", "recurring", "zones", "token", "down", "etag", "cont
 
 
 @dataclass
-class Radicale:
+class Radicale(ChildServer):
+    log_file = "radicale.log"
+
     root: Path
     users: dict[str, str] = field(default_factory=dict)
     port: int = 0
@@ -61,35 +62,6 @@ class Radicale:
         log.close()
         self.wait_listening()
         return self
-
-    def wait_listening(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                break
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"radicale did not start; log: {self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=20)
-        self.process = None
-
-    def log(self) -> str:
-        try:
-            return (self.root / "radicale.log").read_text()[-3000:]
-        except OSError:
-            return ""
 
     def client(self, user: str):  # type: ignore[no-untyped-def]
         import caldav

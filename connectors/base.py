@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from syncd.connectors.budget import RequestBudgets
 from syncd.model.records import Batch, CustomerNote, ReadOptions, SourceState
 from syncd.model.settings import SecretSource, SourceSettings
 
@@ -88,6 +89,8 @@ class ConnectorContext:
     timezone: str = "UTC"  # for floating times (calendars) and dates typed in sheets
     state_dir: Path | None = None  # where a connector may keep files (token caches)
     secret: SecretReader | None = None
+    #: Per-mailbox request limits, shared by every source and pass of one service.
+    budgets: RequestBudgets = field(default_factory=RequestBudgets)
 
     def read_secret(self, source: SecretSource, what: str) -> str:
         if self.secret is None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Config, ConfigError, load_config
+from syncd.connectors.budget import RequestBudgets
 from syncd.notify import SystemdNotifier
 from syncd.pipeline import IndexCache, PassResult, Pipeline, SourceResult, warn_insecure
 from syncd.pipeline.wiring import connector_context, is_customer_source
@@ -142,6 +143,7 @@ class Service:
         self.workbook_watcher: WorkbookWatcher | None = None
         self.outage = StoreOutage()
         self.index_cache = IndexCache()  # the matcher index, shared by the source jobs
+        self.budgets = RequestBudgets()  # per-mailbox request limits (Graph), shared by the jobs
         self.config: Config | None = None
         self.store: Store | None = None
         self.outputs_dirty = threading.Event()  # a job committed something the outputs may show
@@ -176,7 +178,7 @@ class Service:
         """A live watcher per source whose kind has one (IMAP IDLE), and the workbook watcher."""
         self.watchers_stop = threading.Event()
         self.watcher_threads = []
-        context = connector_context(config)
+        context = connector_context(config, self.budgets)
         for source in config.sources:
             kind = config.kinds.get(source.kind)
             if not (source.enabled and source.live() and kind.watcher is not None):
@@ -288,6 +290,7 @@ class Service:
             stop_requested=self.stop.is_set,
             heartbeat=self.notifier.watchdog,
             index_cache=self.index_cache,
+            budgets=self.budgets,
         )
         return pipeline.sync_one(config.source(name))
 
@@ -459,6 +462,7 @@ class Service:
             stop_requested=self.stop.is_set,
             heartbeat=self.notifier.watchdog,
             index_cache=self.index_cache,
+            budgets=self.budgets,
         )
         result = PassResult()
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
@@ -35,6 +36,19 @@ log = logging.getLogger("syncd.connectors.graph")
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def graph_scope(graph_url: str) -> str:
+    """The app-only scope of the Graph endpoint in use: its root plus ``/.default``.
+
+    National clouds each have their own Graph root and tokens must be asked for it
+    (https://learn.microsoft.com/graph/deployments: ``https://graph.microsoft.us/.default``
+    for US Government L4, ``https://microsoftgraph.chinacloudapi.cn/.default`` for China).
+    """
+    parts = urlsplit(graph_url)
+    return f"{parts.scheme}://{parts.netloc}/.default"
+
+
 _PEM_KEY = re.compile(
     r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----.+?-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----", re.S
 )
@@ -65,6 +79,7 @@ class GraphSignIn:
     certificate: Callable[[], str] | None = None
     cache_path: Path | None = None
     timeout: float = 60
+    scope: str = GRAPH_SCOPE
 
     @property
     def authority(self) -> str:
@@ -163,13 +178,34 @@ class GraphTokens:
         if self.sign_in.cache_path is not None and self.cache.has_state_changed:
             _write_private(self.sign_in.cache_path, self.cache.serialize())
 
-    def token(self, force_refresh: bool = False) -> str:
-        """A valid access token; ``force_refresh`` skips the cache (after a 401)."""
+    def discard(self, token: str) -> None:
+        """Forget a cached access token Graph refused (401): revoked before it expired.
+
+        msal hands a cached token out until it expires and refuses ``force_refresh`` for
+        client credentials ("Historically, this method does not support force_refresh
+        behavior"), so the refused token is removed from the cache itself; the next
+        ``token()`` then asks Entra ID for a new one (for device-code sign-ins with the
+        cached refresh token).
+        """
+        import msal
+
+        with self._lock:
+            refused = [
+                item
+                for item in self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)
+                if item.get("secret") == token
+            ]
+            for item in refused:
+                self.cache.remove_at(item)
+            self._save()
+
+    def token(self) -> str:
+        """A valid access token: msal's cached one until shortly before it expires."""
         with self._lock:
             app = self._application()
             try:
                 if self.sign_in.mode == "app":
-                    result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE], force_refresh=force_refresh)
+                    result = app.acquire_token_for_client(scopes=[self.sign_in.scope])
                 else:
                     accounts = app.get_accounts()
                     if not accounts:
@@ -177,7 +213,7 @@ class GraphTokens:
                             f"source {self.source} is not signed in: run `syncd graph-login "
                             f"{self.source}` once as the mailbox user"
                         )
-                    result = app.acquire_token_silent([GRAPH_SCOPE], account=accounts[0], force_refresh=force_refresh)
+                    result = app.acquire_token_silent([self.sign_in.scope], account=accounts[0])
                     if result is None:
                         raise SourceAuthError(
                             f"source {self.source}: the sign-in expired or was revoked; run "
@@ -211,7 +247,7 @@ class GraphTokens:
     def device_login(self, say: Callable[[str], None]) -> str:
         """Run the device-code flow: ``say`` shows the user where to type which code."""
         app = self._application()
-        flow = app.initiate_device_flow(scopes=[GRAPH_SCOPE])
+        flow = app.initiate_device_flow(scopes=[self.sign_in.scope])
         if "user_code" not in flow:
             raise SourceAuthError(f"device code refused: {flow.get('error')}: {flow.get('error_description', '')}")
         say(str(flow["message"]))

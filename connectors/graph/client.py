@@ -1,11 +1,25 @@
 """Microsoft Graph REST calls with the token, throttling and error mapping syncd needs; nothing else.
 
-Throttling: 429 (and 503) honour Retry-After up to ``throttle_max_wait_seconds``; a longer
-wait ends this source's pass with ``SourceUnavailable`` carrying the wait, so the other
-mailboxes, synced in parallel, go on. Other 5xx and network errors back off
-exponentially with jitter (tenacity). 401 is retried once with a fresh token; 401/403
-after that is an authentication error (consent revoked, application access policy),
-never retried fast.
+Throttling (https://learn.microsoft.com/graph/throttling): 429 and 503 honour Retry-After
+up to ``throttle_max_wait_seconds``; a longer wait ends this source's pass with
+``SourceUnavailable`` carrying the wait, so the other mailboxes, synced in parallel, go
+on. Without Retry-After, and for other 5xx and network errors, the wait grows
+exponentially with full jitter (tenacity), as the throttling guidance asks. Every request
+of a mailbox also passes its ``MailboxBudget`` (Outlook's limits: 10,000 requests per 10
+minutes and 4 concurrent per app and mailbox), shared by every folder, calendar and
+write-back of that mailbox.
+
+401 (https://learn.microsoft.com/entra/identity-platform/access-tokens, "token revocation"):
+the token used is dropped from msal's cache and a new one acquired, once; 401/403 after
+that is an authentication error (consent revoked, application access policy), never
+retried fast.
+
+Delta tokens that Graph no longer knows come as 410 or as "a 40X-series error with error
+codes such as syncStateNotFound" (https://learn.microsoft.com/graph/delta-query-overview,
+"Token duration"): both raise ``DeltaExpired``, and the folder is read afresh.
+
+A 200 whose body is not a JSON object is a ``MalformedResponse``: nothing on that page can
+be trusted, so the pass fails with a clear error and the cursor stays where it was.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from tenacity import (
     wait_random,
 )
 
+from syncd.connectors.budget import MailboxBudget
 from syncd.connectors.graph.auth import GraphTokens
 from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavailable
@@ -42,6 +57,14 @@ class DeltaExpired(Exception):
 
 class NotFound(Exception):
     """404 from Graph: the item or folder is gone."""
+
+
+class PreconditionFailed(Exception):
+    """412 from Graph: the item changed since its change key was read (If-Match)."""
+
+
+#: Error codes of an expired or unknown delta token (any 40X status).
+DELTA_EXPIRED_CODES = {"syncStateNotFound", "resyncRequired", "syncStateInvalid"}
 
 
 class _Transient(Exception):
@@ -63,6 +86,8 @@ class GraphClient:
         max_wait: float = 60,
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
+        budget: MailboxBudget | None = None,
+        backoff_cap: float = 30,
     ):
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -71,6 +96,8 @@ class GraphClient:
         self.max_wait = max_wait
         self.attempts = attempts
         self.sleep = sleep
+        self.budget = budget
+        self.backoff_cap = backoff_cap
         self.session = requests.Session()
 
     def close(self) -> None:
@@ -83,7 +110,9 @@ class GraphClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return exc.retry_after
-        return float((wait_exponential(multiplier=0.5, max=30) + wait_random(0, 0.5))(state))
+        # Full jitter: 0..2^n seconds (capped), so many throttled mailboxes do not retry in step.
+        ceiling = float(wait_exponential(multiplier=1, max=self.backoff_cap)(state))
+        return float(wait_random(0, ceiling)(state)) + 0.1
 
     def request(
         self,
@@ -120,17 +149,24 @@ class GraphClient:
         body: Any,
         prefer: tuple[str, ...],
         refreshed: bool = False,
+        if_match: str | None = None,
     ) -> dict[str, Any]:
-        headers = {
-            "Authorization": f"Bearer {self.tokens.token(force_refresh=refreshed)}",
-            "Accept": "application/json",
-        }
+        token = self.tokens.token()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if prefer:
             headers["Prefer"] = ", ".join(prefer)
+        if if_match:
+            headers["If-Match"] = if_match
         try:
-            response = self.session.request(
-                method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
-            )
+            if self.budget is not None:
+                with self.budget.slot():
+                    response = self.session.request(
+                        method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
+                    )
+            else:
+                response = self.session.request(
+                    method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
+                )
         except requests.RequestException as exc:
             refused = security_error(exc, self.base_url, self.source)
             if refused is not None:
@@ -138,11 +174,14 @@ class GraphClient:
             raise _Transient(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
         status = response.status_code
         if status < 300:
-            return response.json() if response.content else {}
+            return _json_object(response, method, path) if response.content else {}
         code, message = _error(response)
         what = f"{method} {_path_only(path)}: {status} {code}: {message}"
         if status == 401 and not refreshed:
-            return self._once(method, path, params, body, prefer, refreshed=True)
+            # A revoked token stays in msal's cache until it expires (up to an hour), and msal
+            # refuses force_refresh for client credentials: drop it, then ask for a new one.
+            self.tokens.discard(token)
+            return self._once(method, path, params, body, prefer, refreshed=True, if_match=if_match)
         if status in (401, 403):
             raise SourceAuthError(
                 f"Graph refused access ({what}); check the app's permissions, admin consent and "
@@ -150,7 +189,9 @@ class GraphClient:
             )
         if status == 404:
             raise NotFound(what)
-        if status == 410:
+        if status == 412:
+            raise PreconditionFailed(what)
+        if status == 410 or (400 <= status < 500 and code in DELTA_EXPIRED_CODES):
             raise DeltaExpired(what, status)
         if status in (429, 503) or status >= 500:
             retry_after = _retry_after(response)
@@ -163,13 +204,27 @@ class GraphClient:
                 )
             if status == 429:
                 log.warning("source=%s graph throttled retry_after=%s", self.source, retry_after)
-            raise _Transient(what, retry_after if retry_after is not None else (1.0 if status == 429 else None))
+            raise _Transient(what, retry_after)
         if status == 400 and code in ("ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "ErrorMailboxNotFound"):
             raise SourceConfigError(what)
         raise SourceUnavailable(what)
 
     def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("GET", path, **kwargs)
+
+    def patch_if_match(self, path: str, body: Any, change_key: str, prefer: tuple[str, ...] = ()) -> dict[str, Any]:
+        """PATCH only if the item is still at ``change_key``; ``PreconditionFailed`` if not."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            wait=self._wait,
+            stop=stop_after_attempt(self.attempts),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._once, "PATCH", path, None, body, prefer, False, f'W/"{change_key}"')
+        except _Transient as exc:
+            raise SourceUnavailable(f"Graph: {exc} (gave up after {self.attempts} attempts)") from None
 
     def pages(
         self, path: str, params: dict[str, str] | None = None, prefer: tuple[str, ...] = ()
@@ -182,6 +237,23 @@ class GraphClient:
             if not link:
                 return
             page = self.get(link, prefer=prefer)
+
+
+class MalformedResponse(SourceUnavailable):
+    """Graph answered 200 with something that is not a JSON object."""
+
+
+def _json_object(response: requests.Response, method: str, path: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise MalformedResponse(
+            f"{method} {_path_only(path)}: 200 but the body is not JSON "
+            f"({response.headers.get('Content-Type', 'no content type')}, {len(response.content)} bytes)"
+        ) from None
+    if not isinstance(payload, dict):
+        raise MalformedResponse(f"{method} {_path_only(path)}: 200 but the body is a JSON {type(payload).__name__}")
+    return payload
 
 
 def _path_only(path: str) -> str:

@@ -90,6 +90,7 @@ class GraphConnector(Connector):
                     backfill_days=account.backfill_days,
                     snippet_chars=self.options.snippet_chars,
                     prefer=self.prefer,
+                    keep_bodies=self.options.keep_bodies,
                 )
             if account.calendar:
                 yield from sync_calendar(

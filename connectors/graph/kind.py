@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from syncd.connectors.base import Capabilities, ConnectorContext, SourceKind
 from syncd.connectors.exchange import ExchangeMailboxFields
-from syncd.connectors.graph.auth import GraphSignIn, GraphTokens, cache_file
+from syncd.connectors.graph.auth import GraphSignIn, GraphTokens, cache_file, graph_scope
 from syncd.connectors.graph.client import GraphClient
 from syncd.connectors.graph.connector import GraphConnector, GraphMailbox
 from syncd.connectors.graph.contacts import GraphContactsConnector
@@ -77,8 +77,9 @@ class GraphContactsSettings(GraphAccountFields, SourceSettings):
     enabled: bool = True
 
 
-def graph_client(settings: GraphAccountFields, name: str, context: ConnectorContext) -> GraphClient:
-    """A Graph client for one source, its secrets read when a token is needed."""
+def graph_client(settings: GraphAccountFields, name: str, context: ConnectorContext, mailbox: str = "") -> GraphClient:
+    """A Graph client for one source, its secrets read when a token is needed, its requests
+    within the app's budget for ``mailbox``."""
     client_secret = certificate = None
     if settings.client_secret_secret is not None:
         secret = settings.client_secret_secret
@@ -102,6 +103,7 @@ def graph_client(settings: GraphAccountFields, name: str, context: ConnectorCont
         certificate=certificate,
         cache_path=cache_file(state_dir, name) if state_dir is not None else None,
         timeout=settings.timeout_seconds,
+        scope=graph_scope(settings.graph_url),
     )
     return GraphClient(
         settings.graph_url,
@@ -109,6 +111,7 @@ def graph_client(settings: GraphAccountFields, name: str, context: ConnectorCont
         source=name,
         timeout=settings.timeout_seconds,
         max_wait=settings.throttle_max_wait_seconds,
+        budget=context.budgets.for_mailbox(f"graph:{settings.client_id}", mailbox or name),
     )
 
 
@@ -124,7 +127,8 @@ def _build(settings: GraphSettings, context: ConnectorContext) -> GraphConnector
         future_days=settings.future_days,
         contacts_folder=settings.contacts_folder,
     )
-    return GraphConnector(settings.name, context.options, mailbox, graph_client(settings, settings.name, context))
+    client = graph_client(settings, settings.name, context, settings.effective_mailbox)
+    return GraphConnector(settings.name, context.options, mailbox, client)
 
 
 def _build_contacts(settings: GraphContactsSettings, context: ConnectorContext) -> GraphContactsConnector:
@@ -133,7 +137,7 @@ def _build_contacts(settings: GraphContactsSettings, context: ConnectorContext) 
         context.options,
         settings.mailbox,
         settings.contacts_folder,
-        graph_client(settings, settings.name, context),
+        graph_client(settings, settings.name, context, settings.mailbox),
     )
 
 

@@ -1,9 +1,13 @@
 """Mail folders of a Microsoft 365 mailbox, read by delta query (one cursor per folder).
 
-The first round of a folder asks for messages received since the backfill window's first
-day (``$filter`` on ``receivedDateTime``) with only the fields the timeline needs
-(``$select``); later rounds follow the delta link. The activity identity of a message is
-its internetMessageId, shared with IMAP and other mailboxes.
+The first round of a folder is a delta query without ``$filter``: "applying $filter in a
+delta query returns only up to 5,000 messages" (https://learn.microsoft.com/graph/api/message-delta,
+"Remarks"), so a folder with more mail in the window would silently stop at 5,000.
+Messages received before the backfill window's first day are skipped here instead, and
+counted as outside the window. Only the fields the timeline needs are asked for
+(``$select``; the body only with ``store.keep_bodies``); later rounds follow the delta link.
+The activity identity of a message is its internetMessageId, shared with IMAP and other
+mailboxes.
 """
 
 from __future__ import annotations
@@ -92,17 +96,26 @@ def sync_mail_folder(
     backfill_days: int,
     snippet_chars: int,
     prefer: tuple[str, ...],
+    keep_bodies: bool = False,
 ) -> Iterator[Batch]:
     cursor = DeltaCursor.load(state.cursors.get(label))
     held = {k for k in state.known if k.startswith(f"{label}/")}
     since = cursor.since if cursor and cursor.since else (today - timedelta(days=backfill_days)).isoformat()
+    fields = (*MESSAGE_FIELDS, "body") if keep_bodies else MESSAGE_FIELDS
+    if keep_bodies:
+        prefer = (*prefer, 'outlook.body-content-type="text"')
 
     def first_round() -> tuple[str, dict[str, str]]:
         path = f"{folder_path(client, user, mailbox, label)}/messages/delta"
-        return path, {"$select": ",".join(MESSAGE_FIELDS), "$filter": f"receivedDateTime ge {since}T00:00:00Z"}
+        return path, {"$select": ",".join(fields)}
 
-    def parse(item: dict[str, Any]) -> ActivityRecord | Problem:
-        return message_record(item, folder=label, mailbox=mailbox, owners=owners, snippet_chars=snippet_chars)
+    def parse(item: dict[str, Any]) -> ActivityRecord | Problem | None:
+        received = str(item.get("receivedDateTime") or "")
+        if received and received[:10] < since:
+            return None  # before the backfill window: counted, not read
+        return message_record(
+            item, folder=label, mailbox=mailbox, owners=owners, snippet_chars=snippet_chars, keep_body=keep_bodies
+        )
 
     try:
         if cursor is None:

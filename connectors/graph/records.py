@@ -7,6 +7,7 @@ Shapes from Microsoft's resource pages: message
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from datetime import time as dtime
 from typing import Any
@@ -14,10 +15,14 @@ from typing import Any
 from syncd.model.markers import PRIVATE_CATEGORIES
 from syncd.model.records import ActivityKind, ActivityRecord, Direction, Participant, Problem, Role
 
+#: Exchange writes ``0001-01-01T00:00:00Z`` for "no date" (unsent mail, attendee status):
+#: anything before this is taken for no date at all.
+EARLIEST_REAL = datetime(1971, 1, 1, tzinfo=timezone.utc)
 
-def graph_time(value: str | None) -> datetime | None:
+
+def graph_time(value: object) -> datetime | None:
     """Graph's ISO times ("2026-10-01T09:00:00Z", or 7 fraction digits and no zone in events) as UTC."""
-    if not value:
+    if not value or not isinstance(value, str):
         return None
     text = value.strip().replace("Z", "+00:00")
     if "." in text:
@@ -31,24 +36,74 @@ def graph_time(value: str | None) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    if moment.year < EARLIEST_REAL.year:
+        return None
     return moment.astimezone(timezone.utc)
 
 
 def graph_address(value: Any) -> tuple[str, str] | None:
     """(address, name) of a Graph recipient; Exchange-internal X.500 addresses have no '@' and are skipped."""
-    email = (value or {}).get("emailAddress") or {}
+    if not isinstance(value, dict):
+        raise MalformedItem(f"a recipient is a JSON {type(value).__name__}, not an object")
+    email = value.get("emailAddress") or {}
+    if not isinstance(email, dict):
+        raise MalformedItem(f"emailAddress is a JSON {type(email).__name__}, not an object")
     address = str(email.get("address") or "").strip().lower()
     if address.count("@") != 1 or " " in address or address.startswith("@"):
         return None
     return address, " ".join(str(email.get("name") or "").split())[:200]
 
 
-def clean_text(text: str | None, limit: int) -> str:
+class MalformedItem(ValueError):
+    """A Graph item whose field has a shape the resource page does not allow."""
+
+
+def guarded(
+    parse: Callable[..., ActivityRecord | Problem], item: dict[str, Any], key: str, where: str, **kwargs: Any
+) -> ActivityRecord | Problem:
+    """``parse(item)``, or a quarantine entry naming what was wrong with the item."""
+    try:
+        return parse(item, **kwargs)
+    except (MalformedItem, TypeError, AttributeError, ValueError, KeyError) as exc:
+        return Problem(key, f"malformed Graph item: {exc}"[:300], where, str(item.get("changeKey") or ""))
+
+
+def clean_text(text: object, limit: int) -> str:
     return " ".join(str(text or "").split())[:limit]
 
 
 def message_record(
-    item: dict[str, Any], *, folder: str, mailbox: str, owners: frozenset[str], snippet_chars: int
+    item: dict[str, Any],
+    *,
+    folder: str,
+    mailbox: str,
+    owners: frozenset[str],
+    snippet_chars: int,
+    keep_body: bool = False,
+) -> ActivityRecord | Problem:
+    key = f"{folder}/{item['id']}"
+    where = f"{mailbox} {folder} {item['id'][:24]}…"
+    return guarded(
+        _message,
+        item,
+        key,
+        where,
+        folder=folder,
+        mailbox=mailbox,
+        owners=owners,
+        snippet_chars=snippet_chars,
+        keep_body=keep_body,
+    )
+
+
+def _message(
+    item: dict[str, Any],
+    *,
+    folder: str,
+    mailbox: str,
+    owners: frozenset[str],
+    snippet_chars: int,
+    keep_body: bool,
 ) -> ActivityRecord | Problem:
     key = f"{folder}/{item['id']}"
     version = str(item.get("changeKey") or "")
@@ -58,6 +113,8 @@ def message_record(
     fields = (("from", Role.FROM), ("toRecipients", Role.TO), ("ccRecipients", Role.CC), ("bccRecipients", Role.BCC))
     for field_name, role in fields:
         values = item.get(field_name)
+        if values is not None and not isinstance(values, (dict, list)):
+            raise MalformedItem(f"{field_name} is a JSON {type(values).__name__}")
         for value in [values] if isinstance(values, dict) else values or []:
             found = graph_address(value)
             if found and (found[0], role) not in seen:
@@ -70,7 +127,7 @@ def message_record(
         return Problem(key, "no sent or received date", where, version)
     sender = next((p.email for p in participants if p.role == Role.FROM), None)
     hints: list[tuple[str, str]] = []
-    categories = [str(c) for c in item.get("categories") or []]
+    categories = _text_list(item.get("categories"), "categories")
     if categories:
         hints.append(("categories", "; ".join(categories)[:200]))
     if any(c.strip().casefold() in PRIVATE_CATEGORIES for c in categories):
@@ -89,10 +146,27 @@ def message_record(
         thread_key=f"graph-conversation:{conversation}" if conversation else message_id,
         mailbox=mailbox,
         folder=folder,
-        link=item.get("webLink"),
+        link=item.get("webLink") if isinstance(item.get("webLink"), str) else None,
         version=version,
         hints=tuple(hints),
+        body=_body_text(item.get("body")) if keep_body else None,
     )
+
+
+def _text_list(value: object, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedItem(f"{name} is a JSON {type(value).__name__}, not a list")
+    return [str(v) for v in value]
+
+
+def _body_text(value: object) -> str | None:
+    """The body asked for as text (Prefer outlook.body-content-type="text")."""
+    if not isinstance(value, dict):
+        return None
+    content = value.get("content")
+    return str(content) if content else None
 
 
 def _event_start(item: dict[str, Any], field_name: str = "start") -> datetime | None:
@@ -113,12 +187,20 @@ def _event_start(item: dict[str, Any], field_name: str = "start") -> datetime | 
 
 
 def event_record(
-    item: dict[str, Any], *, mailbox: str, owners: frozenset[str], snippet_chars: int
+    item: dict[str, Any], *, mailbox: str, owners: frozenset[str], snippet_chars: int, folder: str = "calendar"
 ) -> ActivityRecord | Problem:
-    key = f"calendar/{item['id']}"
+    key = f"{folder}/{item['id']}"
+    where = f"{mailbox} {folder} {item['id'][:24]}…"
+    return guarded(_event, item, key, where, mailbox=mailbox, owners=owners, snippet_chars=snippet_chars, folder=folder)
+
+
+def _event(
+    item: dict[str, Any], *, mailbox: str, owners: frozenset[str], snippet_chars: int, folder: str
+) -> ActivityRecord | Problem:
+    key = f"{folder}/{item['id']}"
     start = _event_start(item)
     change_key = str(item.get("changeKey") or "")
-    where = f"{mailbox} calendar {item['id'][:24]}…"
+    where = f"{mailbox} {folder} {item['id'][:24]}…"
     if start is None:
         return Problem(key, "event without a start time", where, change_key)
     # The start rides in the version, so a later re-listing can tell an event that aged out
@@ -153,7 +235,7 @@ def event_record(
     location = clean_text((item.get("location") or {}).get("displayName"), 200)
     if location:
         hints.append(("location", location))
-    categories = [str(c) for c in item.get("categories") or []]
+    categories = _text_list(item.get("categories"), "categories")
     if categories:
         hints.append(("categories", "; ".join(categories)[:200]))
     preview = clean_text(item.get("bodyPreview"), snippet_chars)
@@ -176,8 +258,8 @@ def event_record(
         message_id=f"graph-event:{uid}" if uid else None,
         thread_key=f"graph-series:{series}" if series else (f"graph-event:{uid}" if uid else None),
         mailbox=mailbox,
-        folder="calendar",
-        link=item.get("webLink"),
+        folder=folder,
+        link=item.get("webLink") if isinstance(item.get("webLink"), str) else None,
         version=version,
         hints=tuple(hints),
     )

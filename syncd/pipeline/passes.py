@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from syncd.config import Config
+from syncd.connectors.budget import RequestBudgets
 from syncd.mapping.contacts import POLICY_THRESHOLDS, correspondent_counts, new_contacts
 from syncd.mapping.matcher import CustomerIndex, link_activity
 from syncd.mapping.review import config_rules
@@ -43,8 +44,10 @@ class Pipeline:
         stop_requested: Callable[[], bool] = lambda: False,
         heartbeat: Callable[[], None] = lambda: None,
         index_cache: IndexCache | None = None,
+        budgets: RequestBudgets | None = None,
     ):
         self.config = config
+        self.budgets = budgets if budgets is not None else RequestBudgets()
         self.store = store
         self.stop_requested = stop_requested
         self.heartbeat = heartbeat
@@ -96,6 +99,7 @@ class Pipeline:
             stop_requested=self.stop_requested,
             heartbeat=self.heartbeat,
             customers_changed=self.refresh_index,
+            budgets=self.budgets,
         )
 
     def sync_source(self, source: object, confirm_removals: bool = False) -> SourceResult:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from syncd.config import Config
 from syncd.connectors.base import Connector
+from syncd.connectors.budget import RequestBudgets
 from syncd.mapping.contacts import correspondent_counts
 from syncd.mapping.matcher import MatchPolicy, skip_reason
 from syncd.model.errors import SourceAuthError, SourceError, SourceSecurityError
@@ -55,6 +56,7 @@ class PassContext:
     stop_requested: Callable[[], bool]
     heartbeat: Callable[[], None]
     customers_changed: Callable[[], None]  # rebuild the matcher's index
+    budgets: RequestBudgets = field(default_factory=RequestBudgets)  # per-mailbox request limits
 
 
 def removal_guard(listed: int, complete: bool, impact: RemovalImpact, ratio_limit: float) -> str | None:
@@ -84,7 +86,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
     store.sources.mark_attempt(source_id)
     connector: Connector | None = None
     try:
-        connector = make_connector(config, source)
+        connector = make_connector(config, source, run.budgets)
         state = store.sources.sync_state(source_id)
         lost_before: dict[str, int] = {}
         for batch in read_ahead(connector.read(state), name=f"read-{name}"):

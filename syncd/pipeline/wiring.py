@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from syncd.config import Config
 from syncd.connectors.base import Connector, ConnectorContext
+from syncd.connectors.budget import RequestBudgets
 from syncd.mapping.freemail import packaged_free_mail_domains
 from syncd.mapping.matcher import MatchPolicy
 from syncd.mapping.normalize import normalize_domain, normalize_email, normalize_phone
@@ -30,18 +31,19 @@ def read_options(config: Config) -> ReadOptions:
     )
 
 
-def connector_context(config: Config) -> ConnectorContext:
+def connector_context(config: Config, budgets: RequestBudgets | None = None) -> ConnectorContext:
     return ConnectorContext(
         options=read_options(config),
         timezone=config.service.timezone,
         state_dir=config.service.state_dir,
         secret=read_secret,
+        budgets=budgets if budgets is not None else RequestBudgets(),
     )
 
 
-def make_connector(config: Config, source: SourceSettings) -> Connector:
+def make_connector(config: Config, source: SourceSettings, budgets: RequestBudgets | None = None) -> Connector:
     """The connector for one configured source, made by its kind's factory."""
-    return config.kinds.get(source.kind).build(source, connector_context(config))
+    return config.kinds.get(source.kind).build(source, connector_context(config, budgets))
 
 
 def is_customer_source(config: Config, source: SourceSettings) -> bool:

@@ -43,6 +43,11 @@ class ExchangeMailboxFields(MailSourceSettings):
         description="Keep a contact per customer in the contact folder `contacts_folder`, its notes holding the "
         "customer's recent timeline (Graph needs Contacts.ReadWrite).",
     )
+    category_people: bool = Field(
+        default=False,
+        description="With write_categories: a category for each matched person too. Off: companies only (a "
+        "category per person soon fills Outlook's category list).",
+    )
     contacts_folder: str = Field(default="Customers", description="Contact folder written by write_contacts.")
     contact_history: int = Field(
         default=20, ge=1, le=200, description="How many recent activities a customer contact's notes show."
@@ -61,7 +66,7 @@ class ExchangeMailboxFields(MailSourceSettings):
         return frozenset({self.owner, self.effective_mailbox, *self.owner_addresses})
 
     def label_writing(self) -> LabelWriting | None:
-        return LabelWriting("category") if self.write_categories else None
+        return LabelWriting("category", people=self.category_people) if self.write_categories else None
 
     def contact_notes(self) -> int | None:
         return self.contact_history if self.write_contacts else None

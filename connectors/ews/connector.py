@@ -64,7 +64,6 @@ MESSAGE_FIELDS = (
     "conversation_id",
     "categories",
     "sensitivity",
-    "text_body",
 )
 EVENT_FIELDS = (
     "subject",
@@ -80,7 +79,6 @@ EVENT_FIELDS = (
     "location",
     "type",
     "categories",
-    "text_body",
 )
 
 
@@ -165,6 +163,10 @@ class EwsConnector(Connector):
         account = self.session.account()
         is_calendar = label == "calendar"
         fields = EVENT_FIELDS if is_calendar else MESSAGE_FIELDS
+        if self.options.keep_bodies:
+            # The body (and a snippet from it) only when the admin chose to keep bodies:
+            # EWS has no server-made preview, and the least collected is the default.
+            fields = (*fields, "text_body")
         window_field = "start" if is_calendar else "datetime_received"
         additional = {f for f in folder.normalize_fields(fields=[window_field]) if not f.field.is_attribute}
         in_window = self._window(label, since)

@@ -44,6 +44,13 @@ class EwsAccountFields(StrictModel):
         "needs delegate/full access to the mailbox).",
     )
     timeout_seconds: float = Field(default=60, gt=0, le=600, description="Network timeout per request.")
+    throttle_max_wait_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=600,
+        description="Longest back-off (ErrorServerBusy's BackOffMilliseconds) waited for inside a pass; a longer "
+        "one ends this source's pass and it is retried after it.",
+    )
 
     @model_validator(mode="after")
     def _endpoint_and_auth(self) -> EwsAccountFields:
@@ -121,6 +128,7 @@ def ews_account(settings: EwsAccountFields, name: str, mailbox: str, context: Co
         client_id=settings.client_id,
         tenant_id=settings.tenant_id,
         timeout=settings.timeout_seconds,
+        max_wait=settings.throttle_max_wait_seconds,
     )
 
 

@@ -85,6 +85,7 @@ def message_record(
         direction=Direction.OUTBOUND if from_address in owners else Direction.INBOUND,
         subject=clean_text(item.subject, 998),
         snippet=clean_text(getattr(item, "text_body", ""), snippet_chars),
+        body=str(getattr(item, "text_body", "") or "") or None,
         participants=tuple(participants),
         message_id=message_id,
         thread_key=f"ews-conversation:{conversation}" if conversation else message_id,

@@ -1,5 +1,14 @@
 """One exchangelib Account per source, with exchangelib's errors mapped to the connector contract's.
 
+Throttling (https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange):
+Exchange answers a busy server with an ``ErrorServerBusy`` SOAP fault whose
+``BackOffMilliseconds`` says how long to wait. exchangelib's per-configuration retry
+policy (``FaultTolerance(max_wait)``) waits that long and sends the request again; a
+longer wish than ``max_wait`` ends the pass with that wait as its retry time. The API
+version is pinned to Exchange2013 for an explicit endpoint (every supported Exchange
+Server speaks it), so a SOAP fault on the first request is reported by its response
+code, not as exchangelib's "no valid version headers" from version guessing.
+
 exchangelib keeps its HTTP settings on the protocol *class* (``BaseProtocol.TIMEOUT``,
 ``HTTP_ADAPTER_CLS``) and caches protocols per endpoint and credentials for the whole
 process. Setting those class attributes for one source would set them for every EWS source
@@ -44,6 +53,7 @@ class EwsAccount:
     client_id: str | None = None
     tenant_id: str | None = None
     timeout: float = 60
+    max_wait: float = 60  # longest ErrorServerBusy back-off waited for within a pass
 
 
 class ResyncNeeded(Exception):
@@ -67,7 +77,19 @@ class EwsSession:
     def account(self) -> Any:
         if self._account is not None:
             return self._account
-        from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Account, Configuration, Credentials
+        from exchangelib import (
+            BASIC,
+            DELEGATE,
+            IMPERSONATION,
+            NTLM,
+            OAUTH2,
+            Account,
+            Build,
+            Configuration,
+            Credentials,
+            FaultTolerance,
+            Version,
+        )
 
         # exchangelib's debug log holds request headers (the Basic/NTLM Authorization) and
         # whole SOAP bodies (mail content): never let it through, even under --debug.
@@ -86,16 +108,25 @@ class EwsSession:
             credentials = Credentials(s.username, s.password())
         auth = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[s.auth_type]
         access = IMPERSONATION if s.impersonation else DELEGATE
+        retry_policy = _back_off_policy(FaultTolerance)(max_wait=s.max_wait)
         with self.mapped("connect"):
             if s.autodiscover:
                 account = Account(
-                    primary_smtp_address=s.mailbox, credentials=credentials, autodiscover=True, access_type=access
+                    primary_smtp_address=s.mailbox,
+                    config=Configuration(credentials=credentials, retry_policy=retry_policy),
+                    autodiscover=True,
+                    access_type=access,
                 )
                 account.protocol = source_protocol(account.protocol.config, verify_tls=True, timeout=s.timeout)
                 self._account = account
             else:
                 config = Configuration(
-                    service_endpoint=s.service_endpoint, credentials=credentials, auth_type=auth, max_connections=2
+                    service_endpoint=s.service_endpoint,
+                    credentials=credentials,
+                    auth_type=auth,
+                    max_connections=2,
+                    retry_policy=retry_policy,
+                    version=Version(build=Build(15, 0)),  # Exchange2013: see the module docstring
                 )
                 account = Account(primary_smtp_address=s.mailbox, config=config, autodiscover=False, access_type=access)
                 # This source's own protocol: its TLS verification and timeout, not exchangelib's
@@ -154,13 +185,37 @@ class _Mapped:
             exc
         ).__module__.split(".")[0] in ("requests", "urllib3"):
             self.session.close()
-            back_off = getattr(exc, "back_off", None)  # ErrorServerBusy carries the server's wish
+            # ErrorServerBusy carries the server's wish; RateLimitError the one longer than max_wait.
+            back_off = getattr(exc, "back_off", None) or getattr(exc, "wait", None)
+            if isinstance(exc, errors.RateLimitError):
+                text = (
+                    f"ErrorServerBusy: the server asked to back off {exc.wait:.0f} s (over throttle_max_wait_seconds)"
+                )
             raise SourceUnavailable(
                 f"{where}: {self.what} failed ({text})",
                 source=self.session.source,
                 retry_after=float(back_off) if isinstance(back_off, int | float) else None,
             ) from None
         return False
+
+
+@lru_cache(maxsize=1)
+def _back_off_policy(fault_tolerance: Any) -> Any:
+    """exchangelib's FaultTolerance, but a 401 is a refused login, never "throttling".
+
+    FaultTolerance takes every 401 for Exchange asking to slow down and retries it with
+    growing waits (10, 20, 40 s...); a wrong password would then be sent again and again,
+    which locks accounts. Only ErrorServerBusy and transient 5xx are waited for.
+    """
+    from exchangelib.errors import UnauthorizedError
+
+    class BackOffOnBusy(fault_tolerance):  # type: ignore[misc]
+        def raise_response_errors(self, response: Any) -> Any:
+            if response.status_code == 401:
+                raise UnauthorizedError(f"Invalid credentials for {response.url}")
+            return super().raise_response_errors(response)
+
+    return BackOffOnBusy
 
 
 @lru_cache(maxsize=1)

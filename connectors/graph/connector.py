@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from urllib.parse import quote
 
 from syncd.connectors.base import Connector
-from syncd.connectors.graph.calendar import sync_calendar
+from syncd.connectors.graph.calendar import LABEL, named_calendars, sync_calendar
 from syncd.connectors.graph.client import DeltaExpired, GraphClient, NotFound
 from syncd.connectors.graph.mail import sync_mail_folder
 from syncd.connectors.graph.writeback import GraphWriter
@@ -37,6 +37,7 @@ class GraphMailbox:
     past_days: int = 365
     future_days: int = 180
     contacts_folder: str = "Customers"
+    calendars: tuple[str, ...] = ()  # more calendars by name, or ("*",) for all
 
 
 class GraphConnector(Connector):
@@ -92,7 +93,10 @@ class GraphConnector(Connector):
                     prefer=self.prefer,
                     keep_bodies=self.options.keep_bodies,
                 )
-            if account.calendar:
+            calendars: list[tuple[str, str | None]] = [(LABEL, None)] if account.calendar else []
+            if account.calendars:
+                calendars += named_calendars(self.client, self.user, account.mailbox, account.calendars)
+            for label, calendar_id in calendars:
                 yield from sync_calendar(
                     self.client,
                     source=self.name,
@@ -105,6 +109,8 @@ class GraphConnector(Connector):
                     future_days=account.future_days,
                     snippet_chars=self.options.snippet_chars,
                     prefer=self.prefer,
+                    label=label,
+                    calendar_id=calendar_id,
                 )
         except (DeltaExpired, NotFound) as exc:
             raise SourceUnavailable(f"mailbox {account.mailbox}: {exc}", source=self.name) from None

@@ -64,6 +64,11 @@ class GraphSettings(GraphAccountFields, ExchangeMailboxFields):
     """A Microsoft 365 mailbox through Microsoft Graph: mail folders and calendar, optional write-back."""
 
     kind: Literal["graph"]
+    calendars: list[str] = Field(
+        default_factory=list,
+        description='More calendars of the mailbox to read besides the default one (`calendar`), by name, or ["*"] '
+        "for all of them (a shared team calendar, a second personal one).",
+    )
 
 
 class GraphContactsSettings(GraphAccountFields, SourceSettings):
@@ -126,6 +131,7 @@ def _build(settings: GraphSettings, context: ConnectorContext) -> GraphConnector
         past_days=settings.past_days,
         future_days=settings.future_days,
         contacts_folder=settings.contacts_folder,
+        calendars=tuple(settings.calendars),
     )
     client = graph_client(settings, settings.name, context, settings.effective_mailbox)
     return GraphConnector(settings.name, context.options, mailbox, client)

@@ -2,7 +2,10 @@
 
 Categories: the customer's category is added to each message and event, the user's own
 categories kept in their order; missing ones are added to the mailbox's master category
-list first (so Outlook shows them with a colour). Contacts: one per customer in a contact
+list first (so Outlook shows them with a colour). The PATCH carries the item's etag
+(``If-Match``): a category the user added between our read and our write makes Graph
+answer 412, and the item is read again and merged, up to ``CONFLICT_RETRIES`` times,
+so nothing the user did is overwritten. Contacts: one per customer in a contact
 folder, its notes holding the rendered timeline (``syncd.outputs.contact_notes``); a
 contact whose notes already say the same is not written again.
 """
@@ -13,9 +16,11 @@ from typing import Any
 from urllib.parse import quote
 
 from syncd.connectors.exchange import with_categories
-from syncd.connectors.graph.client import GraphClient, NotFound, odata_quote
+from syncd.connectors.graph.client import GraphClient, NotFound, PreconditionFailed, odata_quote
 from syncd.model.errors import SourceConfigError
 from syncd.model.records import CustomerNote
+
+CONFLICT_RETRIES = 3
 
 
 class GraphWriter:
@@ -48,21 +53,36 @@ class GraphWriter:
                 master.add(name.casefold())
         for key, names in sorted(labels.items()):
             folder, _, item_id = key.partition("/")
-            collection = "events" if folder == "calendar" else "messages"
+            collection = "events" if folder.startswith("calendar") else "messages"
             path = f"{self.user}/{collection}/{quote(item_id, safe='')}"
+            if self._merge_categories(path, names):
+                written.add(key)
+        return written
+
+    def _merge_categories(self, path: str, names: tuple[str, ...]) -> bool:
+        """Add ``names`` to the item's categories without losing a concurrent change. False: item gone."""
+        for _attempt in range(CONFLICT_RETRIES):
             try:
-                current = self.client.get(path, params={"$select": "categories"}, prefer=self.prefer[:1])
+                current = self.client.get(path, params={"$select": "categories,changeKey"}, prefer=self.prefer[:1])
             except NotFound:
-                continue  # deleted since it was read; the next pass removes it
+                return False  # deleted since it was read; the next pass removes it
             existing = [str(c) for c in current.get("categories") or []]
             merged = with_categories(existing, names)
-            if merged != existing:
-                try:
+            if merged == existing:
+                return True
+            etag = str(current.get("@odata.etag") or "")
+            change_key = etag[3:-1] if etag.startswith('W/"') else str(current.get("changeKey") or "")
+            try:
+                if change_key:
+                    self.client.patch_if_match(path, {"categories": merged}, change_key, prefer=self.prefer[:1])
+                else:
                     self.client.request("PATCH", path, body={"categories": merged}, prefer=self.prefer[:1])
-                except NotFound:
-                    continue
-            written.add(key)
-        return written
+                return True
+            except NotFound:
+                return False
+            except PreconditionFailed:
+                continue  # the user changed it meanwhile: read it again and merge
+        return False  # changed under us every time: tried again next pass
 
     def contacts(self, folder: str, notes: dict[str, CustomerNote]) -> set[str]:
         """One contact per customer in ``folder``, its notes holding the timeline."""

@@ -129,6 +129,7 @@ class LabelWriting:
 
     style: Literal["keyword", "category"]
     prefix: str = ""
+    people: bool = True  # people's names too, not only companies'
 
 
 class SourceSettings(StrictModel):

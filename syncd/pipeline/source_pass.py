@@ -182,7 +182,7 @@ def _write_back(run: PassContext, connector: Connector, source: SourceSettings, 
     written = 0
     writing = source.label_writing()
     if writing is not None:
-        pending = run.store.sources.pending_labels(source_id)
+        pending = run.store.sources.pending_labels(source_id, people=writing.people)
         book = (
             assign_keywords(run.store.sources.customer_names(), writing.prefix)
             if writing.style == "keyword" and pending

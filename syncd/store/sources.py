@@ -180,8 +180,9 @@ class SourceStates(StorePart):
                 )
             ]
 
-    def pending_labels(self, source_id: int) -> dict[str, tuple[str, ...]]:
-        """Items of a source whose linked customers differ from what was last written back."""
+    def pending_labels(self, source_id: int, people: bool = True) -> dict[str, tuple[str, ...]]:
+        """Items of a source whose linked customers differ from what was last written back
+        (``people=False``: companies only)."""
         wanted: dict[int, list[str]] = defaultdict(list)
         with self.session() as s:
             occurrences = {
@@ -195,7 +196,10 @@ class SourceStates(StorePart):
                 .join(LinkRow, LinkRow.activity_id == OccurrenceRow.activity_id)
                 .join(CustomerRow, CustomerRow.id == LinkRow.customer_id)
                 .where(
-                    OccurrenceRow.source_id == source_id, OccurrenceRow.gone_at.is_(None), CustomerRow.gone_at.is_(None)
+                    OccurrenceRow.source_id == source_id,
+                    OccurrenceRow.gone_at.is_(None),
+                    CustomerRow.gone_at.is_(None),
+                    *(() if people else (CustomerRow.kind == "company",)),
                 )
             ):
                 wanted[occurrence_id].append(name)

@@ -16,7 +16,7 @@ import pytest
 
 from support.doubles.ews_double import EwsDouble
 from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
-from support.helpers import run_syncd
+from support.helpers import run_syncd, write_config
 
 PASSWORD = "Ews-Pw-LEAKCHECK-4d2e"
 
@@ -104,8 +104,10 @@ def test_first_and_incremental_sync_with_sync_states(ews_double: EwsDouble, tmp_
         rows(tmp_path, f"select participants from activities where message_id = '{meeting}'")[0][0]
     )
     assert {p["email"] for p in participants} == {"ivana@adriaticfoods.hr", ALICE}  # the decliner is not there
-    # The version probe came first; every request authenticated; only needed fields asked.
-    assert ews_double.requests[0].operation == "ConvertId"
+    # No version probe (the API version is pinned to Exchange2013); every request authenticated;
+    # only needed fields asked.
+    assert "ConvertId" not in {r.operation for r in ews_double.requests}
+    assert 'Version="Exchange2013"' in ews_double.requests[0].xml
     assert all(r.headers.get("Authorization", "").startswith("Basic ") for r in ews_double.requests)
     syncs = ews_double.recorded("SyncFolderItems")
     assert syncs and all(r.sync_state is None for r in syncs) and "<m:MaxChangesReturned>" in syncs[0].xml
@@ -351,3 +353,33 @@ def test_a_recurring_series_becomes_its_occurrences_and_leaves_with_its_master(
     output = sync(path)
     assert "removed=4" in output
     assert rows(tmp_path, "select count(*) from activities where gone_at is null and kind = 'meeting'")[0][0] == 0
+
+
+def test_server_busy_back_off_is_waited_for_within_the_pass(ews_double: EwsDouble, tmp_path: Path) -> None:
+    """ErrorServerBusy's BackOffMilliseconds is honoured by exchangelib's retry policy: the pass goes on."""
+    seed(ews_double, ALICE)
+    ews_double.busy_faults[ALICE] = [1200, 800]
+    path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE))
+    output = sync(path)
+    assert "ERROR" not in run_syncd("status", "-c", str(path)).stdout, output
+    assert "offer@adriaticfoods.hr" in live_activities(tmp_path)
+    assert ews_double.busy_faults[ALICE] == []  # both faults were answered, then the requests went through
+
+
+def test_bodies_are_asked_for_only_with_keep_bodies(ews_double: EwsDouble, tmp_path: Path) -> None:
+    """Without store.keep_bodies no body is requested at all (EWS has no server preview)."""
+    seed(ews_double, ALICE)
+    path = config(tmp_path, ews_source(ews_double, tmp_path, "alice", ALICE))
+    sync(path)
+    asked = [f for r in ews_double.recorded("GetItem") for f in r.fields]
+    assert "item:TextBody" not in asked
+    ews_double.clear_requests()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    text = config(kept, ews_source(ews_double, kept, "alice", ALICE)).read_text()
+    path = write_config(kept / "syncd.toml", text.replace("[matching]", "[store]\nkeep_bodies = true\n[matching]"))
+    sync(path)
+    asked = [f for r in ews_double.recorded("GetItem") for f in r.fields]
+    assert "item:TextBody" in asked
+    bodies = rows(kept, "select body from activities where message_id = 'offer@adriaticfoods.hr'")
+    assert bodies and bodies[0][0]

@@ -70,6 +70,8 @@ class EwsDouble:
         self.requests: list[Recorded] = []
         self.denied: set[str] = set()
         self.busy: set[str] = set()
+        #: mailbox -> BackOffMilliseconds of the next ErrorServerBusy SOAP faults, one per request
+        self.busy_faults: dict[str, list[int]] = {}
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -298,9 +300,10 @@ class EwsDouble:
                     _error(operation, "ErrorAccessDenied", "Access is denied. Check credentials and try again."),
                 )
             if mailbox in self.busy and operation != "ConvertId":
-                return 200, _envelope(
-                    operation, _error(operation, "ErrorServerBusy", "The server cannot service this request right now.")
-                )
+                return 500, _busy_fault(120_000)
+            pending = self.busy_faults.get(mailbox)
+            if pending:
+                return 500, _busy_fault(pending.pop(0))
             return 200, _envelope(operation, handler(operation_elem, mailbox))
 
     def _mailbox_of(self, envelope: ET.Element, record: Recorded) -> str:
@@ -651,6 +654,22 @@ def _envelope(operation: str, messages: str) -> str:
         f'Version="Exchange2016" xmlns:h="{T}" xmlns="{T}"/></s:Header><s:Body>'
         f'<m:{operation}Response xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages>{messages}</m:ResponseMessages>'
         f"</m:{operation}Response></s:Body></s:Envelope>"
+    )
+
+
+def _busy_fault(back_off_ms: int) -> str:
+    """Exchange's answer when it throttles: an ErrorServerBusy SOAP fault (HTTP 500) whose
+    MessageXml carries BackOffMilliseconds, as "EWS throttling in Exchange" shows it
+    (https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange)."""
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
+        '<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorServerBusy</faultcode>'
+        '<faultstring xml:lang="en-US">The server cannot service this request right now. Try again later.</faultstring>'
+        '<detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorServerBusy'
+        '</e:ResponseCode><e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">The server '
+        f'cannot service this request right now. Try again later.</e:Message><t:MessageXml xmlns:t="{T}">'
+        f'<t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value></t:MessageXml></detail>'
+        "</s:Fault></s:Body></s:Envelope>"
     )
 
 

@@ -12,8 +12,18 @@ was asked (``$select``, ``Prefer``, the Authorization header, delta tokens):
   ``@odata.deltaLink``, ``@removed`` entries, 410 ``syncStateNotFound`` for an expired
   token;
 * messages, events, ``outlook/masterCategories``, ``contactFolders`` and contacts;
-* 429 with Retry-After (``throttle``), 403 ``ErrorAccessDenied`` for a mailbox whose
-  consent was revoked (``deny``), 401 for an unknown token.
+* 429 with Retry-After (``throttle``), 503 without it (``unavailable``), 403
+  ``ErrorAccessDenied`` for a mailbox whose consent was revoked (``deny``), 401
+  ``InvalidAuthenticationToken`` for an unknown or revoked token (``revoke_tokens``);
+* delta as documented beyond the happy path: an expired token as 410 or as 400
+  ``syncStateNotFound``/``resyncRequired`` (delta-query-overview, "Token duration"), at most
+  5,000 messages when the query has ``$filter`` (message-delta, "Remarks");
+* ``@odata.etag`` on items and ``If-Match`` on PATCH answered 412
+  ``ErrorIrresolvableConflict`` when the item changed meanwhile (``before_patch`` lets a
+  test change it "as the user" between syncd's read and its write);
+* ``/calendars`` and ``/calendars/{id}/calendarView/delta`` for calendars besides the
+  default one; ``body`` only when ``$select`` asks for it;
+* pages broken on purpose (``break_next_page``: not JSON, a JSON list, no links).
 
 Change tracking is a per-collection change log; a delta token is the log position it was
 issued at (base64 JSON), so tests can also expire tokens (``expire``).
@@ -52,11 +62,13 @@ class Collection:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[int, str]] = field(default_factory=list)  # (sequence, item id)
     generation: int = 0
+    expired_as: tuple[int, str] = (410, "syncStateNotFound")
 
 
 @dataclass
 class Mailbox:
     folders: dict[str, Collection] = field(default_factory=lambda: {"inbox": Collection(), "sentitems": Collection()})
+    calendars: dict[str, tuple[str, Collection]] = field(default_factory=dict)  # id -> (name, events)
     folder_names: dict[str, str] = field(default_factory=dict)  # display name -> folder id
     calendar: Collection = field(default_factory=Collection)
     categories: list[dict[str, str]] = field(default_factory=list)
@@ -78,6 +90,13 @@ class GraphDouble:
         self.device_codes: dict[str, str] = {}  # device code -> user
         self.auto_approve: str | None = None  # a user who "signs in" as soon as a code is issued
         self.token_lifetime = 3599
+        self.unavailable_left: dict[str, int] = {}  # mailbox -> how many 503s without Retry-After
+        self.broken_pages: dict[str, list[str]] = {}  # mailbox -> how the next delta pages are broken
+        self.before_patch: Any = None  # called (mailbox, item) before a PATCH is applied
+        self.filter_cap = 5000  # message delta with $filter returns at most this many
+        self.latency = 0.0  # seconds each Graph request takes (to see concurrency)
+        self.in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -98,11 +117,17 @@ class GraphDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, headers, payload = double.handle(self.command, self.path, dict(self.headers.items()), raw)
-                body = json.dumps(payload).encode() if payload is not None else b""
+                raw_text = headers.pop("X-Double-Raw", None) is not None
+                if raw_text:
+                    body = str(payload).encode()
+                else:
+                    body = json.dumps(payload).encode() if payload is not None else b""
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                if payload is not None:
+                if raw_text:
+                    self.send_header("Content-Type", "text/html")
+                elif payload is not None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -179,7 +204,7 @@ class GraphDouble:
             "conversationId": "AAQk" + uuid.uuid4().hex[:16],
             "categories": list(categories or []),
             "isDraft": False,
-            "body": {"contentType": "html", "content": "<p>never selected</p>"},
+            "body": {"contentType": "text", "content": f"Full text of {subject}."},
             "internetMessageHeaders": [{"name": "X-Never", "value": "selected"}],
         }
         item["webLink"] = "https://outlook.office365.com/owa/?ItemID=" + quote(item["internetMessageId"])
@@ -282,12 +307,13 @@ class GraphDouble:
             for folder in box.contact_folders.values():
                 folder["contacts"].pop(contact_id, None)
 
-    def expire(self, mailbox: str, folder: str) -> None:
-        """Delta tokens issued so far for this folder are no longer known (410 next time)."""
+    def expire(self, mailbox: str, folder: str, status: int = 410, code: str = "syncStateNotFound") -> None:
+        """Delta tokens issued so far for this folder are no longer known (``status``/``code`` next time)."""
         box = self.mailbox(mailbox)
         collection = box.calendar if folder == "calendar" else box.folders[folder]
         with self._lock:
             collection.generation += 1
+            collection.expired_as = (status, code)
 
     def throttle(self, mailbox: str, *retry_after: int) -> None:
         with self._lock:
@@ -295,6 +321,35 @@ class GraphDouble:
 
     def deny(self, mailbox: str) -> None:
         self.denied.add(mailbox.lower())
+
+    def revoke_tokens(self) -> None:
+        """Every access token issued so far is refused from now on (consent revoked and given again)."""
+        with self._lock:
+            self.tokens.clear()
+
+    def unavailable(self, mailbox: str, count: int) -> None:
+        """The next ``count`` requests for the mailbox get 503 without Retry-After."""
+        with self._lock:
+            self.unavailable_left[mailbox.lower()] = count
+
+    def break_next_page(self, mailbox: str, *how: str) -> None:
+        """The next delta pages of the mailbox come broken: "not-json", "list" or "no-links"."""
+        with self._lock:
+            self.broken_pages.setdefault(mailbox.lower(), []).extend(how)
+
+    def add_calendar(self, mailbox: str, name: str) -> str:
+        calendar_id = "AAMkCal" + uuid.uuid4().hex[:12]
+        with self._lock:
+            self.mailbox(mailbox).calendars[calendar_id] = (name, Collection())
+        return calendar_id
+
+    def add_event_to(self, mailbox: str, calendar_id: str, **event: Any) -> dict[str, Any]:
+        item = self.add_event(mailbox, **event)
+        box = self.mailbox(mailbox)
+        with self._lock:
+            del box.calendar.items[item["id"]]
+            box.calendar.log = [(s, i) for s, i in box.calendar.log if i != item["id"]]
+            return self._put(box.calendars[calendar_id][1], item)
 
     def recorded(self, method: str | None = None, contains: str = "") -> list[Recorded]:
         with self._lock:
@@ -476,6 +531,23 @@ class GraphDouble:
         address, _, rest = rest.partition("/")
         address = address.lower()
         with self._lock:
+            self.in_flight[address] = self.in_flight.get(address, 0) + 1
+            self.peak_in_flight[address] = max(self.peak_in_flight.get(address, 0), self.in_flight[address])
+        try:
+            if self.latency:
+                time.sleep(self.latency)  # the double's own service time, not a test's synchronisation
+            return self._graph_mailbox(method, address, rest, query, headers, body)
+        finally:
+            with self._lock:
+                self.in_flight[address] -= 1
+
+    def _graph_mailbox(
+        self, method: str, address: str, rest: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        with self._lock:
+            if self.unavailable_left.get(address):
+                self.unavailable_left[address] -= 1
+                return 503, {}, {"error": {"code": "ServiceUnavailable", "message": "Service unavailable."}}
             pending = self.throttled.get(address)
             if pending:
                 wait = pending.pop(0)
@@ -519,9 +591,20 @@ class GraphDouble:
                     query,
                     page_size,
                     self._message_filter,
+                    address,
+                    cap=self.filter_cap if "$filter" in query else None,
                 )
             if rest == "calendarView/delta":
-                return self._delta(box.calendar, f"{user}/calendarView/delta", query, page_size, self._in_window)
+                return self._delta(
+                    box.calendar, f"{user}/calendarView/delta", query, page_size, self._in_window, address
+                )
+            if m := re.fullmatch(r"calendars/([^/]+)/calendarView/delta", rest):
+                collection = box.calendars[m.group(1)][1]
+                return self._delta(collection, f"{user}/{rest}", query, page_size, self._in_window, address)
+            if rest == "calendars":
+                listed = [{"id": "AAMkDefault", "name": "Calendar", "isDefaultCalendar": True}]
+                listed += [{"id": i, "name": n, "isDefaultCalendar": False} for i, (n, _c) in box.calendars.items()]
+                return 200, {}, {"value": listed}
             if rest == "mailFolders" or re.fullmatch(r"mailFolders/[^/]+/childFolders", rest):
                 wanted = _filter_name(query.get("$filter", ""))
                 return (
@@ -543,15 +626,27 @@ class GraphDouble:
                 return 200, {}, {"value": list(box.categories)}
             if m := re.fullmatch(r"(messages|events)/([^/]+)", rest):
                 item = self._find(box, m.group(1), m.group(2))
+                owner = next(c for c in self._collections(box, m.group(1)) if item["id"] in c.items)
                 if method == "PATCH":
+                    if self.before_patch is not None:
+                        self.before_patch(address, item)
+                    wanted = headers.get("If-Match")
+                    if wanted is not None and wanted != f'W/"{item["changeKey"]}"':
+                        return (
+                            412,
+                            {},
+                            {
+                                "error": {
+                                    "code": "ErrorIrresolvableConflict",
+                                    "message": "The send or update operation could not be performed because the "
+                                    "change key passed in the request does not match the current change key for "
+                                    "the item.",
+                                }
+                            },
+                        )
                     item.update(body)
-                    owner = (
-                        box.calendar
-                        if m.group(1) == "events"
-                        else next(c for c in box.folders.values() if item["id"] in c.items)
-                    )
                     self._put(owner, item)
-                return 200, {}, _selected(item, query.get("$select"))
+                return 200, {}, {"@odata.etag": f'W/"{item["changeKey"]}"', **_selected(item, query.get("$select"))}
             if rest == "contactFolders":
                 if method == "POST":
                     folder = {"id": "AAMkF" + uuid.uuid4().hex, "displayName": body["displayName"], "contacts": {}}
@@ -588,9 +683,13 @@ class GraphDouble:
         return 404, {}, {"error": {"code": "BadRequest", "message": f"no route {method} {rest}"}}
 
     @staticmethod
-    def _find(box: Mailbox, kind: str, item_id: str) -> dict[str, Any]:
-        collections = [box.calendar] if kind == "events" else list(box.folders.values())
-        for collection in collections:
+    def _collections(box: Mailbox, kind: str) -> list[Collection]:
+        if kind == "events":
+            return [box.calendar, *(c for _n, c in box.calendars.values())]
+        return list(box.folders.values())
+
+    def _find(self, box: Mailbox, kind: str, item_id: str) -> dict[str, Any]:
+        for collection in self._collections(box, kind):
             if item_id in collection.items:
                 return collection.items[item_id]
         raise KeyError(item_id)
@@ -615,18 +714,35 @@ class GraphDouble:
         return query["startDateTime"][:19] <= start < query["endDateTime"][:19]
 
     def _delta(
-        self, collection: Collection, url: str, query: dict[str, str], page_size: int, wanted: Any
+        self,
+        collection: Collection,
+        url: str,
+        query: dict[str, str],
+        page_size: int,
+        wanted: Any,
+        address: str = "",
+        cap: int | None = None,
     ) -> tuple[int, dict[str, str], Any]:
+        broken = self.broken_pages.get(address)
+        if broken:
+            how = broken.pop(0)
+            if how == "not-json":
+                return 200, {"X-Double-Raw": "1"}, "<html><body>Service temporarily busy</body></html>"
+            if how == "list":
+                return 200, {}, [{"id": "x"}]
+            if how == "no-links":
+                return 200, {}, {"@odata.context": f"{url}(...)", "value": []}
         token = query.get("$deltatoken") or query.get("$skiptoken")
         if token:
             state = json.loads(base64.urlsafe_b64decode(token.encode()))
             if state["generation"] != collection.generation:
+                status, code = collection.expired_as
                 return (
-                    410,
+                    status,
                     {},
                     {
                         "error": {
-                            "code": "syncStateNotFound",
+                            "code": code,
                             "message": "The sync state generation is not found; generation=1;[highest=2].",
                         }
                     },
@@ -642,10 +758,11 @@ class GraphDouble:
         if "$deltatoken" in query:  # a new round: changes after the last one
             state = {**state, "since": state["upto"], "upto": self._seq, "offset": 0}
         original = state["query"]
-        changed = sorted(
-            {i for seq, i in collection.log if state["since"] < seq <= state["upto"]},
-            key=lambda i: max(seq for seq, j in collection.log if j == i),
-        )
+        last_change: dict[str, int] = {}
+        for seq, item_id in collection.log:
+            if state["since"] < seq <= state["upto"]:
+                last_change[item_id] = seq
+        changed = sorted(last_change, key=last_change.__getitem__)
         entries: list[dict[str, Any]] = []
         for item_id in changed:
             item = collection.items.get(item_id)
@@ -656,6 +773,8 @@ class GraphDouble:
                     )
                 continue
             entries.append(_selected(item, original.get("$select")))
+        if cap is not None and not state["since"]:
+            entries = entries[:cap]  # "Applying $filter in a delta query returns only up to 5,000 messages."
         page = entries[state["offset"] : state["offset"] + page_size]
         payload: dict[str, Any] = {"@odata.context": f"{url}(...)", "value": page}
         if state["offset"] + page_size < len(entries):

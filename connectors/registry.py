@@ -27,6 +27,8 @@ BUILTIN_KINDS: tuple[tuple[str, str], ...] = (
     ("ews_contacts", "syncd.connectors.ews.kind:EWS_CONTACTS"),
     ("excel_customers", "syncd.connectors.excel_customers:KIND"),
     ("excel_activities", "syncd.connectors.excel_activities:KIND"),
+    ("drive_customers", "syncd.connectors.graph.workbooks:DRIVE_CUSTOMERS"),
+    ("drive_activities", "syncd.connectors.graph.workbooks:DRIVE_ACTIVITIES"),
 )
 
 

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
 from syncd.config_tables import (
     ManualRule,
@@ -100,6 +100,20 @@ class Config(StrictModel):
                 raise ValueError(f"source name {source.name!r} is used twice")
             seen.add(source.name)
         return sources
+
+    @model_validator(mode="after")
+    def _publish_via_a_graph_source(self) -> Config:
+        publish = self.timeline.publish
+        if publish is not None:
+            from syncd.connectors.graph.kind import GraphAccountFields
+
+            found = next((s for s in self.sources if s.name == publish.via), None)
+            if not isinstance(found, GraphAccountFields) or getattr(found, "auth", "") != "app":
+                raise ValueError(
+                    f"timeline.publish.via: {publish.via!r} must name a Microsoft Graph source signed in as the app "
+                    '(auth = "app")'
+                )
+        return self
 
     @property
     def kinds(self) -> Registry:

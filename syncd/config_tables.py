@@ -214,6 +214,35 @@ class StatusRule(StrictModel):
     label: str = Field(min_length=1, max_length=80, description='The label, e.g. "no contact in 60 days".')
 
 
+class PublishConfig(StrictModel):
+    """The timeline workbook(s) also uploaded to OneDrive or SharePoint (the local copy stays, for SMB shares)."""
+
+    via: str = Field(
+        description="Name of a graph source whose sign-in (tenant, app, secret) is used to upload. The app "
+        "needs Files.ReadWrite.All, or Sites.Selected with write access to the one site."
+    )
+    user: str | None = Field(default=None, description="Upload into this user's OneDrive (UPN or address).")
+    site: str | None = Field(
+        default=None,
+        description='Or into a SharePoint site, as "host:/sites/Name" (e.g. contoso.sharepoint.com:/sites/Sales).',
+    )
+    library: str | None = Field(default=None, description="The site's document library by name (default: Documents).")
+    folder: str = Field(default="CRM", description="Folder in the drive the workbook goes to (made if missing).")
+    owners_onedrive: bool = Field(
+        default=False,
+        description="With timeline.per_owner: each owner's workbook goes into that owner's own OneDrive (the "
+        "owner column must hold their address); off: into a subfolder `owners` of `folder`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_drive(self) -> PublishConfig:
+        if bool(self.user) == bool(self.site):
+            raise ValueError("give exactly one of user (a OneDrive) or site (a SharePoint site)")
+        if self.library and not self.site:
+            raise ValueError("library needs site")
+        return self
+
+
 class TimelineConfig(StrictModel):
     """The timeline workbook syncd writes (its own file, never a staff workbook)."""
 
@@ -242,6 +271,11 @@ class TimelineConfig(StrictModel):
     )
     per_owner_dir: ConfigPath = Field(
         default=Path("timelines"), description="Folder for the per-owner workbooks (timeline-OWNER.xlsx)."
+    )
+    publish: PublishConfig | None = Field(
+        default=None,
+        description="Also upload the workbook(s) to OneDrive or SharePoint, where Microsoft 365 staff open "
+        "them (docs/microsoft-365.md). Uploaded only when the content changed.",
     )
     review_max_rows: int = Field(
         default=2000,

@@ -63,6 +63,14 @@ class PreconditionFailed(Exception):
     """412 from Graph: the item changed since its change key was read (If-Match)."""
 
 
+class Conflict(Exception):
+    """409 from Graph: e.g. ``nameAlreadyExists`` when creating a file with conflictBehavior fail."""
+
+
+class Locked(Exception):
+    """423 from Graph: the file is checked out, or locked while someone edits it."""
+
+
 #: Error codes of an expired or unknown delta token (any 40X status).
 DELTA_EXPIRED_CODES = {"syncStateNotFound", "resyncRequired", "syncStateInvalid"}
 
@@ -150,22 +158,27 @@ class GraphClient:
         prefer: tuple[str, ...],
         refreshed: bool = False,
         if_match: str | None = None,
-    ) -> dict[str, Any]:
+        data: bytes | None = None,
+        raw: bool = False,
+    ) -> Any:
         token = self.tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if prefer:
             headers["Prefer"] = ", ".join(prefer)
         if if_match:
             headers["If-Match"] = if_match
+        sent: dict[str, Any] = {"json": body} if data is None else {"data": data}
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
         try:
             if self.budget is not None:
                 with self.budget.slot():
                     response = self.session.request(
-                        method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
+                        method, self.url(path), params=params, headers=headers, timeout=self.timeout, **sent
                     )
             else:
                 response = self.session.request(
-                    method, self.url(path), params=params, json=body, headers=headers, timeout=self.timeout
+                    method, self.url(path), params=params, headers=headers, timeout=self.timeout, **sent
                 )
         except requests.RequestException as exc:
             refused = security_error(exc, self.base_url, self.source)
@@ -174,6 +187,8 @@ class GraphClient:
             raise _Transient(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
         status = response.status_code
         if status < 300:
+            if raw:
+                return response.content
             return _json_object(response, method, path) if response.content else {}
         code, message = _error(response)
         what = f"{method} {_path_only(path)}: {status} {code}: {message}"
@@ -181,7 +196,7 @@ class GraphClient:
             # A revoked token stays in msal's cache until it expires (up to an hour), and msal
             # refuses force_refresh for client credentials: drop it, then ask for a new one.
             self.tokens.discard(token)
-            return self._once(method, path, params, body, prefer, refreshed=True, if_match=if_match)
+            return self._once(method, path, params, body, prefer, True, if_match, data, raw)
         if status in (401, 403):
             raise SourceAuthError(
                 f"Graph refused access ({what}); check the app's permissions, admin consent and "
@@ -191,6 +206,10 @@ class GraphClient:
             raise NotFound(what)
         if status == 412:
             raise PreconditionFailed(what)
+        if status == 409:
+            raise Conflict(what)
+        if status == 423:
+            raise Locked(what)
         if status == 410 or (400 <= status < 500 and code in DELTA_EXPIRED_CODES):
             raise DeltaExpired(what, status)
         if status in (429, 503) or status >= 500:
@@ -212,8 +231,7 @@ class GraphClient:
     def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("GET", path, **kwargs)
 
-    def patch_if_match(self, path: str, body: Any, change_key: str, prefer: tuple[str, ...] = ()) -> dict[str, Any]:
-        """PATCH only if the item is still at ``change_key``; ``PreconditionFailed`` if not."""
+    def _retrying_call(self, *args: Any) -> Any:
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
             wait=self._wait,
@@ -222,9 +240,20 @@ class GraphClient:
             reraise=True,
         )
         try:
-            return retrying(self._once, "PATCH", path, None, body, prefer, False, f'W/"{change_key}"')
+            return retrying(self._once, *args)
         except _Transient as exc:
             raise SourceUnavailable(f"Graph: {exc} (gave up after {self.attempts} attempts)") from None
+
+    def download(self, path: str) -> bytes:
+        """A file's bytes (Graph answers 302 to a pre-authenticated URL, which requests follows)."""
+        return bytes(self._retrying_call("GET", path, None, None, (), False, None, None, True))
+
+    def put_bytes(self, path: str, data: bytes, params: dict[str, str] | None = None) -> dict[str, Any]:
+        return dict(self._retrying_call("PUT", path, params, None, (), False, None, data, False))
+
+    def patch_if_match(self, path: str, body: Any, change_key: str, prefer: tuple[str, ...] = ()) -> dict[str, Any]:
+        """PATCH only if the item is still at ``change_key``; ``PreconditionFailed`` if not."""
+        return dict(self._retrying_call("PATCH", path, None, body, prefer, False, f'W/"{change_key}"', None, False))
 
     def pages(
         self, path: str, params: dict[str, str] | None = None, prefer: tuple[str, ...] = ()

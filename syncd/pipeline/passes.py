@@ -221,3 +221,8 @@ class Pipeline:
         outcome = write_timelines(self.config, self.store, views, debounce)
         result.timeline_written, result.timeline_retry_in = outcome.written, outcome.retry_in
         result.output_errors += outcome.errors
+        if self.config.timeline.publish is not None:
+            from syncd.pipeline.publish import publish_timelines
+
+            published = publish_timelines(self.config, self.store, [path for path, _view in views], self.budgets)
+            result.output_errors += published.errors

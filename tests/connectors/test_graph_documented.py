@@ -14,44 +14,15 @@ import pytest
 
 from support.doubles.graph_double import GraphDouble
 from support.exchange import ALICE, NOW, iso
+from support.graph_client import Sleeps, client
 from syncd.connectors.budget import MailboxBudget
-from syncd.connectors.graph.auth import GraphSignIn, GraphTokens, graph_scope
-from syncd.connectors.graph.client import GraphClient
+from syncd.connectors.graph.auth import graph_scope
 from syncd.connectors.graph.connector import GraphConnector, GraphMailbox
 from syncd.model.errors import SourceAuthError, SourceUnavailable
 from syncd.model.records import ActivityRecord, Batch, ReadOptions, SourceState
 from syncd.model.settings import LabelWriting
 
-SECRET = "Graph-Secret-LEAKCHECK-93c1"
-CLIENT = "11111111-2222-3333-4444-555555555555"
 TODAY = NOW.date()
-
-
-class Sleeps(list):  # type: ignore[type-arg]
-    """A sleep that records instead of sleeping: the waits a client chose are what is tested."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def client(double: GraphDouble, tmp_path: Path, sleeps: Sleeps | None = None, **kwargs: object) -> GraphClient:
-    double.clients[CLIENT] = SECRET
-    sign_in = GraphSignIn(
-        tenant_id=double.tenant,
-        client_id=CLIENT,
-        mode="app",
-        authority_host=double.base,
-        client_secret=lambda: SECRET,
-        cache_path=tmp_path / "tokens.json",
-        scope=graph_scope(double.graph_url),
-    )
-    return GraphClient(
-        double.graph_url,
-        GraphTokens(sign_in, "alice"),
-        source="alice",
-        sleep=sleeps if sleeps is not None else Sleeps(),
-        **kwargs,
-    )
 
 
 def connector(
@@ -405,3 +376,32 @@ def test_named_and_all_calendars_are_read_each_with_its_own_cursor(graph_double:
 
 def test_today_is_a_date() -> None:
     assert isinstance(TODAY, date)
+
+
+# ---- reach: shared mailboxes -----------------------------------------------------------------
+
+
+def test_a_shared_mailbox_is_read_with_the_app_and_its_team_owns_it(graph_double: GraphDouble, tmp_path: Path) -> None:
+    """A shared mailbox (sales@) is a mailbox without a licence; application permission reads it
+    like any other (Graph: "users/{id | userPrincipalName}" works for shared mailboxes)."""
+    sales = "sales@ourco.example"
+    graph_double.add_message(
+        sales, "inbox", sender="ivana@adriaticfoods.hr", to=[sales], subject="Quote?", when=iso(NOW - timedelta(days=1))
+    )
+    graph_double.add_message(
+        sales,
+        "sentitems",
+        sender=sales,
+        to=["ivana@adriaticfoods.hr"],
+        subject="RE: Quote?",
+        when=iso(NOW - timedelta(hours=5)),
+    )
+    account = GraphMailbox(
+        mailbox=sales, owner="sales-team@ourco.example", owner_addresses=frozenset({sales}), calendar=False
+    )
+    reader = GraphConnector("sales", ReadOptions(), account, client(graph_double, tmp_path), today=lambda: TODAY)
+    batches, _ = drain(reader)
+    found = {r.subject: r for r in records(batches)}
+    assert found["RE: Quote?"].direction.value == "outbound" and found["Quote?"].direction.value == "inbound"
+    assert {r.mailbox for r in found.values()} == {sales}
+    assert all(f"/users/{sales}/" in r.path for r in graph_double.recorded("GET", "/messages/delta"))

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from support.doubles.drive_double import DriveDouble
 from support.doubles.tls import make_tls
 
 
@@ -118,14 +119,19 @@ class GraphDouble:
                 raw = self.rfile.read(length) if length else b""
                 status, headers, payload = double.handle(self.command, self.path, dict(self.headers.items()), raw)
                 raw_text = headers.pop("X-Double-Raw", None) is not None
-                if raw_text:
+                raw_bytes = headers.pop("X-Double-Bytes", None) is not None
+                if raw_bytes:
+                    body = bytes(payload)
+                elif raw_text:
                     body = str(payload).encode()
                 else:
                     body = json.dumps(payload).encode() if payload is not None else b""
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                if raw_text:
+                if raw_bytes:
+                    self.send_header("Content-Type", "application/octet-stream")
+                elif raw_text:
                     self.send_header("Content-Type", "text/html")
                 elif payload is not None:
                     self.send_header("Content-Type", "application/json")
@@ -133,13 +139,14 @@ class GraphDouble:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.socket = self._ssl.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="graph-double", daemon=True)
         self._thread.start()
+        self.drive = DriveDouble(self.base)
         return self
 
     def stop(self) -> None:
@@ -367,7 +374,13 @@ class GraphDouble:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         content_type = headers.get("Content-Type", "")
         body: Any = None
-        if raw:
+        if path.startswith("/upload/"):
+            with self._lock:
+                self.requests.append(Recorded(method, path, query, headers, None))
+                return self.drive.upload(method, path[len("/upload/") :], headers, raw)
+        if raw and "octet-stream" in content_type:
+            pass  # file content: handed to the drive as it is
+        elif raw:
             body = (
                 json.loads(raw)
                 if "json" in content_type
@@ -378,6 +391,17 @@ class GraphDouble:
         try:
             if path.startswith(f"/{self.tenant}/"):
                 return self._identity(method, path[len(self.tenant) + 2 :], body or {})
+            rest = path[len("/v1.0/") :]
+            if re.fullmatch(r"users/[^/]+/drive", rest) or rest.startswith(("drives/", "sites/")):
+                auth = headers.get("Authorization", "")
+                if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+                    return (
+                        401,
+                        {},
+                        {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}},
+                    )
+                with self._lock:
+                    return self.drive.handle(method, rest, query, body, raw)
             if path.startswith("/v1.0/users/"):
                 return self._graph(method, path[len("/v1.0/users/") :], query, headers, body)
         except KeyError as exc:

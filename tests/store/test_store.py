@@ -434,3 +434,27 @@ def test_source_notices_are_shown_and_cleared(store: Store) -> None:
     assert store.reads.status().sources[0].notice == "IDLE notifications arrive about 60 s after delivery"
     store.sources.set_notice("alice", None)
     assert store.reads.status().sources[0].notice is None
+
+
+def test_pending_labels_for_companies_only_or_people_too(store: Store) -> None:
+    """Outlook categories are written for companies unless the admin asks for people too."""
+    sheet = store.sources.source_id("sheet", "excel_customers")
+    mail = store.sources.source_id("mail", "graph")
+    store.batches.commit(
+        sheet,
+        Ingest(
+            customers=[
+                CustomerRecord("p:1", CustomerKind.PERSON, "Ivana Horvat", emails=("ivana@adriatic.hr",), version="1"),
+                CustomerRecord("c:1", CustomerKind.COMPANY, "Adriatic Foods", domains=("adriatic.hr",), version="1"),
+            ]
+        ),
+        no_links,
+    )
+    ids = {c.name: c.id for c in store.reads.customers()}
+
+    def both(participants, hints):  # type: ignore[no-untyped-def]
+        return [LinkSpec(ids["Ivana Horvat"], "email", 1.0, ""), LinkSpec(ids["Adriatic Foods"], "domain", 0.9, "")]
+
+    store.batches.commit(mail, Ingest(activities=[email("inbox/1", "m1")]), both)
+    assert store.sources.pending_labels(mail) == {"inbox/1": ("Adriatic Foods", "Ivana Horvat")}
+    assert store.sources.pending_labels(mail, people=False) == {"inbox/1": ("Adriatic Foods",)}

@@ -40,6 +40,7 @@ from syncd.mapping.normalize import (
     normalize_company_name,
     normalize_phone,
     parent_domains,
+    plus_foldable,
     registrable_domain,
 )
 from syncd.model.markers import HINT_CUSTOMER_REF
@@ -76,7 +77,7 @@ class MatchPolicy:
     blocked_addresses: frozenset[str] = frozenset()
     blocked_domains: frozenset[str] = frozenset()  # a domain blocks its subdomains too
     block_whole_item: bool = True  # False: only the blocked party is ignored
-    fold_plus_addresses: bool = False
+    fold_plus_addresses: str = "known"  # "known" providers, "all" domains, or "none"
     default_phone_region: str | None = None
     fuzzy_auto_link: float = 0.92
     fuzzy_suggest: float = 0.75
@@ -173,6 +174,11 @@ class CustomerIndex:
         for domain, companies in derived.items():
             if len(companies) == 1 and domain not in domain_company:
                 domain_company[domain] = next(iter(companies))
+        # A list address with a sub-address (name+orders@gmail.com) also owns the plain one,
+        # unless another customer holds it: mail from name@gmail.com is theirs then.
+        for value, cid in list(email_owner.items()):
+            if plus_foldable(value, policy.fold_plus_addresses):
+                email_owner.setdefault(fold_plus_address(value), cid)
         manual = {(kind, value): cid for kind, value, cid in rules if cid in names}
         return cls(
             email_owner=email_owner,
@@ -373,26 +379,47 @@ def suggest_customers(
     index: CustomerIndex,
     policy: MatchPolicy,
     limit: int = 3,
+    related: frozenset[int] = frozenset(),
 ) -> list[tuple[int, float]]:
     """Customers an unmatched activity may belong to, for the Review sheet: names close to
-    the row's customer name, a participant's display name, or the name in its mail domain
-    (``adriatic-foods.hr`` -> "adriatic foods")."""
+    the row's customer name, or the name in its mail domain (``adriatic-foods.hr`` ->
+    "adriatic foods"), and a participant's display name only with evidence beside it.
+
+    A display name alone is no evidence: of 800 unknown free-mail senders, 787 got a
+    suggestion from a similar name. It counts when the customer (or its company) is also
+    ``related`` (linked to another message of the same conversation), or when a sender's
+    business domain belongs to the customer's company.
+    """
     queries: list[str] = []
+    name_queries: list[str] = []
     if hints.get(HINT_CUSTOMER_REF):
         queries.append(hints[HINT_CUSTOMER_REF])
+    domain_companies: set[int] = set()
     for p in participants:
         if policy.is_internal(p.email):
             continue
         if p.name and "@" not in p.name:
-            queries.append(p.name)
+            name_queries.append(p.name)
         domain = email_domain(p.email)
         if not policy.is_free_mail(domain):
             registrable = registrable_domain(domain) or domain
             queries.append(registrable.split(".")[0].replace("-", " ").replace("_", " "))
+            for candidate in parent_domains(domain):
+                if candidate in index.domain_company:
+                    domain_companies.add(index.domain_company[candidate])
+
+    def supported(cid: int) -> bool:
+        company = index.company_of.get(cid, cid)  # a person's company, or the company itself
+        return cid in related or company in related or company in domain_companies
+
     scores: dict[int, float] = {}
     for query in dict.fromkeys(queries):
         for cid, score in index.fuzzy.closest(query, limit=limit, min_score=policy.fuzzy_suggest):
             scores[cid] = max(score, scores.get(cid, 0.0))
+    for query in dict.fromkeys(name_queries):
+        for cid, score in index.fuzzy.closest(query, limit=limit, min_score=policy.fuzzy_suggest):
+            if supported(cid):
+                scores[cid] = max(score, scores.get(cid, 0.0))
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
@@ -433,7 +460,7 @@ def _match_participant(
                 trace.append(f"{email}: rule manual matched: #{manual} ({rule_value}); other rules not tried")
             return found
     owner = index.email_owner.get(email)
-    if owner is None and policy.fold_plus_addresses and "+" in email:
+    if owner is None and plus_foldable(email, policy.fold_plus_addresses):
         folded = fold_plus_address(email)
         owner = index.email_owner.get(folded)
         if trace is not None:

@@ -125,11 +125,46 @@ def _valid_international(digits: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+#: Providers documented to deliver ``name+tag@`` to ``name@`` (RFC 5233 sub-addressing):
+#: Gmail, Outlook.com, iCloud, Fastmail, Proton, Zoho, Yandex, Mail.ru. On any other
+#: domain ``+`` may be part of a real, different address, so it is folded only with
+#: ``fold_plus_addresses = "all"``.
+PLUS_ADDRESSING_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "fastmail.com",
+        "fastmail.fm",
+        "proton.me",
+        "protonmail.com",
+        "pm.me",
+        "zoho.com",
+        "yandex.ru",
+        "yandex.com",
+        "mail.ru",
+    }
+)
+
+
 def fold_plus_address(email: str) -> str:
     """``ana+offers@firma.hr`` -> ``ana@firma.hr`` (sub-addressing, RFC 5233)."""
     local, _, domain = email.partition("@")
     base = local.split("+", 1)[0]
     return f"{base}@{domain}" if base else email
+
+
+def plus_foldable(email: str, mode: str) -> bool:
+    """Whether ``email``'s ``+tag`` is a sub-address under ``mode`` ("known", "all", "none")."""
+    if "+" not in email or mode == "none":
+        return False
+    return mode == "all" or email.rpartition("@")[2] in PLUS_ADDRESSING_DOMAINS
 
 
 @lru_cache(maxsize=1)

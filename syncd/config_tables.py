@@ -172,9 +172,21 @@ class MatchingConfig(StrictModel):
         description="item: an email or meeting with a blocked participant is not logged at all (counted as "
         "'blocked'). party: only the blocked participant is ignored.",
     )
-    fold_plus_addresses: bool = Field(
-        default=False, description="Match ana+offers@example.com to the customer with ana@example.com."
+    fold_plus_addresses: Literal["known", "all", "none"] = Field(
+        default="known",
+        description="Sub-addresses (ana+offers@gmail.com) match the customer with the plain address, and a list "
+        'address with one matches mail from the plain one. "known": on providers documented to deliver '
+        '+tag mail (Gmail, Outlook.com, iCloud, Fastmail, Proton...); "all": on every domain; "none": never. '
+        "true/false are read as all/none.",
     )
+
+    @field_validator("fold_plus_addresses", mode="before")
+    @classmethod
+    def _plus_from_bool(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "all" if value else "none"
+        return value
+
     default_phone_region: str | None = Field(
         default=None,
         description="ISO country code (HR, PL, SE...) for phone numbers written without a country code. "

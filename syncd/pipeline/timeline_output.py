@@ -86,10 +86,18 @@ def timeline_views(
     customers = store.reads.customer_summaries(day_start)
     suggestions: dict[int, list[str]] = {}
     if cfg.review_suggestions:
+        # Customers of each conversation: evidence for a display-name suggestion in it.
+        by_thread: dict[str, set[int]] = {}
+        for a in activities:
+            if a.thread_key and a.customers:
+                by_thread.setdefault(a.thread_key, set()).update(link.customer_id for link in a.customers)
         unmatched = [a for a in activities if not a.customers]
         unmatched.sort(key=lambda a: a.occurred_at, reverse=True)
         for a in unmatched[: cfg.review_max_rows]:  # only the rows Review shows
-            found = suggest_customers(a.participants, dict(a.hints), index, policy, cfg.review_suggestions)
+            related = frozenset(by_thread.get(a.thread_key or "", ()))
+            found = suggest_customers(
+                a.participants, dict(a.hints), index, policy, cfg.review_suggestions, related=related
+            )
             suggestions[a.id] = [f"{index.names[cid]} ({score:.0%})" for cid, score in found]
     rules = [(r.after_days, r.label) for r in cfg.status]
     pending = store.review.pending_assignments()

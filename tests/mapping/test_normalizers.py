@@ -164,8 +164,9 @@ def record(*emails: str, kind: ActivityKind = ActivityKind.EMAIL) -> ActivityRec
             None,
             [(BALTIC, "email")],
         ),  # own domain never blocked
-        (MatchPolicy(fold_plus_addresses=True), ("kasia+orders@balticgrain.pl",), None, [(BALTIC, "email")]),
-        (MatchPolicy(), ("kasia+orders@balticgrain.pl",), None, [(BALTIC, "domain")]),  # no folding: domain only
+        (MatchPolicy(fold_plus_addresses="all"), ("kasia+orders@balticgrain.pl",), None, [(BALTIC, "email")]),
+        # By default only providers known to deliver +tag mail fold: a business domain's + may be a real address.
+        (MatchPolicy(), ("kasia+orders@balticgrain.pl",), None, [(BALTIC, "domain")]),
         (MatchPolicy(), ("ivana@mail.adriaticfoods.hr",), None, [(ADRIATIC, "domain")]),  # a company's subdomain
     ],
 )

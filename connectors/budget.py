@@ -72,7 +72,7 @@ class MailboxBudget:
                     self._started.append(now)
                     return
                 wait = self.window_seconds - (now - self._started[0])
-            self.waited += wait
+                self.waited += wait
             self.sleep(max(wait, 0.01))
 
 

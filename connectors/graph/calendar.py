@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 from syncd.connectors.graph.client import DeltaExpired, GraphClient
 from syncd.connectors.graph.delta import DeltaCursor, delta_round
@@ -45,16 +46,25 @@ def named_calendars(client: GraphClient, user: str, mailbox: str, wanted: tuple[
     for page in client.pages(f"{user}/calendars", params={"$select": "id,name,isDefaultCalendar"}):
         for calendar in page.get("value") or []:
             if isinstance(calendar, dict) and calendar.get("id") and not calendar.get("isDefaultCalendar"):
-                found[str(calendar.get("name") or calendar["id"])] = str(calendar["id"])
+                name = str(calendar.get("name") or calendar["id"])
+                if name in found:  # two calendars of one name: the second is told apart by its id
+                    name = f"{name} ({str(calendar['id'])[-8:]})"
+                found[name] = str(calendar["id"])
     if "*" in wanted:
-        return [(f"{LABEL}:{name}", cid) for name, cid in sorted(found.items())]
+        return [(calendar_label(name), cid) for name, cid in sorted(found.items())]
     missing = [n for n in wanted if n not in found]
     if missing:
         raise SourceConfigError(
             f"mailbox {mailbox}: no calendar named {', '.join(map(repr, missing))}; it has "
             f"{', '.join(sorted(found)) or 'only its default calendar'}"
         )
-    return [(f"{LABEL}:{name}", found[name]) for name in wanted]
+    return [(calendar_label(name), found[name]) for name in wanted]
+
+
+def calendar_label(name: str) -> str:
+    """The folder label of a named calendar; a "/" in the name is escaped, since item keys
+    are ``label/id`` and one label must never be a prefix of another's keys."""
+    return f"{LABEL}:{quote(name, safe=' ')}"
 
 
 def sync_calendar(

@@ -47,7 +47,7 @@ from syncd.model.errors import SourceAuthError, SourceConfigError, SourceUnavail
 log = logging.getLogger(__name__)
 
 
-class DeltaExpired(Exception):
+class DeltaExpired(SourceUnavailable):
     """Graph no longer knows the delta token: the folder must be read afresh."""
 
     def __init__(self, message: str, status: int):
@@ -55,19 +55,19 @@ class DeltaExpired(Exception):
         self.status = status
 
 
-class NotFound(Exception):
-    """404 from Graph: the item or folder is gone."""
+class NotFound(SourceUnavailable):
+    """404 from Graph: the item or folder is gone (where not handled, fails the source's pass)."""
 
 
-class PreconditionFailed(Exception):
+class PreconditionFailed(SourceUnavailable):
     """412 from Graph: the item changed since its change key was read (If-Match)."""
 
 
-class Conflict(Exception):
+class Conflict(SourceUnavailable):
     """409 from Graph: e.g. ``nameAlreadyExists`` when creating a file with conflictBehavior fail."""
 
 
-class Locked(Exception):
+class Locked(SourceUnavailable):
     """423 from Graph: the file is checked out, or locked while someone edits it."""
 
 
@@ -189,7 +189,11 @@ class GraphClient:
         if status < 300:
             if raw:
                 return response.content
-            return _json_object(response, method, path) if response.content else {}
+            try:
+                return _json_object(response, method, path) if response.content else {}
+            except MalformedResponse as exc:
+                # A proxy's error page with 200 is usually passing: retried with backoff first.
+                raise _Transient(str(exc)) from None
         code, message = _error(response)
         what = f"{method} {_path_only(path)}: {status} {code}: {message}"
         if status == 401 and not refreshed:

@@ -23,7 +23,7 @@ What syncd does with a drive, and the pages it follows:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -61,6 +61,8 @@ class DriveItem:
     size: int
     deleted: bool = False
     is_file: bool = True
+    parent_id: str = ""
+    is_folder: bool = False
 
 
 def item_of(raw: dict[str, Any]) -> DriveItem:
@@ -76,6 +78,8 @@ def item_of(raw: dict[str, Any]) -> DriveItem:
         size=int(raw.get("size") or 0),
         deleted="deleted" in raw,
         is_file="file" in raw or ("folder" not in raw and "deleted" in raw),
+        parent_id=str((raw.get("parentReference") or {}).get("id") or ""),
+        is_folder="folder" in raw or "root" in raw,
     )
 
 
@@ -114,6 +118,15 @@ class Drive:
             raise DriveLocked(f"{path} is locked (checked out or being edited); tried again next pass") from None
         return item_of(raw)
 
+    def item_by_id(self, item_id: str) -> DriveItem | None:
+        """An item's full metadata (delta omits path, and cTag on business drives)."""
+        try:
+            return item_of(self.client.get(f"{self.path}/items/{quote(item_id, safe='')}"))
+        except NotFound:
+            return None
+        except Locked:
+            raise DriveLocked(f"item {item_id} is locked; tried again next pass") from None
+
     def download(self, item: DriveItem) -> bytes:
         try:
             return self.client.download(f"{self.path}/items/{item.id}/content")
@@ -124,7 +137,7 @@ class Drive:
         """Items changed since ``link`` (all items when None), and the next delta link."""
         items: list[DriveItem] = []
         url = link or f"{self.path}/root/delta"
-        params = None if link else {"$select": "id,name,eTag,cTag,size,file,folder,deleted,parentReference"}
+        params = None if link else {"$select": "id,name,eTag,cTag,size,file,folder,root,deleted,parentReference"}
         while True:
             page = self.client.get(url, params=params)
             params = None
@@ -204,8 +217,10 @@ class Drive:
                     start = _next_start(response.json(), end)
                     failures = 0
                     continue
-                if response is not None and response.status_code in (409, 423):
-                    raise DriveLocked(f"{target}: upload refused ({response.status_code})")
+                if response is not None and response.status_code == 409:
+                    raise ForeignRemoteFile(f"{target}: a file of that name appeared meanwhile (409); left as it is")
+                if response is not None and response.status_code == 423:
+                    raise DriveLocked(f"{target}: locked (open or checked out); uploaded next time")
                 failures += 1
                 if failures >= CHUNK_ATTEMPTS:
                     raise DriveError(f"{target}: upload session failed at byte {start}")
@@ -227,12 +242,3 @@ def _next_start(payload: Any, default: int) -> int:
         return default
     first = str(ranges[0]).split("-", 1)[0]
     return int(first) if first.isdigit() else default
-
-
-def walk(items: list[DriveItem], folder: str) -> Iterator[DriveItem]:
-    """The items of a delta listing under ``folder`` (its subfolders too)."""
-    prefix = folder.strip("/")
-    for item in items:
-        # A deleted item comes without its path: the caller knows it by its id.
-        if item.deleted or not prefix or item.path == prefix or item.path.startswith(prefix + "/"):
-            yield item

@@ -43,6 +43,8 @@ def graph_time(value: object) -> datetime | None:
 
 def graph_address(value: Any) -> tuple[str, str] | None:
     """(address, name) of a Graph recipient; Exchange-internal X.500 addresses have no '@' and are skipped."""
+    if value is None:
+        return None  # an event without an organizer (holiday and birthday calendars)
     if not isinstance(value, dict):
         raise MalformedItem(f"a recipient is a JSON {type(value).__name__}, not an object")
     email = value.get("emailAddress") or {}

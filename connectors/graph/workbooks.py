@@ -29,7 +29,8 @@ from syncd.connectors.base import Capabilities, Connector, ConnectorContext, Sou
 from syncd.connectors.cursor import JsonCursor
 from syncd.connectors.excel_activities import ExcelActivitiesConnector, ExcelActivitiesSettings, activity_sheet
 from syncd.connectors.excel_customers import CustomerColumns, ExcelCustomersConnector, ExcelCustomersSettings
-from syncd.connectors.graph.drive import Drive, DriveError, DriveItem, DriveLocked, walk
+from syncd.connectors.graph.client import DeltaExpired
+from syncd.connectors.graph.drive import Drive, DriveError, DriveItem, DriveLocked
 from syncd.connectors.graph.kind import GraphAccountFields, graph_client
 from syncd.model.errors import SourceConfigError, SourceError, SourceUnavailable
 from syncd.model.records import Batch, Problem, ReadOptions, SourceState
@@ -47,7 +48,13 @@ class FileCursor(JsonCursor):
 
 @dataclasses.dataclass
 class DeltaLink(JsonCursor):
+    """Where the drive's delta stands, and which items are the followed folder's: Microsoft
+    says delta items carry no path ("always track items by id"), so membership is kept by
+    id, from the folder down."""
+
     link: str
+    folders: list[str] = dataclasses.field(default_factory=list)  # the folder and its subfolders
+    files: list[str] = dataclasses.field(default_factory=list)  # workbooks read from them
 
 
 class DriveLocationFields(GraphAccountFields):
@@ -128,26 +135,70 @@ class DriveWorkbooksConnector(Connector):
                     raise SourceConfigError(f"source {self.name}: no workbook {self.path!r} in the drive")
                 yield from self._workbook(drive, item, state)
                 return
-            link = DeltaLink.load(state.cursors.get(DELTA_LABEL))
-            changes, next_link = drive.changes(link.link if link else None)
-            for item in walk(changes, self.folder or ""):
-                prefix = f"{item.id}:"
-                if item.deleted:
-                    gone = tuple(sorted(k for k in state.known if k.startswith(prefix)))
-                    if gone:
-                        yield Batch(removed=gone, folder=item.id)
-                    continue
-                if item.is_file and item.name.lower().endswith(WORKBOOK_SUFFIXES):
-                    yield from self._workbook(drive, item, state)
-            yield Batch(folder=DELTA_LABEL, cursor=DeltaLink(next_link).dump())
+            yield from self._folder(drive, state)
         except DriveLocked as exc:
             raise SourceUnavailable(str(exc), source=self.name) from None
+        except DeltaExpired as exc:
+            raise SourceUnavailable(f"source {self.name}: {exc}", source=self.name) from None
         except DriveError as exc:
             raise SourceUnavailable(f"source {self.name}: {exc}", source=self.name) from None
 
+    def _folder(self, drive: Drive, state: SourceState) -> Iterator[Batch]:
+        """The followed folder's workbooks that changed, from the drive's delta, by item id."""
+        top = drive.item(self.folder or "")
+        if top is None or not top.is_folder:
+            raise SourceConfigError(f"source {self.name}: no folder {self.folder!r} in the drive")
+        cursor = DeltaLink.load(state.cursors.get(DELTA_LABEL))
+        folders = set(cursor.folders) if cursor else set()
+        files = set(cursor.files) if cursor else set()
+        folders.add(top.id)
+        full = cursor is None
+        try:
+            changes, next_link = drive.changes(cursor.link if cursor else None)
+        except DeltaExpired:
+            full = True  # the link expired (410 resyncRequired): list everything, remove what is gone
+            changes, next_link = drive.changes(None)
+        if full:
+            folders = {top.id}
+        # Folders first, until no more join: a subfolder's parent may come after it.
+        grew = True
+        while grew:
+            grew = False
+            for item in changes:
+                if item.is_folder and not item.deleted and item.parent_id in folders and item.id not in folders:
+                    folders.add(item.id)
+                    grew = True
+        seen: set[str] = set()
+        gone: set[str] = set()
+        for item in changes:
+            if item.is_folder:
+                if item.deleted:
+                    folders.discard(item.id)
+                continue
+            inside = not item.deleted and item.parent_id in folders and item.name.lower().endswith(WORKBOOK_SUFFIXES)
+            if inside:
+                seen.add(item.id)
+                full_item = drive.item_by_id(item.id)
+                if full_item is None:
+                    gone.add(item.id)
+                    continue
+                files.add(item.id)
+                yield from self._workbook(drive, full_item, state)
+            elif item.id in files:
+                gone.add(item.id)  # deleted, moved out of the folder, or renamed to a non-workbook
+        if full:
+            gone |= files - seen
+        for item_id in sorted(gone):
+            files.discard(item_id)
+            prefix = f"{item_id}:"
+            removed = tuple(sorted(k for k in state.known if k.startswith(prefix)))
+            if removed:
+                yield Batch(removed=removed, folder=item_id)
+        yield Batch(folder=DELTA_LABEL, cursor=DeltaLink(next_link, sorted(folders), sorted(files)).dump())
+
     def _workbook(self, drive: Drive, item: DriveItem, state: SourceState) -> Iterator[Batch]:
         cursor = FileCursor.load(state.cursors.get(item.id))
-        if cursor is not None and cursor.ctag == item.ctag:
+        if cursor is not None and item.ctag and cursor.ctag == item.ctag:
             return  # content unchanged (a rename changes the eTag, not the cTag): nothing downloaded
         local = self._download(drive, item)
         prefix = f"{item.id}:"

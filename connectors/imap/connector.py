@@ -306,8 +306,8 @@ class ImapConnector(Connector):
             yield from self._batches(session, folder, prefix, todo, cursor, backfilled)
             cursor.done = True
             cursor.below = 0
-            if outside:
-                yield Batch(folder=folder, cursor=cursor.dump(), outside_window=outside, pending=0)
+        else:
+            outside = 0
         # Incremental: everything above the high-water mark, oldest first.
         arrived = sorted(u for u in client.search(["UID", f"{cursor.high + 1}:*"]) if u > cursor.high)
 
@@ -336,6 +336,7 @@ class ImapConnector(Connector):
             listing_complete=bool(removed) and not stale,
             listed=listed,
             pending=0,
+            outside_window=outside,  # on the last batch: its cursor (backfill done) may be held
         )
 
     def _batches(

@@ -3,8 +3,10 @@
 In the spirit of the caldav library's compatibility hints: the connector does the standard
 thing and checks the answer, so an unknown server with the same quirk is still handled
 (a ``PREVIEW NIL`` falls back per message, a missing UIDNEXT is found by ``UID SEARCH``);
-the table lets a known server skip the doomed attempt from the first message, and names
-what an admin can change on the server (docs/servers.md lists the same).
+the table lets a known server skip the doomed attempt from the first message
+(``preview_nil``), and names what an admin can change on the server (``advice``, logged at
+connect and shown with a slow-IDLE notice). The other fields record the server's ways for
+docs/servers.md and the tests; the connector does not need them to cope.
 
 A server is recognised from its greeting, which every one of these sends unasked.
 """

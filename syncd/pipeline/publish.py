@@ -58,19 +58,24 @@ def publish_timelines(config: Config, store: Store, paths: list[Path], budgets: 
     if not pending:
         return outcome
     client = graph_client(source, publish.via, connector_context(config, budgets), publish.user or publish.site or "")
+    shared: Drive | None = None
     try:
-        shared = (
-            Drive.of_user(client, publish.user)
-            if publish.user
-            else Drive.of_site(client, publish.site or "", publish.library)
-        )
         for path in pending:
             owner = owner_of.get(path.name)
-            drive = Drive.of_user(client, owner) if owner else shared
             folder = _folder(config, path, owner)
             key = _key(config, path, owner_of)
             _old_digest, owned = _published(store, key)
             try:
+                if owner:
+                    drive = Drive.of_user(client, owner)
+                else:
+                    if shared is None:
+                        shared = (
+                            Drive.of_user(client, publish.user)
+                            if publish.user
+                            else Drive.of_site(client, publish.site or "", publish.library)
+                        )
+                    drive = shared
                 item = drive.upload(folder, path.name, path.read_bytes(), owned, carries_syncd_mark)
             except (DriveError, SourceError, OSError) as exc:
                 log.error("publish %s failed: %s", key, exc)
@@ -96,8 +101,15 @@ def _folder(config: Config, path: Path, owner: str | None) -> str:
 
 def _key(config: Config, path: Path, owner_of: dict[str, str]) -> str:
     """Where a workbook is published, as its output name in the store and in `syncd status`."""
+    publish = config.timeline.publish
+    assert publish is not None
     owner = owner_of.get(path.name)
-    where = f"onedrive:{owner}" if owner else "drive"
+    if owner:
+        where = f"onedrive:{owner}"
+    elif publish.user:
+        where = f"onedrive:{publish.user}"
+    else:
+        where = f"sharepoint:{publish.site}" + (f"/{publish.library}" if publish.library else "")
     return f"{where}:{_folder(config, path, owner).strip('/')}/{path.name}"
 
 

@@ -89,6 +89,7 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         connector = make_connector(config, source, run.budgets)
         state = store.sources.sync_state(source_id)
         lost_before: dict[str, int] = {}
+        holding = False  # once a removal is held, no cursor of this source moves this pass
         for batch in read_ahead(connector.read(state), name=f"read-{name}"):
             ingest = Ingest(
                 folder=batch.folder, cursor=batch.cursor, problems=list(batch.problems), backlog=batch.pending
@@ -112,13 +113,17 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
                 held = removal_guard(batch.listed, batch.listing_complete, impact, config.service.removal_guard_ratio)
                 if held and not confirm_removals:
                     result.suspect = held
-                    # Nor does the position move past a listing we do not trust: the next
-                    # pass reads this scope again and finds what this one missed.
-                    ingest.cursor = None
+                    # Nor does the position move past a listing we do not trust, this batch's
+                    # or a later one's (a delta page after it, a drive's delta link): the next
+                    # pass reads it again, finds what this one missed, and still has the
+                    # removals to show or to apply once confirmed.
+                    holding = True
                     log.warning("source=%s removals held: %s", name, held)
                 else:
                     ingest.removed = list(batch.removed)
                     lost_before[batch.folder] = impact.lost
+            if holding:
+                ingest.cursor = None
             committed = store.batches.commit(source_id, ingest, run.link)
             result.new += committed.activities_new
             result.updated += committed.activities_updated

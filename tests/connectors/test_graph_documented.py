@@ -300,9 +300,7 @@ def test_a_bad_item_is_quarantined_and_the_rest_stored(graph_double: GraphDouble
     assert "malformed Graph item" in problems[0].reason and "from" in problems[0].reason
 
 
-@pytest.mark.parametrize(
-    "how,said", [("not-json", "not JSON"), ("list", "JSON list"), ("no-links", "neither @odata.nextLink")]
-)
+@pytest.mark.parametrize("how,said", [("no-links", "neither @odata.nextLink")])
 def test_a_broken_page_is_an_error_and_the_cursor_stays(
     graph_double: GraphDouble, tmp_path: Path, how: str, said: str
 ) -> None:
@@ -313,6 +311,21 @@ def test_a_broken_page_is_an_error_and_the_cursor_stays(
         list(reader.read(SourceState({}, {})))
     batches, _ = drain(reader)  # the next pass reads it whole
     assert len(records(batches)) == 1
+
+
+@pytest.mark.parametrize("how,said", [("not-json", "not JSON"), ("list", "JSON list")])
+def test_a_page_that_is_not_a_json_object_is_retried_then_an_error(
+    graph_double: GraphDouble, tmp_path: Path, how: str, said: str
+) -> None:
+    """A proxy's HTML page with 200 usually passes: retried with backoff; five in a row end the pass."""
+    mail(graph_double, 1)
+    reader = connector(graph_double, tmp_path, calendar=False, folders=("inbox",))
+    graph_double.break_next_page(ALICE, how)
+    batches, _ = drain(reader)
+    assert len(records(batches)) == 1
+    graph_double.break_next_page(ALICE, *[how] * 5)
+    with pytest.raises(SourceUnavailable, match=said):
+        list(connector(graph_double, tmp_path / "again", calendar=False, folders=("inbox",)).read(SourceState({}, {})))
 
 
 # ---- 9. write-back without clobbering ---------------------------------------------------
@@ -405,3 +418,39 @@ def test_a_shared_mailbox_is_read_with_the_app_and_its_team_owns_it(graph_double
     assert found["RE: Quote?"].direction.value == "outbound" and found["Quote?"].direction.value == "inbound"
     assert {r.mailbox for r in found.values()} == {sales}
     assert all(f"/users/{sales}/" in r.path for r in graph_double.recorded("GET", "/messages/delta"))
+
+
+def test_an_event_without_an_organizer_is_a_meeting_not_a_quarantine_entry() -> None:
+    from syncd.connectors.graph.records import event_record
+    from syncd.model.records import Direction
+
+    item = {
+        "id": "AAMkHoliday",
+        "subject": "Public holiday",
+        "start": {"dateTime": "2026-12-25T00:00:00"},
+        "organizer": None,
+    }
+    record = event_record(item, mailbox=ALICE, owners=frozenset({ALICE}), snippet_chars=100)
+    assert isinstance(record, ActivityRecord) and record.direction == Direction.UNKNOWN
+
+
+def test_calendar_removed_entries_are_filtered_by_the_window(graph_double: GraphDouble, tmp_path: Path) -> None:
+    """A delta round that reports @removed for a meeting we hold with a start before the window
+    (aged out, then edited) keeps it; one for a meeting inside the window applies."""
+    inside = graph_double.add_event(
+        ALICE,
+        subject="Soon",
+        start=iso(NOW + timedelta(days=2))[:19],
+        end=iso(NOW + timedelta(days=2, hours=-1))[:19],
+        organizer=ALICE,
+    )
+    reader = connector(graph_double, tmp_path, folders=())
+    _batches, state = drain(reader)
+    aged = "calendar/AAMkAged"
+    known = {**state.known, aged: "20240101T090000Z|ck"}  # held from long ago, before the window
+    graph_double.delete(ALICE, "calendar", inside["id"])
+    collection = graph_double.mailbox(ALICE).calendar
+    collection.log.append((graph_double._next(), "AAMkAged"))  # Graph reports it @removed (out of range)
+    batches, _ = drain(reader, SourceState(state.cursors, known))
+    removed = {k for b in batches for k in b.removed}
+    assert removed == {f"calendar/{inside['id']}"}

@@ -280,3 +280,64 @@ def test_a_mapping_error_names_the_workbook_as_staff_know_it(graph_double: Graph
     result = run_syncd("sync", "--once", "-c", str(config))
     assert result.returncode == 1
     assert "Sales/Customers.xlsx (in the drive)" in result.stdout and "drive-cache" not in result.stdout
+
+
+def test_moved_out_renamed_away_and_an_expired_delta(graph_double: GraphDouble, tmp_path: Path) -> None:
+    """driveitem-delta: items carry no path (tracked by id); a 410 means list again and drop what is gone."""
+    library = graph_double.drive.site_drive(SITE)
+    files = [
+        graph_double.drive.put_file(
+            library, f"Sales/Team{n}.xlsx", _workbook([(f"Team{n} Co {m}", f"t{n}m{m}.example") for m in range(3)])
+        )
+        for n in range(6)
+    ]
+    config = _drive_config(graph_double, tmp_path, 'folder = "Sales"')
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    assert _customers(tmp_path) == [18]
+    graph_double.drive.move(library, files[0].id, "Archive")  # moved out of the followed folder
+    graph_double.drive.rename(library, files[1].id, "Team1.txt")  # no longer a workbook
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    assert _customers(tmp_path) == [12]
+    graph_double.drive.remove(library, files[2].id)
+    graph_double.drive.delta_expired = True
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    assert _customers(tmp_path) == [9]
+
+
+def test_a_held_drive_removal_is_kept_until_confirmed(graph_double: GraphDouble, tmp_path: Path) -> None:
+    """The removal guard holds a deleted workbook that was most of the source, and the delta
+    link does not move past it, so the removal is still there to confirm."""
+    library = graph_double.drive.site_drive(SITE)
+    big = graph_double.drive.put_file(
+        library, "Sales/Big.xlsx", _workbook([(f"Big {n}", f"big{n}.example") for n in range(12)])
+    )
+    graph_double.drive.put_file(library, "Sales/Small.xlsx", _workbook([("Small", "small.example")]))
+    config = _drive_config(graph_double, tmp_path, 'folder = "Sales"')
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    graph_double.drive.remove(library, big.id)
+    for _attempt in range(2):
+        held = run_syncd("sync", "--once", "-c", str(config))
+        assert "removals held" in held.stdout, held.stdout
+        assert _customers(tmp_path) == [13]
+    confirmed = run_syncd("sync", "--once", "--confirm-removals", "team-customers", "-c", str(config))
+    assert confirmed.returncode == 0, confirmed.stdout
+    assert _customers(tmp_path) == [1]
+
+
+def test_publishing_to_an_owner_without_a_onedrive_is_an_output_error_not_a_crash(
+    graph_double: GraphDouble, tmp_path: Path
+) -> None:
+    graph_double.drive.site_drive(SITE)
+    config = _config(graph_double, tmp_path, f'via = "alice"\nsite = "{SITE}"\nfolder = "CRM"\nowners_onedrive = true')
+    original = graph_double.drive.handle
+
+    def no_onedrive_for_alice(method, rest, query, body, raw):  # type: ignore[no-untyped-def]
+        if rest == f"users/{ALICE}/drive":
+            return 404, {}, {"error": {"code": "ResourceNotFound", "message": "User's mysite not found."}}
+        return original(method, rest, query, body, raw)
+
+    graph_double.drive.handle = no_onedrive_for_alice  # type: ignore[method-assign]
+    result = run_syncd("sync", "--once", "-c", str(config))
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    status = json.loads(run_syncd("status", "--json", "-c", str(config)).stdout)
+    assert any("mysite not found" in why for why in status["attention"].values()), status["attention"]

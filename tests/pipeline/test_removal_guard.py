@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from support.helpers import make_message, run_syncd, write_config, write_maildir
 from support.servers.imap_standin import ImapStandin, Quirks, StandinMailbox, message, utc
 
@@ -70,12 +72,16 @@ def test_missing_maildir_fails_the_source_and_keeps_its_activities(tmp_path: Pat
     assert alerting.returncode == 1 and "ATTENTION alice-mail: failing for 0 min" in alerting.stdout
 
 
-def test_uidvalidity_change_with_a_misbehaving_search_is_held_not_applied(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old_mail", [0, 5])
+def test_uidvalidity_change_with_a_misbehaving_search_is_held_not_applied(tmp_path: Path, old_mail: int) -> None:
     """Captured on a real server: after UIDVALIDITY changed, its UID SEARCH returned only part of
     the folder and a pass removed 65 of 170 activities; the connector called its listing
-    incomplete and the guard let it through. Now the guard weighs what the store would lose."""
+    incomplete and the guard let it through. Now the guard weighs what the store would lose,
+    and no cursor moves past a held listing (old mail before the window included)."""
     box = StandinMailbox()
     inbox = box.folder("INBOX")
+    for n in range(1000, 1000 + old_mail):
+        inbox.append(message(n, date_header=utc(2024, 1, 5)), utc(2024, 1, 5))
     for n in range(170):
         inbox.append(message(n, date_header=utc(2026, 11, 1)), utc(2026, 11, 1))
     password = tmp_path / "password"
@@ -110,10 +116,13 @@ password_secret = {{ file = "{password}" }}
         inbox.recreate()
         box.quirks = Quirks(search_returns_at_most=105)
         second = run_syncd("sync", "--once", "-c", config)
-        assert "SUSPECT: 65 of 170 items (38%) would be removed; removals held" in second.stdout, second.stdout
+        lost = 65 + old_mail
+        assert f"SUSPECT: {lost} of 170 items ({lost / 170:.0%}) would be removed; removals held" in second.stdout, (
+            second.stdout
+        )
         current = status(tmp_path)
         assert current["activities"] == 170
-        assert "65 of 170" in current["sources"][0]["suspect"]
+        assert f"{lost} of 170" in current["sources"][0]["suspect"]
 
         box.quirks = Quirks()  # the server behaves again: everything is re-read, nothing is lost
         third = run_syncd("sync", "--once", "-c", config)

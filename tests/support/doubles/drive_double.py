@@ -7,7 +7,10 @@ answers 302 to a download URL, which requests follows the same way), simple uplo
 with ``fail``), upload sessions (driveitem-createuploadsession: chunks with Content-Range,
 202 with ``nextExpectedRanges``, the item with 201 at the end; the upload URL needs no
 token; a GET on it tells where to resume), 423 ``resourceLocked`` (``lock``), and
-``root/delta`` with ``@odata.deltaLink`` and the ``deleted`` facet (driveitem-delta).
+``root/delta`` with ``@odata.deltaLink`` and the ``deleted`` facet (driveitem-delta). As
+that page's Remarks say of business drives, delta items carry no ``parentReference.path``
+and no ``cTag`` (only ``parentReference.id``): a client must track items by id. Folders are
+items too, with ids of their own.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class DriveDouble:
         self.sites: dict[str, tuple[str, dict[str, str]]] = {}  # "host:/sites/x" -> (site id, {library: drive id})
         self.sessions: dict[str, UploadSession] = {}
         self.fail_chunks: list[int] = []  # chunk numbers (0-based, per session) answered 500 once
+        self.delta_expired = False  # the next delta with a token is answered 410 resyncRequired
         self._seq = 0
         self._chunks_seen: dict[str, int] = {}
 
@@ -93,6 +97,11 @@ class DriveDouble:
         item.name = name
         self._touch(drive, item, content=False)
 
+    def move(self, drive: DoubleDrive, item_id: str, folder: str) -> None:
+        item = drive.files[item_id]
+        item.folder = folder.strip("/")
+        self._touch(drive, item, content=False)
+
     def remove(self, drive: DoubleDrive, item_id: str) -> None:
         drive.files[item_id].deleted = True
         self._touch(drive, drive.files[item_id])
@@ -104,7 +113,39 @@ class DriveDouble:
     # ---- shapes ------------------------------------------------------------------------
 
     @staticmethod
-    def item_json(drive: DoubleDrive, item: DriveFile) -> dict[str, Any]:
+    def folder_id(folder: str) -> str:
+        return (
+            "ROOT"
+            if not folder.strip("/")
+            else "F" + hashlib.sha256(folder.strip("/").encode()).hexdigest()[:16].upper()
+        )
+
+    def folder_json(self, drive: DoubleDrive, folder: str) -> dict[str, Any]:
+        folder = folder.strip("/")
+        parent, _, name = folder.rpartition("/")
+        if not folder:
+            return {"id": "ROOT", "name": "root", "root": {}, "folder": {"childCount": 0}}
+        return {
+            "id": self.folder_id(folder),
+            "name": name,
+            "folder": {"childCount": 0},
+            "parentReference": {
+                "driveId": drive.id,
+                "id": self.folder_id(parent),
+                "path": f"/drive/root:/{parent}".rstrip("/:") if parent else "/drive/root:",
+            },
+        }
+
+    def folders_of(self, drive: DoubleDrive) -> list[str]:
+        found: set[str] = set()
+        for f in drive.files.values():
+            parts = f.folder.split("/") if f.folder else []
+            for n in range(1, len(parts) + 1):
+                found.add("/".join(parts[:n]))
+        return sorted(found)
+
+    @classmethod
+    def item_json(cls, drive: DoubleDrive, item: DriveFile) -> dict[str, Any]:
         content_tag = hashlib.sha256(item.data).hexdigest()[:16]
         if item.deleted:
             return {"id": item.id, "deleted": {"state": "deleted"}, "parentReference": {"driveId": drive.id}}
@@ -117,7 +158,8 @@ class DriveDouble:
             "file": {"mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
             "parentReference": {
                 "driveId": drive.id,
-                "path": f"/drive/root:/{item.folder}".rstrip("/:") if item.folder else "/drive/root:",
+                "id": cls.folder_id(item.folder),
+                "path": f"/drive/root:/{item.folder}" if item.folder else "/drive/root:",
             },
         }
 
@@ -180,6 +222,8 @@ class DriveDouble:
                 folder, _, name = path.rpartition("/")
                 return self._session(drive, folder, name, None)
             if item is None:
+                if path.strip("/") in self.folders_of(drive):
+                    return 200, {}, self.folder_json(drive, path)
                 return 404, {}, {"error": {"code": "itemNotFound", "message": "The resource could not be found."}}
             return 200, {}, self.item_json(drive, item)
         if im := re.fullmatch(r"items/([^/]+)(/content|/createUploadSession)?", tail):
@@ -265,11 +309,23 @@ class DriveDouble:
 
     def _delta(self, drive: DoubleDrive, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         token = query.get("token")
+        if token and self.delta_expired:
+            self.delta_expired = False
+            return (
+                410,
+                {},
+                {"error": {"code": "resyncRequired", "message": "Resync required. Replace any local items."}},
+            )
         since = json.loads(base64.urlsafe_b64decode(token.encode()))["upto"] if token else 0
         changed = {i for seq, i in drive.log if seq > since}
-        value = [
-            self.item_json(drive, f) for f in drive.files.values() if f.id in changed and not (since == 0 and f.deleted)
-        ]
+        value = [self.folder_json(drive, "")] + [self.folder_json(drive, f) for f in self.folders_of(drive)]
+        for f in drive.files.values():
+            if f.id in changed and not (since == 0 and f.deleted):
+                entry = self.item_json(drive, f)
+                entry.pop("cTag", None)  # business drives omit cTag in delta
+                if "parentReference" in entry:
+                    entry["parentReference"].pop("path", None)  # and the path: track items by id
+                value.append(entry)
         link = base64.urlsafe_b64encode(json.dumps({"upto": self._seq}).encode()).decode()
         return (
             200,

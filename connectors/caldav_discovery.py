@@ -15,7 +15,6 @@ server does, used by the connector (a hint in the error) and by the tests.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -141,11 +140,11 @@ def discovery_error(
     username: str,
     what: str,
     server: CaldavServerQuirks,
-    origin_of: Callable[[str], str] = lambda u: "{0.scheme}://{0.netloc}".format(urlsplit(u)),
 ) -> SourceConfigError:
     """One line: what discovery found, the URLs it tried, and the principal URL to use."""
     if server.principal_path:
-        hint = origin_of(configured) + server.principal_path.format(user=username)
+        parts = urlsplit(configured)
+        hint = f"{parts.scheme}://{parts.netloc}" + server.principal_path.format(user=username)
         advice = f"set url to the principal URL ({server.name}): {hint}"
     else:
         advice = f"set url to {GENERIC_HINT}"

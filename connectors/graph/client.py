@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import requests
@@ -131,23 +132,7 @@ class GraphClient:
         body: Any = None,
         prefer: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        retrying = Retrying(
-            retry=retry_if_exception_type(_Transient),
-            wait=self._wait,
-            stop=stop_after_attempt(self.attempts),
-            sleep=self.sleep,
-            reraise=True,
-            before_sleep=lambda s: log.warning(
-                "source=%s graph transient error, retrying attempt=%d error=%r",
-                self.source,
-                s.attempt_number,
-                str(s.outcome.exception()) if s.outcome else "",
-            ),
-        )
-        try:
-            return retrying(self._once, method, path, params, body, prefer)
-        except _Transient as exc:
-            raise SourceUnavailable(f"Graph: {exc} (gave up after {self.attempts} attempts)") from None
+        return dict(self._retrying_call(method, path, params, body, prefer))
 
     def _once(
         self,
@@ -171,12 +156,7 @@ class GraphClient:
         if data is not None:
             headers["Content-Type"] = "application/octet-stream"
         try:
-            if self.budget is not None:
-                with self.budget.slot():
-                    response = self.session.request(
-                        method, self.url(path), params=params, headers=headers, timeout=self.timeout, **sent
-                    )
-            else:
+            with self.budget.slot() if self.budget is not None else nullcontext():
                 response = self.session.request(
                     method, self.url(path), params=params, headers=headers, timeout=self.timeout, **sent
                 )
@@ -236,12 +216,19 @@ class GraphClient:
         return self.request("GET", path, **kwargs)
 
     def _retrying_call(self, *args: Any) -> Any:
+        """``_once(*args)``, transient faults retried (Retry-After, else full jitter)."""
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
             wait=self._wait,
             stop=stop_after_attempt(self.attempts),
             sleep=self.sleep,
             reraise=True,
+            before_sleep=lambda s: log.warning(
+                "source=%s graph transient error, retrying attempt=%d error=%r",
+                self.source,
+                s.attempt_number,
+                str(s.outcome.exception()) if s.outcome else "",
+            ),
         )
         try:
             return retrying(self._once, *args)

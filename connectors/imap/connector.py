@@ -5,13 +5,13 @@ with every batch::
 
     (no cursor) --first pass--> BACKFILL --window read--> INCREMENTAL
          ^                         |  newest first, in batches;
-         |                         |  "below" = lowest UID done
+         |                         |  what the store holds is skipped on resume
          +---- UIDVALIDITY changed (folder recreated): start over; the old keys are
                reported removed after the folder is read again, so no activity doubles
                (activities are keyed on Message-ID) and none blinks out of the timeline.
 
-    cursor = {"v": UIDVALIDITY, "high": highest UID seen, "below": lowest backfilled UID,
-              "done": backfill finished, "modseq": HIGHESTMODSEQ, "next": UIDNEXT}
+    cursor = {"v": UIDVALIDITY, "high": highest UID seen, "done": backfill finished,
+              "modseq": HIGHESTMODSEQ, "next": UIDNEXT}   ("below" of older cursors is read, unused)
 
 INCREMENTAL reads UIDs above ``high``. With CONDSTORE, a folder whose HIGHESTMODSEQ and
 UIDNEXT have not moved is skipped without another command; when they have moved, a UID
@@ -98,7 +98,7 @@ class ImapAccount:
 class FolderCursor(JsonCursor):
     v: int
     high: int = 0
-    below: int = 0
+    below: int = 0  # unused now: older cursors carry it (whether the store holds a UID is what counts)
     done: bool = False
     modseq: int | None = None
     next: int | None = None
@@ -286,7 +286,6 @@ class ImapConnector(Connector):
                 # UIDNEXT (Courier) the top comes from the listing, never from the window.
                 top = max(window[-1] if window else 0, older[-1] if older else 0)
                 cursor.high = max(top, (uidnext or 1) - 1)
-                cursor.below = cursor.high + 1
             # Whatever the window lists and the store lacks, not only what lies below the last
             # batch: a pass whose listing was held (a misbehaving SEARCH) is read again in full.
             todo = [u for u in reversed(window) if u <= cursor.high and f"{prefix}{u}" not in known]
@@ -300,12 +299,8 @@ class ImapConnector(Connector):
                     self.account.backfill_days,
                 )
 
-            def backfilled(chunk: list[int]) -> None:
-                cursor.below = min(chunk)
-
-            yield from self._batches(session, folder, prefix, todo, cursor, backfilled)
+            yield from self._batches(session, folder, prefix, todo, cursor, lambda chunk: None)
             cursor.done = True
-            cursor.below = 0
         else:
             outside = 0
         # Incremental: everything above the high-water mark, oldest first.

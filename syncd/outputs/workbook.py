@@ -12,7 +12,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
@@ -47,10 +47,11 @@ class ForeignFileError(TimelineWriteError):
     """The file at the output path was not written by syncd: it is never replaced."""
 
 
-def written_by_syncd(path: Path) -> bool:
-    """Whether the workbook at ``path`` is one syncd wrote: its mark in the document
-    properties (kept when staff save it in Excel or LibreOffice), or, for workbooks written
-    before the mark existed, exactly syncd's sheets."""
+def written_by_syncd(path: Path | IO[bytes]) -> bool:
+    """Whether the workbook at ``path`` (or in a binary file, e.g. one downloaded from a drive)
+    is one syncd wrote: its mark in the document properties (kept when staff save it in
+    Excel or LibreOffice), or, for workbooks written before the mark existed, exactly
+    syncd's sheets."""
     import re
     import zipfile
 

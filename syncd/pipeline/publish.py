@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from syncd.connectors.budget import RequestBudgets
 from syncd.connectors.graph.drive import Drive, DriveError
 from syncd.connectors.graph.kind import GraphAccountFields, graph_client
 from syncd.model.errors import SourceError
-from syncd.outputs.workbook import OWN_MARK
+from syncd.outputs.workbook import written_by_syncd
 from syncd.pipeline.timeline_output import owner_file_name
 from syncd.pipeline.wiring import connector_context
 from syncd.store import Store
@@ -37,12 +36,8 @@ class PublishOutcome:
 
 
 def carries_syncd_mark(data: bytes) -> bool:
-    """Whether workbook bytes are a workbook syncd wrote (its mark in docProps/core.xml)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return OWN_MARK in archive.read("docProps/core.xml").decode("utf-8", "replace")
-    except (zipfile.BadZipFile, KeyError, OSError):
-        return False
+    """Whether workbook bytes are a workbook syncd wrote (the same test as for a local file)."""
+    return written_by_syncd(io.BytesIO(data))
 
 
 def publish_timelines(config: Config, store: Store, paths: list[Path], budgets: RequestBudgets) -> PublishOutcome:

@@ -7,7 +7,7 @@ Each test follows a documented behaviour, cited in its docstring; the double
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -385,10 +385,6 @@ def test_named_and_all_calendars_are_read_each_with_its_own_cursor(graph_double:
     assert set(state.cursors) == {"calendar", "calendar:Birthdays", "calendar:Sales team"}
     with pytest.raises(Exception, match="no calendar named 'Holidays'"):
         drain(connector(graph_double, tmp_path, folders=(), calendars=("Holidays",)))
-
-
-def test_today_is_a_date() -> None:
-    assert isinstance(TODAY, date)
 
 
 # ---- reach: shared mailboxes -----------------------------------------------------------------

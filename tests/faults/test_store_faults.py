@@ -50,10 +50,16 @@ class Relay:
         threading.Thread(target=self._accept, args=(listener,), daemon=True, name="pg-relay").start()
 
     def cut(self) -> None:
-        assert self.listener is not None
-        self.listener.close()
-        self.listener = None
+        """Idempotent. ``shutdown`` first: on Linux a bare ``close`` does not wake a thread
+        blocked in ``accept``, which then keeps accepting on the closed listener."""
         with self.lock:
+            listener, self.listener = self.listener, None
+            if listener is not None:
+                try:
+                    listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                listener.close()
             for connection in self.connections:
                 try:
                     connection.shutdown(socket.SHUT_RDWR)
@@ -68,8 +74,11 @@ class Relay:
                 client, _ = listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.target)
             with self.lock:
+                if self.listener is not listener:  # cut while this one was being accepted
+                    client.close()
+                    return
+                server = socket.create_connection(self.target)
                 self.connections += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

@@ -110,6 +110,26 @@ def cell_datetime(value: Any, zone: ZoneInfo, formats: tuple[str, ...] = DEFAULT
     raise CellError(f"{text!r} is not a date in any of the formats {', '.join(formats[:6])}…")
 
 
+_COMPACT_DATE = re.compile(r"^(1[89]|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
+_UTC = ZoneInfo("UTC")
+
+
+def cell_date(value: Any, formats: tuple[str, ...] = DEFAULT_DATE_FORMATS) -> date:
+    """A calendar date (a birth date, a contract date): a date cell, an Excel serial, text in
+    the formats ``cell_datetime`` reads, or the compact ``19850312`` some exports write."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = cell_text(value)
+    if _COMPACT_DATE.match(text):
+        try:
+            return datetime.strptime(text, "%Y%m%d").date()
+        except ValueError:
+            raise CellError(f"{text!r} is not a date") from None
+    return cell_datetime(value, _UTC, formats).date()
+
+
 def cell_amount(value: Any, decimal_separator: str = "auto") -> Decimal:
     """A number cell or text like ``€ 1.234,56`` / ``1,234.56 kn`` as a Decimal.
 

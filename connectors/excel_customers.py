@@ -23,14 +23,26 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from syncd.connectors.base import Capabilities, Connector, ConnectorContext, SourceKind
-from syncd.connectors.cells import cell_text
+from syncd.connectors.cells import CellError, cell_date, cell_text
 from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, file_digest, fold_header, read_sheet
 from syncd.model.errors import SourceUnavailable
-from syncd.model.records import Batch, CustomerKind, CustomerRecord, Problem, ReadOptions, SourceState
+from syncd.model.records import (
+    Batch,
+    CustomerDetails,
+    CustomerKind,
+    CustomerRecord,
+    Problem,
+    ReadOptions,
+    SourceState,
+)
 from syncd.model.settings import StrictModel
 
 _SPLIT_PHONES = re.compile(r"[;,/\n]+")
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
+#: Detail columns, in CustomerDetails' order; a row's company takes the first filled
+#: value of each (but a birth date is a person's).
+DETAIL_FIELDS = ("street", "postcode", "city", "country", "birth_date", "tax_id", "website")
+COMPANY_DETAILS = ("street", "postcode", "city", "country", "tax_id", "website")
 
 
 def _version(*parts: Any) -> str:
@@ -45,12 +57,15 @@ def _fingerprint(
     domains: tuple[str, ...],
     company_key: str | None,
     owner: str,
+    details: CustomerDetails = CustomerDetails(),
 ) -> str:
     """A customer record's version: what it says, not where it sits in the sheet (a row that
-    merely moved is not an update). Fields joined by separators no cell holds."""
-    text = "\x1f".join(
-        (kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains), company_key or "", owner)
-    )
+    merely moved is not an update). Fields joined by separators no cell holds. Details add
+    to it only when there are some, so a sheet without detail columns keeps its versions."""
+    parts = [kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains), company_key or "", owner]
+    if not details.is_empty():
+        parts += [str(getattr(details, f)) if getattr(details, f) else "" for f in DETAIL_FIELDS]
+    text = "\x1f".join(parts)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -141,6 +156,7 @@ class ExcelCustomersConnector(Connector):
                         )
                     )
                 continue
+            details = self._details(values, row, index, sheet_title, row_number, problems)
             emails = tuple(e for e in _SPLIT_EMAILS.split(values.get("email", "")) if e)
             phones = tuple(p.strip() for p in _SPLIT_PHONES.split(values.get("phone", "")) if p.strip())
             company_name, person_name = values.get("company", ""), values.get("person", "")
@@ -157,7 +173,11 @@ class ExcelCustomersConnector(Connector):
                         "phones": {},
                         "owner": owner,
                         "where": prefix + str(row_number),
+                        "details": {},
                     }
+                for detail in COMPANY_DETAILS:
+                    if values.get(detail) and detail not in entry["details"]:
+                        entry["details"][detail] = values[detail]
                 for domain in _SPLIT_EMAILS.split(values.get("domain", "")):
                     if domain:
                         entry["domains"][domain] = None
@@ -182,12 +202,14 @@ class ExcelCustomersConnector(Connector):
                     company_key=company_key,
                     owner=owner,
                     where=prefix + str(row_number),
-                    version=_fingerprint("person", name, emails, phones, (), company_key, owner),
+                    version=_fingerprint("person", name, emails, phones, (), company_key, owner, details),
+                    details=details,
                 )
             )
         records = []
         for key, entry in companies.items():
             domains, emails, phones = tuple(entry["domains"]), tuple(entry["emails"]), tuple(entry["phones"])
+            details = CustomerDetails(**entry["details"])
             records.append(
                 CustomerRecord(
                     key=key,
@@ -198,10 +220,44 @@ class ExcelCustomersConnector(Connector):
                     phones=phones,
                     owner=entry["owner"],
                     where=entry["where"],
-                    version=_fingerprint("company", entry["name"], emails, phones, domains, None, entry["owner"]),
+                    version=_fingerprint(
+                        "company", entry["name"], emails, phones, domains, None, entry["owner"], details
+                    ),
+                    details=details,
                 )
             )
         return records + people
+
+    def _details(
+        self,
+        values: dict[str, str],
+        row: list[Any],
+        index: dict[str, int],
+        sheet_title: str,
+        row_number: int,
+        problems: list[Problem] | None,
+    ) -> CustomerDetails:
+        """The row's detail columns. A birth date that is not a date is left out and
+        quarantined on its own, naming the cell: the customer is still read."""
+        birth_date = None
+        if values.get("birth_date"):
+            position = index["birth_date"]
+            try:
+                birth_date = cell_date(row[position])
+            except CellError as exc:
+                if problems is not None:
+                    header = self.columns["birth_date"]
+                    problems.append(
+                        Problem(
+                            key=f"birth_date:{sheet_title}!{row_number}",
+                            reason=f"column {header!r}: {exc}; the customer is kept without a birth date",
+                            where=f"{self.path.name}!{sheet_title} row {row_number}",
+                            version=_version(values["birth_date"]),
+                        )
+                    )
+        return CustomerDetails(
+            **{f: values.get(f, "") for f in DETAIL_FIELDS if f != "birth_date"}, birth_date=birth_date
+        )
 
     def _row_key(self, values: dict[str, str], emails: tuple[str, ...], row: list[Any]) -> str:
         if self.key_columns:
@@ -220,6 +276,19 @@ class CustomerColumns(StrictModel):
     phone: str | None = Field(default=None, description="Phone number(s).")
     domain: str | None = Field(default=None, description="Company web or mail domain.")
     owner: str | None = Field(default=None, description="Staff member who owns the customer.")
+    street: str | None = Field(default=None, description="Street and house number; compared to find duplicates.")
+    postcode: str | None = Field(default=None, description="Postal code; compared to find duplicates.")
+    city: str | None = Field(default=None, description="City or town; compared to find duplicates.")
+    country: str | None = Field(default=None, description="Country.")
+    birth_date: str | None = Field(
+        default=None,
+        description="A person's date of birth (a date cell, 12.03.1985, 1985-03-12 or 19850312); "
+        "compared to find duplicates. A cell that is no date is quarantined, the person kept.",
+    )
+    tax_id: str | None = Field(
+        default=None, description="VAT number, company registration or personal tax id; compared to find duplicates."
+    )
+    website: str | None = Field(default=None, description="Web address; compared to find duplicates.")
 
     @model_validator(mode="after")
     def _needs_name(self) -> CustomerColumns:

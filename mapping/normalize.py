@@ -11,6 +11,8 @@ import unicodedata
 from email.utils import getaddresses
 from functools import lru_cache
 
+from anyascii import anyascii
+
 _LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\"]+$")
 _LABEL_OK = re.compile(r"^[a-z0-9_-]+$")
 
@@ -262,7 +264,7 @@ _LEGAL_FORMS = {
 }
 # Words that open a name as its legal form: Persian "sherkat" (company), "Firma".
 _LEADING_FORMS = {"شرکت", "firma"}
-_MULTIWORD_FORMS = (
+_MULTIWORD_FORMS: tuple[tuple[str, ...], ...] = (
     ("sp", "z", "oo"),
     ("sp", "z", "o", "o"),
     ("sp", "k"),
@@ -307,10 +309,38 @@ def _fold(text: str) -> str:
     return folded.replace("ø", "o").replace("ł", "l").replace("đ", "d").replace("ß", "ss").replace("æ", "ae")
 
 
+# Serbian and Macedonian Cyrillic as their own Latin alphabets write it (Ковач -> Kovač,
+# not the English "Kovach"): the same people and firms are written in both scripts.
+_SERBIAN_LATIN = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "ђ": "đ", "е": "e", "ж": "ž", "з": "z",
+        "и": "i", "ј": "j", "к": "k", "л": "l", "љ": "lj", "м": "m", "н": "n", "њ": "nj", "о": "o",
+        "п": "p", "р": "r", "с": "s", "т": "t", "ћ": "ć", "у": "u", "ф": "f", "х": "h", "ц": "c",
+        "ч": "č", "џ": "dž", "ш": "š", "ѓ": "ǵ", "ќ": "ḱ", "ѕ": "dz",
+    }
+)  # fmt: skip
+
+
+def transliterate(text: str) -> str:
+    """Lower-case Latin letters for any script: ``Јадран`` -> ``jadran``, ``Wiśniewski`` ->
+    ``wisniewski``, ``Ковач`` -> ``kovac``. Serbian and Macedonian Cyrillic by their own
+    Latin alphabets, everything else (Russian, Greek, CJK) by anyascii."""
+    folded = _fold(text.casefold().translate(_SERBIAN_LATIN))
+    return folded if folded.isascii() else anyascii(folded).lower()
+
+
+# Names are transliterated before their legal forms are looked up: the forms as Latin
+# letters ("д.о.о." is "d.o.o.", "شرکت" is "shrkt").
+_LEGAL_FORMS = {transliterate(form) for form in _LEGAL_FORMS}
+_LEADING_FORMS = {transliterate(form) for form in _LEADING_FORMS}
+_MULTIWORD_FORMS = tuple(dict.fromkeys(tuple(transliterate(w) for w in form) for form in _MULTIWORD_FORMS))
+
+
 def normalize_company_name(raw: str) -> str | None:
     """``'Adriatic Foods d.o.o.'`` -> ``'adriatic foods'``: case, accents, punctuation and legal
-    forms removed, for comparing names across workbooks. None when nothing is left."""
-    words = _WORD.findall(_fold(raw).replace("&", " and "))
+    forms removed and other scripts transliterated (``'Јадран Храна д.о.о.'`` -> ``'jadran
+    hrana'``), for comparing names across workbooks and scripts. None when nothing is left."""
+    words = _WORD.findall(transliterate(raw).replace("&", " and "))
     # Multi-word legal forms written with dots or spaces (d.o.o., Sp. z o.o., s.r.o.) at the end.
     changed = True
     while changed and words:

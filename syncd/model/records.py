@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -90,6 +90,43 @@ class ActivityRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerDetails:
+    """What a customer list may say about a customer beyond its name and identities.
+
+    Compared to find duplicate customers (two rows with one address and birth date are
+    one person however their names are spelt). Text as the sheet holds it; mapping
+    normalizes for comparing. ``tax_id`` is a VAT number, a company registration or a
+    personal tax id, whichever the sheet keeps.
+    """
+
+    street: str = ""
+    postcode: str = ""
+    city: str = ""
+    country: str = ""
+    birth_date: date | None = None
+    tax_id: str = ""
+    website: str = ""
+
+    def is_empty(self) -> bool:
+        return self == _NO_DETAILS
+
+    def filled_from(self, other: CustomerDetails) -> CustomerDetails:
+        """These details, with what is empty here taken from ``other`` (a merged duplicate)."""
+        return CustomerDetails(
+            street=self.street or other.street,
+            postcode=self.postcode or other.postcode,
+            city=self.city or other.city,
+            country=self.country or other.country,
+            birth_date=self.birth_date or other.birth_date,
+            tax_id=self.tax_id or other.tax_id,
+            website=self.website or other.website,
+        )
+
+
+_NO_DETAILS = CustomerDetails()
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerRecord:
     """A company or a person from a customer source (a sheet row, a contact).
 
@@ -110,6 +147,7 @@ class CustomerRecord:
     version: str = ""
     where: str = ""
     company_id: int | None = None  # a company held elsewhere in the store (auto-created contacts)
+    details: CustomerDetails = _NO_DETAILS
 
 
 @dataclass(frozen=True, slots=True)

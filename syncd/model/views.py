@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from syncd.model.records import Participant
+from syncd.model.records import CustomerDetails, Participant
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +64,20 @@ class ActivityView:
     @property
     def cancelled(self) -> bool:
         return self.hints.get("status") == "cancelled"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CustomerProfile:
+    """Everything the store knows of one live customer that duplicate detection compares."""
+
+    id: int
+    kind: str
+    name: str
+    company_id: int | None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    details: CustomerDetails = CustomerDetails()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -204,8 +204,8 @@ def build_view(
                 proposal,
                 typed,
                 note
-                or "type merge in Customer to merge them (every activity and identity is kept), "
-                "or no to stop suggesting it",
+                or "type merge in Customer to merge them (every activity and identity is kept), no to stop "
+                "suggesting it, or the IDs to merge, the one to keep first (the others stay apart)",
             )
         )
     refs = {a.id: activity_ref(a) for a in activities}

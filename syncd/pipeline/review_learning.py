@@ -2,15 +2,17 @@
 
 The Review sheet lists unmatched activities and probable duplicate customers. An admin
 types a customer into an activity's Customer cell (learned as a rule for its addresses,
-phones or customer name) or answers a merge suggestion (merge, the ID to keep, or no).
+phones or customer name) or answers a merge suggestion (merge, the IDs to merge with the
+one to keep first, or no).
 What cannot be applied yet stays pending, with a note on the sheet saying why.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
-from syncd.mapping.duplicates import parse_merge_ref
+from syncd.mapping.duplicates import pair_ref, parse_merge_ref
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy
 from syncd.mapping.review import resolve_customer, rule_keys
 from syncd.outputs.review_sheet import ReviewEntry, read_review_entries
@@ -77,25 +79,58 @@ def learn_review(store: Store, index: CustomerIndex, policy: MatchPolicy, timeli
     return learned
 
 
-def answer_merge(store: Store, entry: ReviewEntry) -> int:
-    """An admin's answer to a merge suggestion on Review: merge, keep a named one, or no."""
-    merge_id, keep_id = parse_merge_ref(entry.ref) or (0, 0)
-    answer = entry.customer_text.strip().lower().lstrip("#")
+def merge_plan(ref: str, typed: str) -> tuple[int, list[int], list[int]] | str | None:
+    """What an answer to the merge suggestion ``ref`` asks for: (keep, merge these into it,
+    keep these apart from it), None for "no", or a note saying what to type instead.
+
+    ``merge``/``yes`` merges every member into the proposed (oldest) one; one ID keeps that
+    customer and merges the others into it; several IDs merge those into the first one
+    named and leave the rest apart, remembered so the group is not suggested again."""
+    members = parse_merge_ref(ref) or ()
+    answer = typed.strip().lower()
     if answer in NO_WORDS:
-        store.review.dismiss_suggestion(entry.ref, entry.customer_text)
+        return None
+    keep = min(members)
+    if answer in YES_WORDS:
+        return keep, [m for m in members if m != keep], []
+    note = f"type merge, no, or the IDs to merge with the one to keep first (of {', '.join(map(str, sorted(members)))})"
+    if not re.fullmatch(r"[#\d\s,;]+", answer):
+        return note
+    chosen = list(dict.fromkeys(int(n) for n in re.findall(r"\d+", answer)))
+    if not chosen or any(cid not in members for cid in chosen):
+        return note
+    if len(chosen) == 1:
+        return chosen[0], [m for m in members if m != chosen[0]], []
+    return chosen[0], chosen[1:], [m for m in members if m not in chosen]
+
+
+def answer_merge(store: Store, entry: ReviewEntry) -> int:
+    """An admin's answer to a merge suggestion on Review: merge all, a subset, or none."""
+    plan = merge_plan(entry.ref, entry.customer_text)
+    if plan is None:
+        for a, b in _pairs(parse_merge_ref(entry.ref) or ()):
+            store.review.dismiss_suggestion(pair_ref(a, b), entry.customer_text)
+        store.review.drop_pending(entry.ref)
         return 0
-    if answer == str(merge_id):
-        merge_id, keep_id = keep_id, merge_id  # the admin keeps the other one
-    elif answer not in YES_WORDS and answer != str(keep_id):
-        note = f"type merge (or {keep_id} or {merge_id}: the ID to keep), or no"
-        if store.review.pending_assignments().get(entry.ref) != (entry.customer_text, note):
-            store.review.save_assignment(entry.ref, [], None, entry.customer_text, note)
+    if isinstance(plan, str):
+        if store.review.pending_assignments().get(entry.ref) != (entry.customer_text, plan):
+            store.review.save_assignment(entry.ref, [], None, entry.customer_text, plan)
         return 0
-    try:
-        moved = store.review.merge_customers(merge_id, keep_id)
-    except StoreError as exc:
-        store.review.save_assignment(entry.ref, [], None, entry.customer_text, str(exc))
-        return 0
+    keep, merged, apart = plan
+    for other in apart:
+        store.review.dismiss_suggestion(pair_ref(other, keep), entry.customer_text)
+    done = 0
+    for merge_id in merged:
+        try:
+            moved = store.review.merge_customers(merge_id, keep)
+        except StoreError as exc:
+            store.review.save_assignment(entry.ref, [], None, entry.customer_text, str(exc))
+            return done
+        log.info("review row %d: merged customer #%d into #%d (%s)", entry.row, merge_id, keep, moved)
+        done += 1
     store.review.drop_pending(entry.ref)
-    log.info("review row %d: merged customer #%d into #%d (%s)", entry.row, merge_id, keep_id, moved)
-    return 1
+    return done
+
+
+def _pairs(ids: tuple[int, ...]) -> list[tuple[int, int]]:
+    return [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]]

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from syncd.config import Config
-from syncd.mapping.duplicates import duplicate_suggestions
+from syncd.mapping.duplicates import duplicate_clusters
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy, suggest_customers
 from syncd.outputs.view import TimelineView, build_view
 from syncd.outputs.workbook import ForeignFileError, TimelineWriteError, write_timeline
@@ -56,19 +56,21 @@ def merge_rows(store: Store, index: CustomerIndex, cache: IndexCache) -> list[Me
 
 
 def _find_merge_rows(store: Store, index: CustomerIndex) -> list[MergeRow]:
-    customers = [(cid, kind, name) for cid, kind, name, _company in store.reads.customer_tuples()]
-    names = {cid: name for cid, _kind, name in customers}
+    profiles = store.reads.customer_profiles()
+    names = {p.id: p.name for p in profiles}
     rows = []
-    for suggestion in duplicate_suggestions(
-        customers, store.review.identity_conflicts(), index, store.review.dismissed_suggestions()
+    for cluster in duplicate_clusters(
+        profiles, store.review.identity_conflicts(), index, store.review.dismissed_suggestions()
     ):
-        m, k = suggestion.merge_id, suggestion.keep_id
+        keep, others = cluster.keep_id, cluster.members[1:]
+        members = ", ".join(f"{names[cid]} (#{cid})" for cid in cluster.members)
+        merged = ", ".join(f"#{cid} {names[cid]}" for cid in others)
         rows.append(
             (
-                suggestion.ref,
-                f"Possible duplicate customers: {names[m]} (#{m}) and {names[k]} (#{k})",
-                suggestion.reason,
-                f"merge #{m} {names[m]} into #{k} {names[k]}",
+                cluster.ref,
+                f"Possible duplicate customers: {members}",
+                cluster.reason,
+                f"merge {merged} into #{keep} {names[keep]}",
             )
         )
     return rows

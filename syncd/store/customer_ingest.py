@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from syncd.model.records import CustomerKind, CustomerRecord, Problem
+from syncd.model.records import CustomerDetails, CustomerKind, CustomerRecord, Problem
 from syncd.store.bulk import Claim, bound, chunks, claim_identities, insert_rows
 from syncd.store.schema import CustomerMergeRow, CustomerRow, IdentityRow
 
@@ -28,6 +28,30 @@ class KnownCustomer:
 
 
 CustomersByKey = dict[str, "CustomerRow | KnownCustomer"]
+
+
+DETAIL_COLUMNS = ("street", "postcode", "city", "country", "birth_date", "tax_id", "website")
+
+
+def detail_values(details: CustomerDetails) -> tuple[str | None, ...]:
+    """The details as the bulk insert sends them (empty as NULL, the date as ISO text,
+    which SQLite keeps as SQLAlchemy's Date does and PostgreSQL casts)."""
+    return tuple(
+        (value.isoformat() if hasattr(value, "isoformat") else value) or None
+        for value in (getattr(details, name) for name in DETAIL_COLUMNS)
+    )
+
+
+def set_details(row: CustomerRow, details: CustomerDetails) -> None:
+    for name in DETAIL_COLUMNS:
+        setattr(row, name, getattr(details, name) or None)
+
+
+def details_of(row: CustomerRow) -> CustomerDetails:
+    return CustomerDetails(
+        **{name: getattr(row, name) or "" for name in DETAIL_COLUMNS if name != "birth_date"},
+        birth_date=row.birth_date,
+    )
 
 
 def identities_of(record: CustomerRecord) -> list[tuple[str, str]]:
@@ -128,8 +152,33 @@ def insert_new_customers(
         insert_rows(
             s,
             table,
-            ("kind", "name", "owner", "version", "source_id", "source_key", "created_at", "updated_at", "company_id"),
-            [(r.kind.value, r.name, r.owner, r.version, source_id, r.key, stamp, stamp, company_id(r)) for r in group],
+            (
+                "kind",
+                "name",
+                "owner",
+                "version",
+                "source_id",
+                "source_key",
+                "created_at",
+                "updated_at",
+                "company_id",
+                *DETAIL_COLUMNS,
+            ),
+            [
+                (
+                    r.kind.value,
+                    r.name,
+                    r.owner,
+                    r.version,
+                    source_id,
+                    r.key,
+                    stamp,
+                    stamp,
+                    company_id(r),
+                    *detail_values(r.details),
+                )
+                for r in group
+            ],
         )
         ids.update(_ids_by_key(s, source_id, [r.key for r in group]))
     for key, customer_id in ids.items():
@@ -169,6 +218,7 @@ def upsert_customer(
     row.company_id = company_id
     row.owner = record.owner
     row.version = record.version
+    set_details(row, record.details)
     row.updated_at = now
     row.gone_at = None
     s.flush()

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from syncd.model.records import ActivityKind, ActivityRecord, Direction
 from syncd.model.views import (
     ActivityView,
+    CustomerProfile,
     CustomerRef,
     CustomerSummary,
     CustomerTimeline,
@@ -28,6 +29,7 @@ from syncd.model.views import (
     StoreStatus,
 )
 from syncd.store.bulk import chunks
+from syncd.store.customer_ingest import details_of
 from syncd.store.engine import StorePart, one_snapshot, utcnow
 from syncd.store.links import participants_from_json
 from syncd.store.schema import (
@@ -330,6 +332,33 @@ class Reads(StorePart):
                     .order_by(CustomerRow.id)
                 )
             ]
+
+    def customer_profiles(self) -> list[CustomerProfile]:
+        """Every live customer with its identities and details, for duplicate detection."""
+        identities: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        with self.session() as s:
+            one_snapshot(s)
+            for customer_id, kind, value in s.execute(
+                select(IdentityRow.customer_id, IdentityRow.kind, IdentityRow.value).order_by(IdentityRow.id)
+            ):
+                identities[customer_id][kind].append(value)
+            rows = s.scalars(select(CustomerRow).where(CustomerRow.gone_at.is_(None)).order_by(CustomerRow.id)).all()
+            profiles = []
+            for row in rows:
+                held = identities.get(row.id, {})
+                profiles.append(
+                    CustomerProfile(
+                        id=row.id,
+                        kind=row.kind,
+                        name=row.name,
+                        company_id=row.company_id,
+                        emails=tuple(held.get("email", ())),
+                        phones=tuple(held.get("phone", ())),
+                        domains=tuple(held.get("domain", ())),
+                        details=details_of(row),
+                    )
+                )
+        return profiles
 
     def stored_mail(self) -> Iterator[ActivityRecord]:
         """Every live stored email with its direction and participants (nothing else), for

@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select, update
 
 from syncd.model.views import ManualRuleEntry
+from syncd.store.customer_ingest import details_of, set_details
 from syncd.store.engine import StoreError, StorePart, utcnow
 from syncd.store.schema import CustomerMergeRow, CustomerRow, IdentityRow, LinkRow, ManualRuleRow, QuarantineRow
 
@@ -161,6 +162,7 @@ class ReviewState(StorePart):
                     )
                 )
             into.owner = into.owner or merged.owner
+            set_details(into, details_of(into).filled_from(details_of(merged)))
             merged.gone_at = now
             merged.updated_at = now
         log.info("merged customer #%d into #%d links=%d identities=%d", merged_id, into_id, links + dropped, identities)

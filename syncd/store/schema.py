@@ -14,12 +14,13 @@ checks the migrations produce exactly these tables.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -98,6 +99,14 @@ class CustomerRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Details from the customer list, compared to find duplicates (migration 0010).
+    street: Mapped[str | None] = mapped_column(String(500))
+    postcode: Mapped[str | None] = mapped_column(String(500))
+    city: Mapped[str | None] = mapped_column(String(500))
+    country: Mapped[str | None] = mapped_column(String(500))
+    birth_date: Mapped[date | None] = mapped_column(Date())
+    tax_id: Mapped[str | None] = mapped_column(String(500))
+    website: Mapped[str | None] = mapped_column(String(500))
 
 
 class IdentityRow(Base):

@@ -83,7 +83,7 @@ def test_phone_rule(phones: str, region: str | None, expected: dict[int, str]) -
         ("Lodzkie Mlyny", {3: "name"}),  # Polish without its letters
         ("Łódzkie Młyny spółka z o.o.", {}),  # the legal form written out: not certain
         ("Јадран Храна", {5: "name"}),  # Serbian Cyrillic
-        ("Jadran Hrana", {}),  # Latin transliteration is a different string
+        ("Jadran Hrana", {5: "name"}),  # the same name in Serbian Latin
         ("Smorgas Kok", {7: "name"}),  # Swedish
         ("پارس غذا", {9: "name"}),  # Persian, without "sherkat"
         ("Cokolada Krass", {1: "fuzzy-name"}),  # a typo, clear of every other name

@@ -44,6 +44,7 @@ MATCH_PROBABILITY = 0.9  # the posterior a pair needs to be the same customer
 PERSON_FIELDS = ("first", "last", "company", "street", "postcode", "city", "birth", "tax", "phone", "email", "web")
 COMPANY_FIELDS = ("name", "street", "postcode", "city", "tax", "phone", "web")
 NAME_FIELDS = frozenset({"first", "last", "name"})
+TOWN_FIELDS = frozenset({"postcode", "city"})  # shared by thousands: never evidence on their own
 
 _TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "ing", "mag", "dipl", "sir", "jr", "sr"})
 _STREET_WORDS = {
@@ -247,10 +248,8 @@ def compare(a: Prepared, b: Prepared) -> tuple[int | None, ...]:
         similarity = _jw(a.street, b.street)
         numbers = a.number == b.number if a.number and b.number else None
         street = _level(similarity, 0.92, 0.84)
-        if street == AGREE and numbers is False:
-            street = CLOSE
-        elif street == CLOSE and numbers is False:
-            street = DISAGREE
+        if numbers is False:
+            street = DISAGREE  # another house on the street is another address
     city = _level(_jw(a.city, b.city), 0.92, 0.84) if a.city and b.city else None
     phone = (AGREE if a.phones & b.phones else DISAGREE) if a.phones and b.phones else None
     web = (AGREE if a.web == b.web else DISAGREE) if a.web and b.web else None
@@ -266,20 +265,36 @@ def compare(a: Prepared, b: Prepared) -> tuple[int | None, ...]:
 
 
 def contrary_evidence(fields: Sequence[str], vector: Sequence[int | None]) -> str | None:
-    """Why a pair is two customers whatever else agrees, or None."""
+    """Why a pair is two customers whatever else agrees, or None.
+
+    Fellegi–Sunter weights assume fields independent; people sharing a household break
+    that (one surname, street, postcode and phone), and an estimate without labels then
+    takes "same household" for "same person". So what tells people apart is evidence
+    against that an address or a phone cannot outweigh: a different given name unless an
+    identifier agrees (birth date, tax id, email name), a different birth date unless the
+    name fits and the tax id or email name agrees, a different tax id unless the birth date
+    agrees, different companies, and a surname only close (Dahlström, Nordström) unless an
+    identifier or the phone agrees. A name and a town (postcode, city) alone never link."""
     levels = dict(zip(fields, vector, strict=True))
-    if levels.get("birth") == DISAGREE:
-        return "different birth dates"
-    if levels.get("tax") == DISAGREE:
-        return "different tax ids"
     if levels.get("company") == DISAGREE:
         return "at different companies"
-    if all(level is None or level == DISAGREE for f, level in levels.items() if f not in NAME_FIELDS):
-        # Namesakes are common: a name needs something else to agree. (Companies known by
-        # their name alone are compared by name in ``mapping.duplicates``.)
+    identifier = any(levels.get(f) == AGREE for f in ("birth", "tax", "email"))
+    if levels.get("first") == DISAGREE and not identifier:
+        return "different given names"
+    names = [levels.get(f) for f in ("first", "last")]
+    name_fits = all(level != DISAGREE for level in names)
+    if levels.get("birth") == DISAGREE and not (
+        name_fits and (levels.get("tax") == AGREE or levels.get("email") == AGREE)
+    ):
+        return "different birth dates"  # a household shares a phone and an address, not a tax id
+    if levels.get("tax") == DISAGREE and not (levels.get("birth") == AGREE and any(n != DISAGREE for n in names)):
+        return "different tax ids"
+    if not any(level in (AGREE, CLOSE) for f, level in levels.items() if f not in NAME_FIELDS | TOWN_FIELDS):
+        # Namesakes are common, even in one town: a name needs something else to agree.
+        # (Companies known by their name alone are compared by name in mapping.duplicates.)
         return "a name alone"
-    if levels.get("last") == DISAGREE or levels.get("name") == DISAGREE:
-        return "different names"
+    if levels.get("last") == CLOSE and not any(levels.get(f) == AGREE for f in ("birth", "tax", "phone", "email")):
+        return "different surnames"  # Dahlström and Nordström at one address are two people
     return None
 
 
@@ -403,22 +418,26 @@ def link(profiles: Iterable[CustomerProfile], threshold: float = MATCH_PROBABILI
     prepared = [prepare(p) for p in profiles]
     for kind, fields in (("person", PERSON_FIELDS), ("company", COMPANY_FIELDS)):
         group = [p for p in prepared if p.kind == kind]
-        compared = [(a, b, compare(a, b)) for a, b in candidate_pairs(group)]
+        compared = []
+        for a, b in candidate_pairs(group):
+            vector = compare(a, b)
+            against = contrary_evidence(fields, vector)
+            if against is None:
+                compared.append((a, b, vector))
+            elif against != "a name alone":
+                outcome.apart.add((a.id, b.id) if a.id < b.id else (b.id, a.id))
         outcome.compared += len(compared)
         if not compared:
             continue
+        # Estimated on the pairs without evidence against, so the latent class is "same
+        # customer" and not "same household".
         weights = estimate_weights(fields, Counter(vector for _a, _b, vector in compared))
         posteriors: dict[tuple[int | None, ...], float] = {}
         for a, b, vector in compared:
-            key = (a.id, b.id) if a.id < b.id else (b.id, a.id)
-            against = contrary_evidence(fields, vector)
-            if against is not None:
-                if against != "a name alone" and against != "different names":
-                    outcome.apart.add(key)
-                continue
             probability = posteriors.get(vector)
             if probability is None:
                 probability = posteriors[vector] = weights.posterior(vector)
             if probability >= threshold:
-                outcome.pairs.append(LinkedPair(key[0], key[1], probability, describe(fields, vector)))
+                low, high = (a.id, b.id) if a.id < b.id else (b.id, a.id)
+                outcome.pairs.append(LinkedPair(low, high, probability, describe(fields, vector)))
     return outcome

@@ -177,3 +177,20 @@ def test_em_recovers_known_weights_without_labels() -> None:
         for level in range(3):
             assert abs(weights.m[field][level] - true_m[field][level]) < 0.04
             assert abs(weights.u[field][level] - true_u[field][level]) < 0.04
+
+
+def test_two_thousand_distinct_customers_give_no_suggestion() -> None:
+    """The list where all 233 same-name suggestions were wrong: 2,000 different people,
+    namesakes (one name, one town, another street or birth date) and families (one
+    surname and address) among them."""
+    import random
+
+    from support.helpers import load_bench
+
+    bench = load_bench("duplicates")
+    rng = random.Random(11)
+    entities = bench.make_entities(rng, 2000)
+    rows = [bench.noisy_row(rng, n, entity, first=True) for n, entity in enumerate(entities)]
+    names = [r.name for r in rows]
+    assert len(names) - len(set(names)) > 100  # namesakes are there to be mistaken
+    assert clusters(bench.profiles_of(rows)) == []

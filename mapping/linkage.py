@@ -83,6 +83,7 @@ class Prepared:
     postcode: str
     city: str
     birth: date | None
+    birth_digits: str  # "19850312": compared digit by digit
     tax: str
     web: str
     phones: frozenset[str]
@@ -141,6 +142,7 @@ def prepare(profile: CustomerProfile) -> Prepared:
         postcode=_NOT_ALNUM.sub("", transliterate(details.postcode)),
         city=" ".join(_NOT_ALNUM.split(transliterate(details.city))).strip(),
         birth=details.birth_date,
+        birth_digits=details.birth_date.strftime("%Y%m%d") if details.birth_date else "",
         tax=_tax(details.tax_id),
         web=_web(details.website),
         phones=frozenset(p[-9:] for p in (re.sub(r"\D", "", p) for p in profile.phones) if len(p) >= 6),
@@ -211,18 +213,18 @@ def _exactish(a: str, b: str) -> int | None:
     return CLOSE if len(a) == len(b) and Levenshtein.distance(a, b, weights=(1, 1, 1)) <= 1 else DISAGREE
 
 
-def _dates(a: date | None, b: date | None) -> int | None:
-    """Equal; one digit mistyped, two digits transposed or day and month swapped (close);
-    or different."""
-    if a is None or b is None:
+def _dates(a: Prepared, b: Prepared) -> int | None:
+    """Birth dates equal; one digit mistyped, two digits transposed or day and month
+    swapped (close); or different."""
+    if a.birth is None or b.birth is None:
         return None
-    if a == b:
+    if a.birth == b.birth:
         return AGREE
-    x, y = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
-    swapped = a.year == b.year and a.month == b.day and a.day == b.month
-    transposed = sorted(x) == sorted(y) and sum(c != d for c, d in zip(x, y, strict=True)) == 2
-    one_digit = sum(c != d for c, d in zip(x, y, strict=True)) == 1
-    return CLOSE if swapped or transposed or one_digit else DISAGREE
+    x, y = a.birth_digits, b.birth_digits
+    differing = sum(c != d for c, d in zip(x, y, strict=True))
+    swapped = a.birth.year == b.birth.year and a.birth.month == b.birth.day and a.birth.day == b.birth.month
+    transposed = differing == 2 and sorted(x) == sorted(y)
+    return CLOSE if swapped or transposed or differing == 1 else DISAGREE
 
 
 def _names(a: Prepared, b: Prepared) -> tuple[int | None, int | None]:
@@ -259,7 +261,7 @@ def compare(a: Prepared, b: Prepared) -> tuple[int | None, ...]:
         company = (AGREE if a.company_id == b.company_id else DISAGREE) if a.company_id and b.company_id else None
         email = AGREE if a.locals & b.locals else None  # people have several addresses: only agreement counts
         s, pc, c, t, ph = common
-        return (first, last, company, s, pc, c, _dates(a.birth, b.birth), t, ph, email, web)
+        return (first, last, company, s, pc, c, _dates(a, b), t, ph, email, web)
     name = _level(name_score(a.name, b.name), 0.94, 0.84) if a.name and b.name else None
     return (name, *common, web)
 
@@ -419,9 +421,13 @@ def link(profiles: Iterable[CustomerProfile], threshold: float = MATCH_PROBABILI
     for kind, fields in (("person", PERSON_FIELDS), ("company", COMPANY_FIELDS)):
         group = [p for p in prepared if p.kind == kind]
         compared = []
+        verdicts: dict[tuple[int | None, ...], str | None] = {}  # a pure function of the vector
         for a, b in candidate_pairs(group):
             vector = compare(a, b)
-            against = contrary_evidence(fields, vector)
+            if vector in verdicts:
+                against = verdicts[vector]
+            else:
+                against = verdicts[vector] = contrary_evidence(fields, vector)
             if against is None:
                 compared.append((a, b, vector))
             elif against != "a name alone":

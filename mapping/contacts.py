@@ -61,7 +61,12 @@ def new_contacts(
     """Person records for (address, display name) candidates no customer holds yet."""
     records = []
     for email, name in candidates:
-        if email in index.email_owner or policy.is_internal(email) or policy.is_blocked(email):
+        if (
+            email in index.email_owner
+            or policy.is_internal(email)
+            or policy.is_blocked(email)
+            or policy.suppression.email(email)
+        ):
             continue
         shown = name.strip() if name and "@" not in name else email
         company = company_for(email, index, policy)

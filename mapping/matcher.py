@@ -43,6 +43,7 @@ from syncd.mapping.normalize import (
     plus_foldable,
     registrable_domain,
 )
+from syncd.mapping.privacy import Suppression, marked_private
 from syncd.model.markers import HINT_CUSTOMER_REF
 from syncd.model.records import ActivityKind, ActivityRecord, Direction, LinkSpec, Participant, Role
 
@@ -81,6 +82,8 @@ class MatchPolicy:
     default_phone_region: str | None = None
     fuzzy_auto_link: float = 0.92
     fuzzy_suggest: float = 0.75
+    suppression: Suppression = Suppression()  # people never collected ([privacy] suppress, syncd forget)
+    private_marks: frozenset[str] = frozenset()  # categories / keywords (case-folded) that make an item private
 
     def is_internal(self, email: str) -> bool:
         if email in self.own_addresses:
@@ -237,7 +240,11 @@ def is_automated(record: ActivityRecord) -> bool:
 
 def skip_reason(record: ActivityRecord, policy: MatchPolicy) -> str | None:
     """Why this record is not logged at all, or None to log it."""
+    if policy.suppression and any(policy.suppression.email(p.email) for p in record.participants):
+        return "suppressed"
     if (record.hint("sensitivity") or "").lower() in ("private", "confidential", "personal"):
+        return "private"
+    if policy.private_marks and marked_private(record, policy.private_marks):
         return "private"
     if policy.block_whole_item and any(policy.is_blocked(p.email) for p in record.participants):
         return "blocked"

@@ -5,7 +5,7 @@ Exit codes:
   1    a source or an output failed (the others were still synced), or status found one
   2    the config is invalid, or the command line is wrong
   3    the store cannot be opened or is unavailable (PostgreSQL down, disk full)
-  4    nothing found (timeline: no such customer)
+  4    nothing found (timeline: no such customer; export, forget: no such person, or several)
   70   an unexpected error (a bug: the log has the details; --debug shows the traceback)
   141  the output pipe was closed early (`syncd timeline X | head`): nothing more is said
 """
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     with_config(sub.add_parser("run", help="run the service loop until SIGTERM"))
+    from syncd.privacy_commands import add_parsers as add_privacy_parsers
+
+    add_privacy_parsers(sub, with_config)
     with_config(sub.add_parser("check-config", help="validate the config and what it points at"))
 
     status = with_config(
@@ -432,6 +435,26 @@ def cmd_graph_login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _privacy_command(name: str, args: argparse.Namespace) -> int:
+    """``syncd export``, ``forget`` and ``audit``, kept in ``syncd.privacy_commands``."""
+    from syncd import privacy_commands
+
+    command = getattr(privacy_commands, name)
+    return int(command(args, _load(args.config, args.debug), _opened_store))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return _privacy_command("cmd_export", args)
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    return _privacy_command("cmd_forget", args)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    return _privacy_command("cmd_audit", args)
+
+
 COMMANDS = {
     "graph-login": cmd_graph_login,
     "demo": cmd_demo,
@@ -445,6 +468,9 @@ COMMANDS = {
     "init": cmd_init,
     "merge": cmd_merge,
     "rules": cmd_rules,
+    "export": cmd_export,
+    "forget": cmd_forget,
+    "audit": cmd_audit,
 }
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_mode
 from syncd.config_tables import (
     ManualRule,
     MatchingConfig,
+    PrivacyConfig,
     ServiceConfig,
     StatusRule,
     StoreConfig,
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigProblem",
     "ManualRule",
     "MatchingConfig",
+    "PrivacyConfig",
     "SecretSource",
     "ServiceConfig",
     "StatusRule",
@@ -86,6 +88,7 @@ class Config(StrictModel):
     store: StoreConfig = Field(default_factory=dict)  # type: ignore[assignment]
     matching: MatchingConfig = Field(default_factory=dict)  # type: ignore[assignment]
     timeline: TimelineConfig = Field(default_factory=dict)  # type: ignore[assignment]
+    privacy: PrivacyConfig = Field(default_factory=dict)  # type: ignore[assignment]
     sources: list[SourceSettings] = Field(default_factory=list)
     _kinds: Registry | None = PrivateAttr(default=None)
 

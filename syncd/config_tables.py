@@ -125,6 +125,26 @@ class ManualRule(StrictModel):
         return self
 
 
+def _address_or_domain_list(value: list[str]) -> list[str]:
+    """``ana@example.com`` and ``@example.com`` (a domain, covering its subdomains), normalized."""
+    from syncd.mapping.normalize import normalize_domain, normalize_email
+
+    cleaned: list[str] = []
+    for entry in value:
+        text = entry.strip().lower()
+        if text.startswith("@") or "@" not in text:
+            domain = normalize_domain(text.lstrip("@"))
+            if domain is None:
+                raise ValueError(f"{entry!r} is neither an address nor a domain")
+            cleaned.append("@" + domain)
+        else:
+            email = normalize_email(text)
+            if email is None:
+                raise ValueError(f"{entry!r} is not a valid address")
+            cleaned.append(email)
+    return cleaned
+
+
 class MatchingConfig(StrictModel):
     """How records are matched to customers."""
 
@@ -196,27 +216,53 @@ class MatchingConfig(StrictModel):
     @field_validator("blocklist")
     @classmethod
     def _blocklist_entries(cls, value: list[str]) -> list[str]:
-        from syncd.mapping.normalize import normalize_domain, normalize_email
-
-        cleaned: list[str] = []
-        for entry in value:
-            text = entry.strip().lower()
-            if text.startswith("@") or "@" not in text:
-                domain = normalize_domain(text.lstrip("@"))
-                if domain is None:
-                    raise ValueError(f"{entry!r} is neither an address nor a domain")
-                cleaned.append("@" + domain)
-            else:
-                email = normalize_email(text)
-                if email is None:
-                    raise ValueError(f"{entry!r} is not a valid address")
-                cleaned.append(email)
-        return cleaned
+        return _address_or_domain_list(value)
 
     @field_validator("default_phone_region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
         return phone_region(value)
+
+
+class PrivacyConfig(StrictModel):
+    """What syncd collects and keeps about people (see docs/privacy.md)."""
+
+    collect: Literal["all", "customers_only"] = Field(
+        default="all",
+        description="all: every outside item is stored, and those matching no customer are listed on Review. "
+        "customers_only: an item matching no known customer is not stored at all, only counted (as 'no-customer').",
+    )
+    keep_snippets: bool = Field(default=True, description="Keep the first lines of each mail; false stores none.")
+    suppress: list[str] = Field(
+        default_factory=list,
+        description="Addresses (ana@example.com) and domains (@example.com, subdomains too) whose people are never "
+        "collected: their mail is not stored or linked, they are never auto-created as contacts, and customer-list "
+        "rows listing them are not imported. syncd forget adds erased people here as salted digests.",
+    )
+    private_categories: list[str] = Field(
+        default_factory=lambda: ["Private", "Personal", "Privat", "Privatno", "Prywatne"],
+        description="Outlook categories and IMAP keywords that mark an item as not for the CRM (case does not "
+        "matter); such items are skipped as 'private', and read again once the mark is removed.",
+    )
+    retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="Activities older than this many days are deleted from the store and every output on each "
+        "pass; 0 keeps them.",
+    )
+    quarantine_retention_days: int = Field(
+        default=90, ge=0, description="Quarantine entries not seen again for this many days are deleted; 0 keeps them."
+    )
+    review_retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="Activities that match no customer are deleted once this old (they leave Review); 0 keeps them.",
+    )
+
+    @field_validator("suppress")
+    @classmethod
+    def _suppress_entries(cls, value: list[str]) -> list[str]:
+        return _address_or_domain_list(value)
 
 
 class StatusRule(StrictModel):

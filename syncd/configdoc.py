@@ -16,6 +16,7 @@ from syncd.config import (
     Config,
     ManualRule,
     MatchingConfig,
+    PrivacyConfig,
     ServiceConfig,
     StatusRule,
     StoreConfig,
@@ -57,6 +58,7 @@ GENERAL_SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("[[matching.rules]]", ManualRule, "A manual assignment; manual rules win over every automatic rule."),
     ("[timeline]", TimelineConfig, "The timeline workbook syncd writes."),
     ("[[timeline.status]]", StatusRule, "A Status label on the Customers sheet."),
+    ("[privacy]", PrivacyConfig, "What syncd collects and keeps about people (see privacy.md)."),
 ]
 
 
@@ -131,7 +133,7 @@ def render(kinds: Registry | None = None) -> str:
                 meaning = meaning or "The mailbox owner's address."
             lines.append(f"| `{name}` | {kind} | {_default(field)} | {meaning} |")
         lines.append("")
-    assert Config.model_fields.keys() == {"service", "store", "matching", "timeline", "sources"}
+    assert Config.model_fields.keys() == {"service", "store", "matching", "timeline", "privacy", "sources"}
     return "\n".join(lines)
 
 

@@ -66,6 +66,43 @@ class ActivityView:
         return self.hints.get("status") == "cancelled"
 
 
+Cell = str | int | float | datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExportSheet:
+    """One table of a person's export: what one kind of store row says about them."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PersonExport:
+    """Everything the store holds about one person (GDPR Art. 15 and 20), as tables."""
+
+    customer_id: int
+    name: str
+    sheets: tuple[ExportSheet, ...]
+
+    def as_plain(self) -> dict[str, list[dict[str, Cell]]]:
+        return {
+            sheet.title: [dict(zip(sheet.headers, row, strict=True)) for row in sheet.rows] for sheet in self.sheets
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One erasure or retention purge: when, who, how many. No personal data."""
+
+    id: int
+    at: datetime
+    action: str
+    actor: str
+    counts: Mapping[str, int]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CustomerProfile:
     """Everything the store knows of one live customer that duplicate detection compares."""

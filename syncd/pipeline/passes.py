@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 from syncd.config import Config
 from syncd.connectors.budget import RequestBudgets
@@ -58,7 +59,15 @@ class Pipeline:
 
     # ---- the matcher's index ----------------------------------------------------------
 
+    def refresh_privacy(self) -> None:
+        """Erasures made since (``syncd forget``, maybe from another process) apply from now on."""
+        digests = self.store.privacy.suppression_digests()
+        if digests != self.policy.suppression.digests:
+            salt = self.store.privacy.salt() if digests else b""
+            self.policy = replace(self.policy, suppression=replace(self.policy.suppression, digests=digests, salt=salt))
+
     def refresh_index(self) -> None:
+        self.refresh_privacy()
         cache = self.index_cache
         with cache.lock:  # one build at a time; the others take its result
             signature = (self.store.reads.customers_signature(), self.config.matching.rules, self.policy)
@@ -165,6 +174,7 @@ class Pipeline:
             if created:
                 customers_changed += created
                 self.refresh_index()
+        self.apply_retention()
         if rematch_all:
             # The matching config changed (a reload): every stored activity may link differently.
             result.rematched = self.store.links.rematch(self.link)
@@ -174,6 +184,22 @@ class Pipeline:
             log.info("rematched activities=%d after customers_changed=%d", result.rematched, customers_changed)
         self.write_outputs(result, debounce)
         return result
+
+    def apply_retention(self) -> dict[str, int]:
+        """``[privacy]`` retention: history, unmatched activities and quarantine past their limits."""
+        privacy = self.config.privacy
+        now = datetime.now(timezone.utc)
+
+        def cutoff(days: int) -> datetime | None:
+            return now - timedelta(days=days) if days else None
+
+        limits = (privacy.retention_days, privacy.review_retention_days, privacy.quarantine_retention_days)
+        if not any(limits):
+            return {}
+        purged = self.store.privacy.purge(*(cutoff(days) for days in limits))
+        if any(purged.values()):
+            log.info("retention purged %s", " ".join(f"{k}={v}" for k, v in purged.items()))
+        return purged
 
     def auto_create_contacts(self) -> int:
         """People for outside correspondents the policy admits; returns how many were added."""

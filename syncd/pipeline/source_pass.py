@@ -10,10 +10,11 @@ login); anything else is a bug, logged with its traceback, and still fails only 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from syncd.config import Config
@@ -22,7 +23,7 @@ from syncd.connectors.budget import RequestBudgets
 from syncd.mapping.contacts import correspondent_counts
 from syncd.mapping.matcher import MatchPolicy, skip_reason
 from syncd.model.errors import SourceAuthError, SourceError, SourceSecurityError
-from syncd.model.records import ActivityRecord, CustomerNote
+from syncd.model.records import ActivityRecord, CustomerNote, CustomerRecord, Problem
 from syncd.model.settings import SourceSettings
 from syncd.outputs.contact_notes import note_hash, render_note
 from syncd.outputs.labels import assign_keywords, render_labels
@@ -77,6 +78,31 @@ def removal_guard(listed: int, complete: bool, impact: RemovalImpact, ratio_limi
     return None
 
 
+def _not_collected(run: PassContext, record: ActivityRecord) -> str | None:
+    """``[privacy] collect = "customers_only"``: an item no known customer takes part in is
+    not stored at all, only counted."""
+    if run.config.privacy.collect == "customers_only" and not run.link(record.participants, dict(record.hints)):
+        return "no-customer"
+    return None
+
+
+def _without_text(record: ActivityRecord) -> ActivityRecord:
+    return replace(record, snippet="", body=None)
+
+
+def suppressed_row(record: CustomerRecord) -> Problem:
+    """A customer-list row naming someone syncd must not collect: quarantined by its place
+    in the sheet, under a key and reason that do not say who it is."""
+    key = "suppressed:" + hashlib.blake2b(record.key.encode(), digest_size=10).hexdigest()
+    return Problem(
+        key=key,
+        reason="this row lists a person syncd must not collect (suppressed, or erased with syncd forget); "
+        "it is not imported: remove the row from the workbook",
+        where=record.where,
+        version=record.version,
+    )
+
+
 def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool = False) -> SourceResult:
     config, store = run.config, run.store
     name, kind = source.name, source.kind
@@ -96,13 +122,17 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
             )
             for record in batch.records:
                 if isinstance(record, ActivityRecord):
-                    reason = skip_reason(record, run.policy)
+                    reason = skip_reason(record, run.policy) or _not_collected(run, record)
                     if reason:
                         ingest.skipped.append(Skip(record.key, reason, record.version))
                     else:
-                        ingest.activities.append(record)
+                        ingest.activities.append(record if config.privacy.keep_snippets else _without_text(record))
                 else:
-                    ingest.customers.append(normalize_customer(record, config.matching.default_phone_region))
+                    customer = normalize_customer(record, config.matching.default_phone_region)
+                    if run.policy.suppression and run.policy.suppression.customer(customer):
+                        ingest.problems.append(suppressed_row(customer))
+                    else:
+                        ingest.customers.append(customer)
             if config.matching.auto_create_contacts != "none" and ingest.activities:
                 ingest.correspondents = correspondent_counts(ingest.activities, run.policy)
             if batch.removed:

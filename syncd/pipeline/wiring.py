@@ -16,6 +16,7 @@ from syncd.connectors.budget import RequestBudgets
 from syncd.mapping.freemail import packaged_free_mail_domains
 from syncd.mapping.matcher import MatchPolicy
 from syncd.mapping.normalize import normalize_domain, normalize_email, normalize_phone
+from syncd.mapping.privacy import Suppression
 from syncd.model.records import CustomerRecord, ReadOptions
 from syncd.model.settings import SourceSettings
 from syncd.secrets import read_secret
@@ -67,6 +68,11 @@ def match_policy(config: Config) -> MatchPolicy:
         default_phone_region=config.matching.default_phone_region,
         fuzzy_auto_link=config.matching.fuzzy_auto_link,
         fuzzy_suggest=config.matching.fuzzy_suggest,
+        suppression=Suppression(
+            addresses=frozenset(e for e in config.privacy.suppress if not e.startswith("@")),
+            domains=frozenset(e[1:] for e in config.privacy.suppress if e.startswith("@")),
+        ),
+        private_marks=frozenset(m.strip().casefold().lstrip("$") for m in config.privacy.private_categories),
     )
 
 

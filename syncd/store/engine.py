@@ -12,6 +12,7 @@ older syncd is repaired when it holds nothing, and explained otherwise.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def create_private(database: Path) -> None:
+    """The store holds personal data: a folder syncd creates is 0700 and a new store file
+    0600 (SQLite gives its -wal and -shm files the file's mode), whatever the umask of the
+    shell it was run from. Existing folders and files keep the mode an admin gave them."""
+    folder = database.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.chmod(database, 0o600)
+
+
 def open_engine(url: str) -> Engine:
     """An engine for ``url`` (creating the SQLite folder if needed); nothing is migrated."""
     try:
@@ -110,7 +124,7 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             try:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                create_private(Path(parsed.database))
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of store {redact_url(url)}: {exc.strerror}") from None
         kwargs["connect_args"] = {"timeout": 15}

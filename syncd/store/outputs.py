@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import update
+
 from syncd.store.engine import StorePart, utcnow
 from syncd.store.schema import OutputRow, StoreFlagRow
 
@@ -47,3 +49,9 @@ class OutputState(StorePart):
         with self.session() as s, s.begin():
             if s.get(StoreFlagRow, name) is None:
                 s.add(StoreFlagRow(name=name, set_at=utcnow()))
+
+    def forget_hashes(self) -> None:
+        """Every output is written again on the next pass (after an erasure: timeline, archive
+        and per-owner workbooks and every contact note, without the erased person)."""
+        with self.session() as s, s.begin():
+            s.execute(update(OutputRow).values(content_hash=None))

@@ -273,3 +273,54 @@ class CustomerMergeRow(Base):
 
 
 Index("ix_activities_thread_key", ActivityRow.thread_key)
+
+
+class SuppressionRow(Base):
+    """A salted digest of an erased person's address or name (``syncd forget``): re-syncs and
+    workbooks do not bring them back, and the store does not say who they were."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("kind", "digest", name="uq_suppressions_kind_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentRow(Base):
+    """One statement of a customer's legal basis, as a customer list said it; a change is a
+    new row, never an update, so the history is kept."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    basis: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(255))
+    given_on: Mapped[date | None] = mapped_column(Date())
+    withdrawn_on: Mapped[date | None] = mapped_column(Date())
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """What an erasure or a retention purge did: when, who, how many; no personal data."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(255))
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class StoreSecretRow(Base):
+    """Values the store makes for itself once (the suppression salt)."""
+
+    __tablename__ = "store_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

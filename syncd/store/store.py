@@ -5,7 +5,8 @@
 * ``links`` (``links``): re-matching stored activities when customers or rules change;
 * ``review`` (``review``): what admins decided (learned rules, pending answers, merges);
 * ``outputs`` (``outputs``): what the outputs last wrote, and one-time store flags;
-* ``reads`` (``reads``): the typed read models for outputs, matcher, status and CLI.
+* ``reads`` (``reads``): the typed read models for outputs, matcher, status and CLI;
+* ``privacy`` (``privacy``): erasure, retention, suppression digests and the audit log.
 
 The schema comes only from the Alembic migrations (``engine``), run at open.
 """
@@ -19,6 +20,7 @@ from syncd.store.engine import StoreError, migrate, open_engine, redact_url
 from syncd.store.ingest import Batches
 from syncd.store.links import Links
 from syncd.store.outputs import OutputState
+from syncd.store.privacy import Privacy
 from syncd.store.reads import Reads
 from syncd.store.review import ReviewState
 from syncd.store.sources import SourceStates
@@ -33,6 +35,7 @@ class Store:
         self.review = ReviewState(engine)
         self.outputs = OutputState(engine)
         self.reads = Reads(engine)
+        self.privacy = Privacy(engine)
 
     @classmethod
     def open(cls, url: str, migrate_schema: bool = True) -> Store:

@@ -28,6 +28,7 @@ from syncd.connectors.sheets import SheetMapping, SheetSettings, check_sheet, fi
 from syncd.model.errors import SourceUnavailable
 from syncd.model.records import (
     Batch,
+    ConsentStatement,
     CustomerDetails,
     CustomerKind,
     CustomerRecord,
@@ -43,6 +44,30 @@ _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 #: value of each (but a birth date is a person's).
 DETAIL_FIELDS = ("street", "postcode", "city", "country", "birth_date", "tax_id", "website")
 COMPANY_DETAILS = ("street", "postcode", "city", "country", "tax_id", "website")
+_BASES = {
+    "consent": "consent",
+    "yes": "consent",
+    "y": "consent",
+    "x": "consent",
+    "da": "consent",
+    "tak": "consent",
+    "ja": "consent",
+    "true": "consent",
+    "contract": "contract",
+    "ugovor": "contract",
+    "umowa": "contract",
+    "avtal": "contract",
+    "legitimate interest": "legitimate_interest",
+    "legitimate_interest": "legitimate_interest",
+    "li": "legitimate_interest",
+    "none": "none",
+    "no": "none",
+    "n": "none",
+    "ne": "none",
+    "nie": "none",
+    "nej": "none",
+    "false": "none",
+}
 
 
 def _version(*parts: Any) -> str:
@@ -58,6 +83,7 @@ def _fingerprint(
     company_key: str | None,
     owner: str,
     details: CustomerDetails = CustomerDetails(),
+    consent: ConsentStatement | None = None,
 ) -> str:
     """A customer record's version: what it says, not where it sits in the sheet (a row that
     merely moved is not an update). Fields joined by separators no cell holds. Details add
@@ -65,6 +91,8 @@ def _fingerprint(
     parts = [kind, name, "\x1e".join(emails), "\x1e".join(phones), "\x1e".join(domains), company_key or "", owner]
     if not details.is_empty():
         parts += [str(getattr(details, f)) if getattr(details, f) else "" for f in DETAIL_FIELDS]
+    if consent is not None:
+        parts += ["consent", consent.basis, consent.scope, str(consent.given_on), str(consent.withdrawn_on)]
     text = "\x1f".join(parts)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
@@ -157,6 +185,7 @@ class ExcelCustomersConnector(Connector):
                     )
                 continue
             details = self._details(values, row, index, sheet_title, row_number, problems)
+            consent = self._consent(values, row, index, sheet_title, row_number, problems)
             emails = tuple(e for e in _SPLIT_EMAILS.split(values.get("email", "")) if e)
             phones = tuple(p.strip() for p in _SPLIT_PHONES.split(values.get("phone", "")) if p.strip())
             company_name, person_name = values.get("company", ""), values.get("person", "")
@@ -202,8 +231,9 @@ class ExcelCustomersConnector(Connector):
                     company_key=company_key,
                     owner=owner,
                     where=prefix + str(row_number),
-                    version=_fingerprint("person", name, emails, phones, (), company_key, owner, details),
+                    version=_fingerprint("person", name, emails, phones, (), company_key, owner, details, consent),
                     details=details,
+                    consent=consent,
                 )
             )
         records = []
@@ -259,6 +289,50 @@ class ExcelCustomersConnector(Connector):
             **{f: values.get(f, "") for f in DETAIL_FIELDS if f != "birth_date"}, birth_date=birth_date
         )
 
+    def _consent(
+        self,
+        values: dict[str, str],
+        row: list[Any],
+        index: dict[str, int],
+        sheet_title: str,
+        row_number: int,
+        problems: list[Problem] | None,
+    ) -> ConsentStatement | None:
+        """The row's consent columns; an unknown basis or date is quarantined naming the
+        cell, and the customer is read without a statement (no basis assumed)."""
+        if "consent" not in self.columns:
+            return None
+        where = f"{self.path.name}!{sheet_title} row {row_number}"
+        text = " ".join(values.get("consent", "").lower().split())
+        basis = _BASES.get(text, "none" if not text else "")
+        dates: dict[str, Any] = {}
+        reason = None if basis else f"column {self.columns['consent']!r}: {text!r} is no legal basis"
+        for field in ("consent_date", "consent_withdrawn"):
+            if reason is None and values.get(field):
+                try:
+                    dates[field] = cell_date(row[index[field]])
+                except CellError as exc:
+                    reason = f"column {self.columns[field]!r}: {exc}"
+        if reason is not None:
+            if problems is not None:
+                problems.append(
+                    Problem(
+                        key=f"consent:{sheet_title}!{row_number}",
+                        reason=reason + "; the customer is kept without a consent statement",
+                        where=where,
+                        version=_version(
+                            *(values.get(f, "") for f in ("consent", "consent_date", "consent_withdrawn"))
+                        ),
+                    )
+                )
+            return None
+        return ConsentStatement(
+            basis=basis,
+            scope=values.get("consent_scope", ""),
+            given_on=dates.get("consent_date"),
+            withdrawn_on=dates.get("consent_withdrawn"),
+        )
+
     def _row_key(self, values: dict[str, str], emails: tuple[str, ...], row: list[Any]) -> str:
         if self.key_columns:
             return "row:" + "|".join(values[f"key:{c}"] for c in self.key_columns)
@@ -289,6 +363,16 @@ class CustomerColumns(StrictModel):
         default=None, description="VAT number, company registration or personal tax id; compared to find duplicates."
     )
     website: str | None = Field(default=None, description="Web address; compared to find duplicates.")
+    consent: str | None = Field(
+        default=None,
+        description="The legal basis for keeping the customer: consent (also yes, da, tak, ja, x), contract, "
+        "legitimate interest, or none (no, ne, nie, nej). Each change is kept as history.",
+    )
+    consent_scope: str | None = Field(
+        default=None, description="What the basis covers, e.g. marketing, history (empty: everything)."
+    )
+    consent_date: str | None = Field(default=None, description="When it was given.")
+    consent_withdrawn: str | None = Field(default=None, description="When it was withdrawn (a date ends it).")
 
     @model_validator(mode="after")
     def _needs_name(self) -> CustomerColumns:

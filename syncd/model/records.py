@@ -127,6 +127,27 @@ _NO_DETAILS = CustomerDetails()
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentStatement:
+    """A customer's legal basis for being kept (GDPR Art. 6), as a customer list states it.
+
+    ``basis``: consent, contract, legitimate_interest or none; ``scope``: what it covers
+    ("marketing", "history"; empty: everything); ``withdrawn_on`` ends it.
+    """
+
+    basis: str
+    scope: str = ""
+    given_on: date | None = None
+    withdrawn_on: date | None = None
+
+    def allows(self, purpose: str) -> bool:
+        """Whether this statement covers ``purpose`` today."""
+        if self.withdrawn_on is not None or self.basis == "none":
+            return False
+        scopes = {s.strip().lower() for s in self.scope.replace(";", ",").split(",") if s.strip()}
+        return not scopes or purpose in scopes
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerRecord:
     """A company or a person from a customer source (a sheet row, a contact).
 
@@ -148,6 +169,7 @@ class CustomerRecord:
     where: str = ""
     company_id: int | None = None  # a company held elsewhere in the store (auto-created contacts)
     details: CustomerDetails = _NO_DETAILS
+    consent: ConsentStatement | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from syncd.model.records import CustomerDetails, Participant
+from syncd.model.records import ConsentStatement, CustomerDetails, Participant
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -134,6 +134,7 @@ class CustomerSummary:
     count_30: int
     count_90: int
     total: int
+    consent: ConsentStatement | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from syncd.model.markers import HINT_CUSTOMER_REF
-from syncd.model.records import Participant, Role
+from syncd.model.records import ConsentStatement, Participant, Role
 from syncd.model.views import ActivityView, CustomerSummary
 
 TIMELINE_HEADERS = (
@@ -49,6 +49,7 @@ CUSTOMER_HEADERS = (
     "Last 90 days",
     "Total",
     "ID",
+    "Consent",
 )
 # "Customer" is the column admins type into; Review learns it (see mapping.review).
 REVIEW_HEADERS = ("When", "Subject", "From", "To", "Staff", "Activity", "Suggested customers", "Customer", "Note")
@@ -171,6 +172,21 @@ def build_reports(
     )
 
 
+def consent_label(statement: ConsentStatement | None) -> str | None:
+    """``consent (marketing) since 2026-03-01``, ``withdrawn 2026-05-02``, or nothing when
+    no customer list states a basis."""
+    if statement is None:
+        return None
+    if statement.withdrawn_on is not None:
+        return f"withdrawn {statement.withdrawn_on.isoformat()}"
+    text = statement.basis.replace("_", " ")
+    if statement.scope:
+        text += f" ({statement.scope})"
+    if statement.given_on is not None:
+        text += f" since {statement.given_on.isoformat()}"
+    return text
+
+
 def build_view(
     activities: Sequence[ActivityView],
     customers: Sequence[CustomerSummary],
@@ -258,6 +274,7 @@ def build_view(
                 c.count_90,
                 c.total,
                 c.id,
+                consent_label(c.consent),
             )
         )
     return TimelineView(

@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from syncd.model.records import CustomerDetails, CustomerKind, CustomerRecord, Problem
+from syncd.model.records import ConsentStatement, CustomerDetails, CustomerKind, CustomerRecord, Problem
 from syncd.store.bulk import Claim, bound, chunks, claim_identities, insert_rows
-from syncd.store.schema import CustomerMergeRow, CustomerRow, IdentityRow
+from syncd.store.schema import ConsentRow, CustomerMergeRow, CustomerRow, IdentityRow
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,35 @@ def details_of(row: CustomerRow) -> CustomerDetails:
         **{name: getattr(row, name) or "" for name in DETAIL_COLUMNS if name != "birth_date"},
         birth_date=row.birth_date,
     )
+
+
+def record_consent(
+    s: Session, customer_id: int, statement: ConsentStatement | None, source_id: int, now: datetime
+) -> bool:
+    """Append the record's consent statement when it differs from the customer's latest:
+    the history is kept, never overwritten. A list that stops stating it records nothing."""
+    if statement is None:
+        return False
+    latest = s.scalar(select(ConsentRow).where(ConsentRow.customer_id == customer_id).order_by(ConsentRow.id.desc()))
+    if latest is not None and (latest.basis, latest.scope, latest.given_on, latest.withdrawn_on) == (
+        statement.basis,
+        statement.scope,
+        statement.given_on,
+        statement.withdrawn_on,
+    ):
+        return False
+    s.add(
+        ConsentRow(
+            customer_id=customer_id,
+            basis=statement.basis,
+            scope=statement.scope,
+            given_on=statement.given_on,
+            withdrawn_on=statement.withdrawn_on,
+            source_id=source_id,
+            recorded_at=now,
+        )
+    )
+    return True
 
 
 def identities_of(record: CustomerRecord) -> list[tuple[str, str]]:
@@ -184,6 +213,8 @@ def insert_new_customers(
     for key, customer_id in ids.items():
         by_key[key] = KnownCustomer(customer_id)
     claim_identities(s, [claim for r in unique for claim in _claims(r, ids[r.key], identities_of(r))], problems)
+    for record in unique:
+        record_consent(s, ids[record.key], record.consent, source_id, now)
     return len(ids), held
 
 
@@ -234,4 +265,13 @@ def upsert_customer(
     for chunk in chunks(dropped):
         s.execute(delete(IdentityRow).where(IdentityRow.id.in_(chunk)))
     claim_identities(s, _claims(record, row.id, sorted(wanted - current.keys())), problems)
+    record_consent(s, row.id, record.consent, source_id, now)
     return True
+
+
+def latest_consent(s: Session) -> dict[int, ConsentStatement]:
+    """Each customer's latest consent statement."""
+    found: dict[int, ConsentStatement] = {}
+    for row in s.scalars(select(ConsentRow).order_by(ConsentRow.id)):
+        found[row.customer_id] = ConsentStatement(row.basis, row.scope, row.given_on, row.withdrawn_on)
+    return found

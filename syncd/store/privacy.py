@@ -248,7 +248,7 @@ class Privacy(StorePart):
                 activity_ids.update(
                     s.scalars(select(ActivityRow.id).where(_mentions(ActivityRow.participants, [f'"{email}"'])))
                 )
-            names = dict(s.execute(select(CustomerRow.id, CustomerRow.name)).tuples().all())
+            names: dict[int, str] = {cid: name for cid, name in s.execute(select(CustomerRow.id, CustomerRow.name))}
             activities, links, seen = [], [], []
             for chunk in chunks(sorted(activity_ids)):
                 for a in s.scalars(select(ActivityRow).where(ActivityRow.id.in_(chunk)).order_by(ActivityRow.id)):

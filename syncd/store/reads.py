@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from syncd.model.records import ActivityKind, ActivityRecord, Direction
+from syncd.model.records import ActivityKind, ActivityRecord, ConsentStatement, Direction
 from syncd.model.views import (
     ActivityView,
     CustomerProfile,
@@ -29,11 +29,12 @@ from syncd.model.views import (
     StoreStatus,
 )
 from syncd.store.bulk import chunks
-from syncd.store.customer_ingest import details_of
+from syncd.store.customer_ingest import details_of, latest_consent
 from syncd.store.engine import StorePart, one_snapshot, utcnow
 from syncd.store.links import participants_from_json
 from syncd.store.schema import (
     ActivityRow,
+    ConsentRow,
     CorrespondentRow,
     CustomerRow,
     IdentityRow,
@@ -157,6 +158,7 @@ class Reads(StorePart):
                     if occurred_at >= since_30:
                         entry["n30"] += 1
             emails = self._emails(s)
+            consent = latest_consent(s)
         return [
             CustomerSummary(
                 id=c.id,
@@ -172,9 +174,20 @@ class Reads(StorePart):
                 count_30=stats[c.id]["n30"],
                 count_90=stats[c.id]["n90"],
                 total=stats[c.id]["total"],
+                consent=consent.get(c.id),
             )
             for c in sorted(customers, key=lambda c: (c.name.lower(), c.id))
         ]
+
+    def consent_history(self, customer_id: int) -> list[ConsentStatement]:
+        """Every statement of the customer's basis, oldest first."""
+        with self.session() as s:
+            return [
+                ConsentStatement(r.basis, r.scope, r.given_on, r.withdrawn_on)
+                for r in s.scalars(
+                    select(ConsentRow).where(ConsentRow.customer_id == customer_id).order_by(ConsentRow.id)
+                )
+            ]
 
     @staticmethod
     def _emails(s: Any, customer_ids: list[int] | None = None) -> dict[int, list[str]]:

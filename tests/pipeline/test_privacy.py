@@ -315,3 +315,96 @@ def test_a_private_category_keeps_an_item_out(mark: str) -> None:
     )
     assert skip_reason(record, policy) == "private"
     assert skip_reason(ActivityRecord(key="2", kind=ActivityKind.EMAIL, occurred_at=NOW), policy) is None
+
+
+CONSENT_CONFIG = """
+[service]
+state_dir = "state"
+[store]
+url = "{url}"
+[[sources]]
+name = "customers"
+kind = "excel_customers"
+path = "customers.xlsx"
+[sources.columns]
+person = "Contact"
+email = "E-mail"
+consent = "Consent"
+consent_scope = "Scope"
+consent_date = "Given"
+consent_withdrawn = "Withdrawn"
+"""
+
+
+def consent_sheet(path: Path, rows: list[list[object]]) -> None:
+    book = openpyxl.Workbook()
+    book.active.append(["Contact", "E-mail", "Consent", "Scope", "Given", "Withdrawn"])
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+
+
+def customers_column(path: Path, header: str) -> dict[str, object]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        rows = list(book["Customers"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    column = rows[0].index(header)
+    return {row[0]: row[column] if len(row) > column else None for row in rows[1:]}
+
+
+def test_consent_changes_are_kept_as_history_and_shown_on_customers(tmp_path: Path, store_url: str) -> None:
+    from syncd.model.records import ConsentStatement
+
+    (tmp_path / "state").mkdir()
+    config = write_config(tmp_path / "syncd.toml", CONSENT_CONFIG.format(url=store_url))
+    sheet = tmp_path / "customers.xlsx"
+    consent_sheet(
+        sheet,
+        [
+            ["Ivana Horvat", "ivana@adriaticfoods.hr", "da", "marketing, history", "01.03.2026", None],
+            ["Marko Babić", "marko@adriaticfoods.hr", "maybe", None, None, None],  # no basis we know
+            ["Petra Kovač", "petra@kovac.hr", None, None, None, None],
+        ],
+    )
+    sync(config)
+    store = opened(config)
+    try:
+        ids = {c.name: c.id for c in store.reads.customers()}
+        given = ConsentStatement("consent", "marketing, history", datetime(2026, 3, 1).date())
+        assert store.reads.consent_history(ids["Ivana Horvat"]) == [given]
+        assert given.allows("marketing") and not ConsentStatement("consent", "history").allows("marketing")
+        [problem] = store.reads.quarantine()
+        assert "'Consent'" in problem.reason and "'maybe' is no legal basis" in problem.reason
+        assert "Marko Babić" in ids and store.reads.consent_history(ids["Marko Babić"]) == []
+        assert store.reads.consent_history(ids["Petra Kovač"]) == [ConsentStatement("none")]
+    finally:
+        store.close()
+    shown = customers_column(tmp_path / "timeline.xlsx", "Consent")
+    assert shown["Ivana Horvat"] == "consent (marketing, history) since 2026-03-01"
+    consent_sheet(
+        sheet,
+        [
+            ["Ivana Horvat", "ivana@adriaticfoods.hr", "da", "marketing, history", "01.03.2026", "02.05.2026"],
+            ["Marko Babić", "marko@adriaticfoods.hr", "contract", None, None, None],
+            ["Petra Kovač", "petra@kovac.hr", None, None, None, None],
+        ],
+    )
+    sync(config)
+    sync(config)  # unchanged: no new history
+    store = opened(config)
+    try:
+        history = store.reads.consent_history(ids["Ivana Horvat"])
+        assert history == [
+            given,
+            ConsentStatement("consent", "marketing, history", given.given_on, datetime(2026, 5, 2).date()),
+        ]
+        assert not history[-1].allows("history")
+        assert store.reads.consent_history(ids["Marko Babić"]) == [ConsentStatement("contract")]
+        assert store.reads.quarantine() == []
+        exported = store.privacy.person_export(ids["Ivana Horvat"]).as_plain()
+        assert [row["Withdrawn"] for row in exported["Consent"]] == [None, "2026-05-02"]
+    finally:
+        store.close()
+    assert customers_column(tmp_path / "timeline.xlsx", "Consent")["Ivana Horvat"] == "withdrawn 2026-05-02"

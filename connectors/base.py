@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from syncd.connectors.budget import RequestBudgets
-from syncd.model.records import Batch, CustomerNote, ReadOptions, SourceState
+from syncd.model.records import Batch, CustomerNote, LabelChange, ReadOptions, SourceState
 from syncd.model.settings import SecretSource, SourceSettings
 
 #: Reads a secret when a connector needs it: (where it is, what it is for) -> the value.
@@ -59,12 +59,12 @@ class Connector(ABC):
     def close(self) -> None:  # noqa: B027 - most connectors hold nothing to release
         """Release connections and file handles. Called once, also after errors."""
 
-    def write_back(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
-        """Put labels on items where the system supports it (IMAP keywords, Exchange
-        categories). ``labels`` maps item key to the labels, already rendered for this
+    def write_back(self, labels: dict[str, LabelChange]) -> set[str]:
+        """Change labels on items where the system supports it (IMAP keywords, Exchange
+        categories). ``labels`` maps item key to the change, already rendered for this
         system (``syncd.outputs.labels``); returns the keys written. Only called when the
-        source's settings enable write-back. Must be idempotent and never remove a label
-        the user set."""
+        source's settings enable write-back. Must be idempotent and remove nothing but
+        what the change lists (labels syncd wrote)."""
         return set()
 
     def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:

@@ -72,10 +72,13 @@ class ExchangeMailboxFields(MailSourceSettings):
         return self.contact_history if self.write_contacts else None
 
 
-def with_categories(existing: list[str], names: tuple[str, ...]) -> list[str]:
-    """The user's categories, in their order, then the customers' missing ones (case-insensitive)."""
-    folded = {c.casefold() for c in existing}
-    return existing + [n for n in dict.fromkeys(names) if n.casefold() not in folded]
+def with_categories(existing: list[str], names: tuple[str, ...], remove: tuple[str, ...] = ()) -> list[str]:
+    """The user's categories, in their order, without those syncd takes back (``remove``),
+    then the customers' missing ones (case-insensitive)."""
+    gone = {c.casefold() for c in remove} - {n.casefold() for n in names}
+    kept = [c for c in existing if c.casefold() not in gone]
+    folded = {c.casefold() for c in kept}
+    return kept + [n for n in dict.fromkeys(names) if n.casefold() not in folded]
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from syncd.connectors.exchange import with_categories
 from syncd.connectors.icalevents import EventWindow, parse_resource
 from syncd.model.errors import SourceUnavailable
 from syncd.model.markers import SYNCD_CATEGORY
-from syncd.model.records import ActivityRecord, Batch, CustomerNote, Problem, ReadOptions, SourceState
+from syncd.model.records import ActivityRecord, Batch, CustomerNote, LabelChange, Problem, ReadOptions, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class EwsConnector(Connector):
 
     # ---- write-back --------------------------------------------------------------------
 
-    def write_back(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
+    def write_back(self, labels: dict[str, LabelChange]) -> set[str]:
         """A category per customer on each message and meeting (UpdateItem); the user's own kept."""
         written: set[str] = set()
         if not labels:
@@ -351,7 +351,7 @@ class EwsConnector(Connector):
                     continue
                 raise SourceUnavailable(f"{self.mailbox}: cannot read {key}: {item}")
             existing = [str(c) for c in item.categories or []]
-            merged = with_categories(existing, labels[key])
+            merged = with_categories(existing, labels[key].add, labels[key].remove)
             if merged != existing:
                 item.categories = merged
                 with self.session.mapped("set categories"):

@@ -19,7 +19,7 @@ from syncd.connectors.graph.client import DeltaExpired, GraphClient, NotFound
 from syncd.connectors.graph.mail import sync_mail_folder
 from syncd.connectors.graph.writeback import GraphWriter
 from syncd.model.errors import SourceUnavailable
-from syncd.model.records import Batch, CustomerNote, ReadOptions, SourceState
+from syncd.model.records import Batch, CustomerNote, LabelChange, ReadOptions, SourceState
 
 MAX_PAGE = 500
 
@@ -115,7 +115,7 @@ class GraphConnector(Connector):
         except (DeltaExpired, NotFound) as exc:
             raise SourceUnavailable(f"mailbox {account.mailbox}: {exc}", source=self.name) from None
 
-    def write_back(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
+    def write_back(self, labels: dict[str, LabelChange]) -> set[str]:
         return self.writer.categories(labels)
 
     def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from syncd.connectors.exchange import with_categories
 from syncd.connectors.graph.client import GraphClient, NotFound, PreconditionFailed, odata_quote
 from syncd.model.errors import SourceConfigError
-from syncd.model.records import CustomerNote
+from syncd.model.records import CustomerNote, LabelChange
 
 CONFLICT_RETRIES = 3
 
@@ -39,35 +39,35 @@ class GraphWriter:
             self._categories = {str(c.get("displayName", "")).casefold() for c in found.get("value") or []}
         return self._categories
 
-    def categories(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
+    def categories(self, labels: dict[str, LabelChange]) -> set[str]:
         """A category per customer on each message and event; the user's own categories stay."""
         written: set[str] = set()
         if not labels:
             return written
         master = self._master_categories()
-        for name in sorted({n for names in labels.values() for n in names}):
+        for name in sorted({n for change in labels.values() for n in change.add}):
             if name.casefold() not in master:
                 self.client.request(
                     "POST", f"{self.user}/outlook/masterCategories", body={"displayName": name, "color": "preset7"}
                 )
                 master.add(name.casefold())
-        for key, names in sorted(labels.items()):
+        for key, change in sorted(labels.items()):
             folder, _, item_id = key.partition("/")
             collection = "events" if folder.startswith("calendar") else "messages"
             path = f"{self.user}/{collection}/{quote(item_id, safe='')}"
-            if self._merge_categories(path, names):
+            if self._merge_categories(path, change):
                 written.add(key)
         return written
 
-    def _merge_categories(self, path: str, names: tuple[str, ...]) -> bool:
-        """Add ``names`` to the item's categories without losing a concurrent change. False: item gone."""
+    def _merge_categories(self, path: str, change: LabelChange) -> bool:
+        """Apply ``change`` to the item's categories without losing a concurrent change. False: item gone."""
         for _attempt in range(CONFLICT_RETRIES):
             try:
                 current = self.client.get(path, params={"$select": "categories,changeKey"}, prefer=self.prefer[:1])
             except NotFound:
                 return False  # deleted since it was read; the next pass removes it
             existing = [str(c) for c in current.get("categories") or []]
-            merged = with_categories(existing, names)
+            merged = with_categories(existing, change.add, change.remove)
             if merged == existing:
                 return True
             etag = str(current.get("@odata.etag") or "")

@@ -51,7 +51,7 @@ from syncd.connectors.imap.quirks import GENERIC, ServerQuirks, identify
 from syncd.connectors.mailparse import parse_message
 from syncd.connectors.tls import security_error
 from syncd.model.errors import SourceAuthError, SourceUnavailable
-from syncd.model.records import ActivityRecord, Batch, Problem, ReadOptions, SourceState
+from syncd.model.records import ActivityRecord, Batch, LabelChange, Problem, ReadOptions, SourceState
 
 log = logging.getLogger("syncd.connectors.imap")
 
@@ -461,16 +461,16 @@ class ImapConnector(Connector):
 
     # ---- write-back ----------------------------------------------------------------
 
-    def write_back(self, labels: dict[str, tuple[str, ...]]) -> set[str]:
-        """Add the keywords (one per customer, ``syncd.outputs.labels``) to each message;
-        never touches \\Seen or anything else."""
+    def write_back(self, labels: dict[str, LabelChange]) -> set[str]:
+        """Add the keywords (one per customer, ``syncd.outputs.labels``) to each message and
+        take off those syncd wrote that no longer apply; never touches \\Seen or anything else."""
         written: set[str] = set()
         if not labels:
             return written
-        by_folder: dict[tuple[str, int], dict[int, tuple[str, ...]]] = {}
-        for key, names in labels.items():
+        by_folder: dict[tuple[str, int], dict[int, LabelChange]] = {}
+        for key, change in labels.items():
             folder_name, validity_text, uid_text = key.rsplit("/", 2)
-            by_folder.setdefault((folder_name, int(validity_text)), {})[int(uid_text)] = names
+            by_folder.setdefault((folder_name, int(validity_text)), {})[int(uid_text)] = change
         for attempt in self._retrying():
             with attempt:
                 session = self.session or self.connect()
@@ -481,14 +481,22 @@ class ImapConnector(Connector):
                         continue  # the folder was recreated; the next sync relabels it
                     permanent = set(info.get(b"PERMANENTFLAGS", ()))
                     groups: dict[tuple[str, ...], list[int]] = {}
-                    for uid, names in items.items():
-                        keywords = tuple(sorted(set(names)))
+                    removals: dict[tuple[str, ...], list[int]] = {}
+                    for uid, change in items.items():
+                        keywords = tuple(sorted(set(change.add)))
                         allowed = tuple(k for k in keywords if b"\\*" in permanent or k.encode() in permanent)
                         if allowed:
                             groups.setdefault(allowed, []).append(uid)
+                        gone = tuple(sorted(set(change.remove) - set(change.add)))
+                        if gone:
+                            removals.setdefault(gone, []).append(uid)
+                        if not allowed and (gone or not change.add):  # only taken off, or nothing left to do
+                            written.add(f"{folder}/{validity}/{uid}")
                     for keywords, uids in groups.items():
                         client.add_flags(uids, [k.encode() for k in keywords], silent=True)
                         written.update(f"{folder}/{validity}/{uid}" for uid in uids)
+                    for keywords, uids in removals.items():
+                        client.remove_flags(uids, [k.encode() for k in keywords], silent=True)
                     if b"UNSELECT" in session.capabilities:
                         client.unselect_folder()
                     else:  # never CLOSE: it expunges what the user flagged \\Deleted

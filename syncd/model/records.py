@@ -212,6 +212,16 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelChange:
+    """What write-back does to one item's labels (IMAP keywords, Exchange categories): put
+    ``add`` on, take ``remove`` off. ``remove`` holds only labels syncd itself wrote there
+    earlier (a customer merged away, renamed or erased); a label the user set is never in it."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerNote:
     """A customer's recent timeline as text, for a contact written back into a mailbox."""
 

@@ -93,6 +93,16 @@ class PersonExport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class LabelState:
+    """One item's labels: the customers it is linked to now, and what syncd last wrote on it
+    (rendered labels; ``legacy``: customer names, as syncd wrote them before 2026-12)."""
+
+    names: tuple[str, ...]
+    written: tuple[str, ...] = ()
+    legacy: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One erasure or retention purge: when, who, how many. No personal data."""
 

@@ -23,8 +23,9 @@ from syncd.connectors.budget import RequestBudgets
 from syncd.mapping.contacts import correspondent_counts
 from syncd.mapping.matcher import MatchPolicy, skip_reason
 from syncd.model.errors import SourceAuthError, SourceError, SourceSecurityError
-from syncd.model.records import ActivityRecord, CustomerNote, CustomerRecord, Problem
+from syncd.model.records import ActivityRecord, CustomerNote, CustomerRecord, LabelChange, Problem
 from syncd.model.settings import SourceSettings
+from syncd.model.views import LabelState
 from syncd.outputs.contact_notes import note_hash, render_note
 from syncd.outputs.labels import assign_keywords, render_labels
 from syncd.pipeline.results import SourceResult
@@ -217,20 +218,43 @@ def _write_back(run: PassContext, connector: Connector, source: SourceSettings, 
     written = 0
     writing = source.label_writing()
     if writing is not None:
-        pending = run.store.sources.pending_labels(source_id, people=writing.people)
+        states = run.store.sources.label_states(source_id, people=writing.people)
         book = (
             assign_keywords(run.store.sources.customer_names(), writing.prefix)
-            if writing.style == "keyword" and pending
+            if writing.style == "keyword" and states
             else {}
         )
-        rendered = {key: render_labels(names, writing, book) for key, names in pending.items()}
-        done = connector.write_back(rendered)
-        run.store.sources.mark_labels_written(source_id, {k: pending[k] for k in done})
+        rendered = {key: render_labels(state.names, writing, book) for key, state in states.items()}
+        changes, settled = label_changes(states, rendered)
+        done = connector.write_back(changes) if changes else set()
+        run.store.sources.mark_labels_written(source_id, {k: rendered[k] for k in (*done, *settled)})
         written += len(done)
     history = source.contact_notes()
     if history is not None:
         written += _write_contacts(run, connector, source.name, source_id, history)
     return written
+
+
+def label_changes(
+    states: dict[str, LabelState], rendered: dict[str, tuple[str, ...]]
+) -> tuple[dict[str, LabelChange], list[str]]:
+    """What write-back must change per item, and the items already right (only recorded).
+
+    Labels syncd wrote and no longer wants are taken off (a customer merged, renamed or
+    erased). Items written by an older syncd record names, not labels: the same names mean
+    the labels are on already; other names get the new labels added, nothing taken off."""
+    changes: dict[str, LabelChange] = {}
+    settled: list[str] = []
+    for key, state in states.items():
+        labels = rendered[key]
+        if state.legacy:
+            if tuple(sorted(set(state.names))) == tuple(sorted(set(state.written))):
+                settled.append(key)
+            else:
+                changes[key] = LabelChange(add=labels)
+        elif set(labels) != set(state.written):
+            changes[key] = LabelChange(add=labels, remove=tuple(sorted(set(state.written) - set(labels))))
+    return changes, settled
 
 
 def _write_contacts(run: PassContext, connector: Connector, name: str, source_id: int, history: int) -> int:

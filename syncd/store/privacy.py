@@ -34,6 +34,7 @@ from syncd.store.schema import (
     CustomerMergeRow,
     CustomerRow,
     IdentityRow,
+    LabelCleanupRow,
     LinkRow,
     ManualRuleRow,
     OccurrenceRow,
@@ -42,6 +43,7 @@ from syncd.store.schema import (
     StoreSecretRow,
     SuppressionRow,
 )
+from syncd.store.sources import RENDERED
 
 log = logging.getLogger("syncd.store")
 
@@ -87,6 +89,13 @@ def _tombstone(s: Session, occurrences: Sequence[OccurrenceRow], reason: str, no
             s.add(SkippedRow(source_id=o.source_id, item_key=o.item_key, reason=reason, version=o.version, at=now))
         else:
             existing.reason, existing.version, existing.at = reason, o.version, now
+
+
+def _take_labels_back(s: Session, occurrences: Sequence[OccurrenceRow]) -> None:
+    """Labels syncd wrote on a deleted activity's items are taken off by the next write-back."""
+    for o in occurrences:
+        if o.labels_written and o.labels_written.startswith(RENDERED) and o.labels_written[1:]:
+            s.add(LabelCleanupRow(source_id=o.source_id, item_key=o.item_key, labels=o.labels_written[1:]))
 
 
 def _mentions(column: Any, needles: Sequence[str]) -> ColumnElement[bool]:
@@ -176,6 +185,7 @@ class Privacy(StorePart):
                         done.activities_deleted += 1
                         if not dry_run:
                             _tombstone(s, occurrences, "erased", now)
+                            _take_labels_back(s, occurrences)
                             s.delete(activity)
             done.customers, done.identities = 1, len(identities)
             rules = select(ManualRuleRow.id).where(

@@ -324,3 +324,16 @@ class StoreSecretRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class LabelCleanupRow(Base):
+    """Labels syncd wrote on an item whose activity was deleted (an erased person's mail):
+    taken off by the source's next write-back, then this row goes too."""
+
+    __tablename__ = "label_cleanups"
+    __table_args__ = (UniqueConstraint("source_id", "item_key", name="uq_label_cleanups_source_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(512))
+    labels: Mapped[str] = mapped_column(Text)

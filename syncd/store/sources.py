@@ -11,17 +11,22 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from syncd.model.records import SourceState
+from syncd.model.views import LabelState
 from syncd.store.bulk import chunks
 from syncd.store.engine import StorePart, utcnow
 from syncd.store.schema import (
     CursorRow,
     CustomerRow,
+    LabelCleanupRow,
     LinkRow,
     OccurrenceRow,
     QuarantineRow,
     SkippedRow,
     SourceRow,
 )
+
+#: Marks labels_written as rendered labels (keywords, categories); older rows hold names.
+RENDERED = "\x01"
 
 
 @dataclass(frozen=True)
@@ -180,10 +185,12 @@ class SourceStates(StorePart):
                 )
             ]
 
-    def pending_labels(self, source_id: int, people: bool = True) -> dict[str, tuple[str, ...]]:
-        """Items of a source whose linked customers differ from what was last written back
-        (``people=False``: companies only)."""
+    def label_states(self, source_id: int, people: bool = True) -> dict[str, LabelState]:
+        """Items of a source that have customers or carry labels syncd wrote: what they are
+        linked to now and what was written (``people=False``: companies only). Items of
+        deleted activities whose labels are still to be taken back come too, linked to none."""
         wanted: dict[int, list[str]] = defaultdict(list)
+        states: dict[str, LabelState] = {}
         with self.session() as s:
             occurrences = {
                 o.id: o
@@ -203,19 +210,32 @@ class SourceStates(StorePart):
                 )
             ):
                 wanted[occurrence_id].append(name)
-        pending: dict[str, tuple[str, ...]] = {}
-        for occurrence_id, names in wanted.items():
-            labels = tuple(sorted(set(names)))
-            occurrence = occurrences[occurrence_id]
-            if occurrence.labels_written != "\n".join(labels):
-                pending[occurrence.item_key] = labels
-        return pending
+            for cleanup in s.scalars(select(LabelCleanupRow).where(LabelCleanupRow.source_id == source_id)):
+                states[cleanup.item_key] = LabelState((), tuple(cleanup.labels.split("\n")))
+        for occurrence_id, occurrence in occurrences.items():
+            names = tuple(sorted(set(wanted.get(occurrence_id, ()))))
+            written = occurrence.labels_written
+            if not names and not written:
+                continue
+            if not written:
+                states[occurrence.item_key] = LabelState(names)
+            elif written.startswith(RENDERED):
+                states[occurrence.item_key] = LabelState(names, tuple(x for x in written[1:].split("\n") if x))
+            else:
+                states[occurrence.item_key] = LabelState(names, tuple(written.split("\n")), legacy=True)
+        return states
 
     def mark_labels_written(self, source_id: int, written: dict[str, tuple[str, ...]]) -> None:
+        """``written``: item key -> the rendered labels now on it."""
         with self.session() as s, s.begin():
             for key, labels in written.items():
                 s.execute(
                     update(OccurrenceRow)
                     .where(OccurrenceRow.source_id == source_id, OccurrenceRow.item_key == key)
-                    .values(labels_written="\n".join(labels))
+                    .values(labels_written=RENDERED + "\n".join(labels))
+                )
+                s.execute(
+                    delete(LabelCleanupRow).where(
+                        LabelCleanupRow.source_id == source_id, LabelCleanupRow.item_key == key
+                    )
                 )

@@ -19,7 +19,7 @@ from syncd.connectors.budget import MailboxBudget
 from syncd.connectors.graph.auth import graph_scope
 from syncd.connectors.graph.connector import GraphConnector, GraphMailbox
 from syncd.model.errors import SourceAuthError, SourceUnavailable
-from syncd.model.records import ActivityRecord, Batch, ReadOptions, SourceState
+from syncd.model.records import ActivityRecord, Batch, LabelChange, ReadOptions, SourceState
 from syncd.model.settings import LabelWriting
 
 TODAY = NOW.date()
@@ -345,12 +345,15 @@ def test_a_category_the_user_adds_between_read_and_write_is_kept(graph_double: G
             graph_double.change(ALICE, "inbox", found["id"], categories=[*found["categories"], "Urgent"])
 
     graph_double.before_patch = user_edits_first_time
-    written = reader.write_back({f"inbox/{item['id']}": ("Adriatic Foods d.o.o.",)})
+    written = reader.write_back({f"inbox/{item['id']}": LabelChange(add=("Adriatic Foods d.o.o.",))})
     assert written == {f"inbox/{item['id']}"}
     final = graph_double.mailbox(ALICE).folders["inbox"].items[item["id"]]["categories"]
     assert final == ["Urgent", "Adriatic Foods d.o.o."]
     patches = graph_double.recorded("PATCH", "/messages/")
     assert len(patches) == 2 and all(p.headers.get("If-Match", "").startswith('W/"') for p in patches)
+    # The customer is erased (or merged away): syncd takes back its own category, the user's stays.
+    reader.write_back({f"inbox/{item['id']}": LabelChange(remove=("Adriatic Foods d.o.o.",))})
+    assert graph_double.mailbox(ALICE).folders["inbox"].items[item["id"]]["categories"] == ["Urgent"]
 
 
 def test_person_categories_are_a_config_choice_default_companies_only() -> None:

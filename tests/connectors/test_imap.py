@@ -153,6 +153,60 @@ def test_fetch_never_marks_mail_seen_and_write_back_adds_only_keywords(dovecot, 
         assert c.execute(sa.text("select count(*) from occurrences where labels_written is not null")).scalar_one() == 4
 
 
+def test_forget_takes_back_the_keywords_syncd_wrote_and_leaves_the_users(dovecot, tmp_path: Path) -> None:
+    """Erasure reaches the mailbox: the erased person's keyword comes off their own mail
+    (deleted from the store) and off a mail shared with another customer (kept for them),
+    while the other customer's keyword and the user's own flags stay."""
+    import openpyxl
+
+    user, _ = dovecot.new_user("forgetkw")
+    client = dovecot.client(user)
+    own = make_message(1, sender="Ana Novak <ana@novak.example>", to=user, msgid=f"own.{user}", when=NOW)
+    shared = make_message(
+        2, sender="ana@novak.example", to=user, cc="marko@babic.example", msgid=f"shared.{user}", when=NOW
+    )
+    client.append("INBOX", own, flags=[b"\\Flagged", b"$MyOwn"], msg_time=NOW)
+    client.append("INBOX", shared, msg_time=NOW)
+    client.logout()
+    book = openpyxl.Workbook()
+    book.active.append(["Contact", "E-mail"])
+    book.active.append(["Ana Novak", "ana@novak.example"])
+    book.active.append(["Marko Babić", "marko@babic.example"])
+    book.save(tmp_path / "customers.xlsx")
+    customers = (
+        '[[sources]]\nname = "customers"\nkind = "excel_customers"\npath = "customers.xlsx"\n'
+        '[sources.columns]\nperson = "Contact"\nemail = "E-mail"\n'
+    )
+    source = imap_source(dovecot, "mail", user, tmp_path / "pw", write_keywords=True)
+    config = write_config(tmp_path / "syncd.toml", config_text(customers, source))
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+
+    def keywords() -> dict[bytes, set[bytes]]:
+        checker = dovecot.client(user)
+        checker.select_folder("INBOX", readonly=True)
+        found = checker.fetch(checker.search(["ALL"]), ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        checker.logout()
+        return {
+            data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].split(b"<")[1].split(b"@")[0].split(b".")[0]: set(data[b"FLAGS"])
+            for data in found.values()
+        }
+
+    before = keywords()
+    assert b"$crm_ana_novak" in before[b"own"] and {b"$crm_ana_novak", b"$crm_marko_babic"} <= before[b"shared"]
+    forget = run_syncd("forget", "ana@novak.example", "--yes", "-c", str(config))
+    assert forget.returncode == 0, forget.stderr
+    assert run_syncd("sync", "--once", "-c", str(config)).returncode == 0
+    after = keywords()
+    assert after[b"own"] == {b"\\Flagged", b"$MyOwn"}
+    assert b"$crm_ana_novak" not in after[b"shared"] and b"$crm_marko_babic" in after[b"shared"]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'state' / 'syncd.db'}")
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(*) from label_cleanups")).scalar_one() == 0
+        written = [r[0] for r in c.execute(sa.text("select labels_written from occurrences"))]
+    engine.dispose()
+    assert not any("ana" in (w or "") for w in written)
+
+
 def test_recreated_folder_with_new_uidvalidity_does_not_duplicate(dovecot, tmp_path: Path) -> None:
     user, _ = dovecot.new_user("uidvalidity")
     client = dovecot.client(user)

@@ -20,6 +20,7 @@ from syncd.model.records import (
     Problem,
     Role,
 )
+from syncd.model.views import LabelState
 from syncd.store import Ingest, Skip, Store
 from syncd.store.schema import Base
 
@@ -456,5 +457,14 @@ def test_pending_labels_for_companies_only_or_people_too(store: Store) -> None:
         return [LinkSpec(ids["Ivana Horvat"], "email", 1.0, ""), LinkSpec(ids["Adriatic Foods"], "domain", 0.9, "")]
 
     store.batches.commit(mail, Ingest(activities=[email("inbox/1", "m1")]), both)
-    assert store.sources.pending_labels(mail) == {"inbox/1": ("Adriatic Foods", "Ivana Horvat")}
-    assert store.sources.pending_labels(mail, people=False) == {"inbox/1": ("Adriatic Foods",)}
+    assert store.sources.label_states(mail) == {"inbox/1": LabelState(("Adriatic Foods", "Ivana Horvat"))}
+    assert store.sources.label_states(mail, people=False) == {"inbox/1": LabelState(("Adriatic Foods",))}
+    store.sources.mark_labels_written(mail, {"inbox/1": ("Adriatic Foods", "Ivana Horvat")})
+    assert store.sources.label_states(mail) == {
+        "inbox/1": LabelState(("Adriatic Foods", "Ivana Horvat"), ("Adriatic Foods", "Ivana Horvat"))
+    }
+    # Ivana merged away: the item still carries her label, which is now to be taken off.
+    store.review.merge_customers(ids["Ivana Horvat"], ids["Adriatic Foods"])
+    assert store.sources.label_states(mail) == {
+        "inbox/1": LabelState(("Adriatic Foods",), ("Adriatic Foods", "Ivana Horvat"))
+    }

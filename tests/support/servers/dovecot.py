@@ -70,6 +70,7 @@ namespace inbox {{
 POOL = (
     "backfill",
     "writeback",
+    "forgetkw",
     "uidvalidity",
     "goodpw",
     "badpw",

@@ -1,4 +1,4 @@
-"""Privacy: suppression digests of erased people, consent history, the audit log and the store's salt.
+"""Privacy: suppression digests, consent history, the audit log, labels to take back, the store's salt.
 
 Revision ID: 0011
 Revises: 0010
@@ -46,6 +46,14 @@ def upgrade() -> None:
         sa.Column("counts", sa.JSON(), nullable=False),
     )
     op.create_table(
+        "label_cleanups",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("source_id", sa.Integer(), sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("item_key", sa.String(512), nullable=False),
+        sa.Column("labels", sa.Text(), nullable=False),
+        sa.UniqueConstraint("source_id", "item_key", name="uq_label_cleanups_source_item"),
+    )
+    op.create_table(
         "store_secrets",
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text(), nullable=False),
@@ -53,5 +61,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("store_secrets", "audit_log", "consent_events", "suppressions"):
+    for table in ("store_secrets", "label_cleanups", "audit_log", "consent_events", "suppressions"):
         op.drop_table(table)

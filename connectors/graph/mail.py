@@ -25,6 +25,12 @@ from syncd.model.records import ActivityRecord, Batch, Problem, SourceState
 
 log = logging.getLogger(__name__)
 
+#: Outlook's Sensitivity (Normal, Personal, Private, Confidential) is not a message property
+#: in Graph v1.0; it is MAPI's PidTagSensitivity (0x0036, an integer), read as a
+#: single-value extended property ("Get singleValueLegacyExtendedProperty": $expand with a
+#: $filter on its id), which message delta accepts like $select.
+SENSITIVITY_EXPAND = "singleValueExtendedProperties($filter=id eq 'Integer 0x0036')"
+
 MESSAGE_FIELDS = (
     "from",
     "toRecipients",
@@ -107,7 +113,7 @@ def sync_mail_folder(
 
     def first_round() -> tuple[str, dict[str, str]]:
         path = f"{folder_path(client, user, mailbox, label)}/messages/delta"
-        return path, {"$select": ",".join(fields)}
+        return path, {"$select": ",".join(fields), "$expand": SENSITIVITY_EXPAND}
 
     def parse(item: dict[str, Any]) -> ActivityRecord | Problem | None:
         received = str(item.get("receivedDateTime") or "")

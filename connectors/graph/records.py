@@ -74,6 +74,19 @@ def clean_text(text: object, limit: int) -> str:
     return " ".join(str(text or "").split())[:limit]
 
 
+#: PidTagSensitivity's values ([MS-OXCMSG] 2.2.1.13): 0 normal, then these.
+_SENSITIVITY = {"1": "personal", "2": "private", "3": "confidential"}
+
+
+def mapi_sensitivity(item: dict[str, Any]) -> str | None:
+    """Outlook's Sensitivity of a message, from the extended property the read expanded
+    (returned as ``{"id": "Integer 0x36", "value": "2"}``), or None when normal or absent."""
+    for prop in item.get("singleValueExtendedProperties") or []:
+        if isinstance(prop, dict) and str(prop.get("id", "")).lower().replace("0x0036", "0x36") == "integer 0x36":
+            return _SENSITIVITY.get(str(prop.get("value", "")).strip())
+    return None
+
+
 def message_record(
     item: dict[str, Any],
     *,
@@ -132,7 +145,10 @@ def _message(
     categories = _text_list(item.get("categories"), "categories")
     if categories:
         hints.append(("categories", "; ".join(categories)[:200]))
-    if any(c.strip().casefold() in PRIVATE_CATEGORIES for c in categories):
+    sensitivity = mapi_sensitivity(item)
+    if sensitivity:
+        hints.append(("sensitivity", sensitivity))
+    elif any(c.strip().casefold() in PRIVATE_CATEGORIES for c in categories):
         hints.append(("sensitivity", "private"))
     message_id = str(item.get("internetMessageId") or "").strip().strip("<>") or None
     conversation = item.get("conversationId")

@@ -453,3 +453,29 @@ def test_calendar_removed_entries_are_filtered_by_the_window(graph_double: Graph
     batches, _ = drain(reader, SourceState(state.cursors, known))
     removed = {k for b in batches for k in b.removed}
     assert removed == {f"calendar/{inside['id']}"}
+
+
+# ---- 10. Outlook's Sensitivity on mail ----------------------------------------------------
+
+
+def test_a_message_marked_private_in_outlook_is_kept_out_until_the_mark_is_removed(
+    graph_double: GraphDouble, tmp_path: Path
+) -> None:
+    """Graph v1.0 has no message sensitivity property: it is PidTagSensitivity (0x0036),
+    read with $expand=singleValueExtendedProperties($filter=id eq 'Integer 0x0036') ("Get
+    singleValueLegacyExtendedProperty"); 2 is Private. A mark removed later lets it in."""
+    from syncd.mapping.matcher import MatchPolicy, skip_reason
+
+    private = mail(graph_double, 1)
+    mail(graph_double, 2)
+    graph_double.change(ALICE, "inbox", private["id"], _pid_tag_sensitivity=2)
+    reader = connector(graph_double, tmp_path, calendar=False, folders=("inbox",))
+    batches, state = drain(reader)
+    records = {r.subject: r for b in batches for r in b.records if isinstance(r, ActivityRecord)}
+    assert {s: skip_reason(r, MatchPolicy()) for s, r in records.items()} == {"Order 1": "private", "Order 2": None}
+    [request] = graph_double.recorded("GET", "/messages/delta")[:1]
+    assert "singleValueExtendedProperties($filter=id eq 'Integer 0x0036')" in request.query.get("$expand", "")
+    graph_double.change(ALICE, "inbox", private["id"], _pid_tag_sensitivity=0)  # the user makes it Normal
+    batches, _ = drain(reader, state)
+    [again] = [r for b in batches for r in b.records if isinstance(r, ActivityRecord)]
+    assert again.subject == "Order 1" and skip_reason(again, MatchPolicy()) is None

@@ -796,7 +796,7 @@ class GraphDouble:
                         {"@odata.type": "#microsoft.graph.message", "id": item_id, "@removed": {"reason": "deleted"}}
                     )
                 continue
-            entries.append(_selected(item, original.get("$select")))
+            entries.append(_expanded(item, _selected(item, original.get("$select")), original.get("$expand")))
         if cap is not None and not state["since"]:
             entries = entries[:cap]  # "Applying $filter in a delta query returns only up to 5,000 messages."
         page = entries[state["offset"] : state["offset"] + page_size]
@@ -813,9 +813,20 @@ def _token(state: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
 
 
+def _expanded(item: dict[str, Any], shown: dict[str, Any], expand: str | None) -> dict[str, Any]:
+    """``$expand=singleValueExtendedProperties($filter=id eq 'Integer 0x0036')`` (Outlook's
+    Sensitivity, PidTagSensitivity) as Graph answers it: the property, its id in short hex
+    ("Integer 0x36"), its value as a string, only when it is set on the item; nothing else
+    is expanded by this double."""
+    level = item.get("_pid_tag_sensitivity")  # set by tests through change(); not a Graph property
+    if expand and "singleValueExtendedProperties" in expand and "0x0036" in expand and level is not None:
+        shown = {**shown, "singleValueExtendedProperties": [{"id": "Integer 0x36", "value": str(level)}]}
+    return shown
+
+
 def _selected(item: dict[str, Any], select: str | None) -> dict[str, Any]:
     if not select:
-        return {k: v for k, v in item.items() if k not in ("body", "internetMessageHeaders")}
+        return {k: v for k, v in item.items() if k not in ("body", "internetMessageHeaders") and not k.startswith("_")}
     fields = {f.strip() for f in select.split(",")} | {"id"}
     return {k: v for k, v in item.items() if k in fields}
 

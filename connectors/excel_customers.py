@@ -304,7 +304,9 @@ class ExcelCustomersConnector(Connector):
             return None
         where = f"{self.path.name}!{sheet_title} row {row_number}"
         text = " ".join(values.get("consent", "").lower().split())
-        basis = _BASES.get(text, "none" if not text else "")
+        if not text:
+            return None  # not stated is not "none": nothing is recorded
+        basis = _BASES.get(text, "")
         dates: dict[str, Any] = {}
         reason = None if basis else f"column {self.columns['consent']!r}: {text!r} is no legal basis"
         for field in ("consent_date", "consent_withdrawn"):

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -220,7 +220,7 @@ def _needs_attention(source: SourceHealth, alert_after_minutes: int, now: dateti
 def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args.config, args.debug)
     with _opened_store(config) as store:
-        status = store.reads.status()
+        status, privacy = store.reads.status(), store.privacy.status()
     configured = {s.name: s.kind for s in config.sources}
     held = {s.name: s for s in status.sources}
     sources = [held.get(name) or SourceHealth(name=name, kind=kind) for name, kind in configured.items()]
@@ -238,12 +238,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         shown = as_json(status)
         shown["sources"] = as_json(sources)
         shown["attention"] = attention
+        shown["privacy"] = as_json(privacy)
         print(json.dumps(shown, indent=2, default=_json_default))
     else:
         print(
             f"customers={status.customers} activities={status.activities} "
             f"unmatched={status.unmatched} quarantined={status.quarantined}"
         )
+        print(f"privacy: {privacy.summary()}")
         for s in sources:
             skipped = ",".join(f"{k}:{v}" for k, v in sorted(s.skipped.items())) or "0"
             last_sync = s.last_sync.isoformat() if s.last_sync else "never"
@@ -443,16 +445,8 @@ def _privacy_command(name: str, args: argparse.Namespace) -> int:
     return int(command(args, _load(args.config, args.debug), _opened_store))
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    return _privacy_command("cmd_export", args)
-
-
-def cmd_forget(args: argparse.Namespace) -> int:
-    return _privacy_command("cmd_forget", args)
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    return _privacy_command("cmd_audit", args)
+def _privacy(name: str) -> Callable[[argparse.Namespace], int]:
+    return lambda args: _privacy_command(name, args)
 
 
 COMMANDS = {
@@ -468,9 +462,9 @@ COMMANDS = {
     "init": cmd_init,
     "merge": cmd_merge,
     "rules": cmd_rules,
-    "export": cmd_export,
-    "forget": cmd_forget,
-    "audit": cmd_audit,
+    "export": _privacy("cmd_export"),
+    "forget": _privacy("cmd_forget"),
+    "audit": _privacy("cmd_audit"),
 }
 
 

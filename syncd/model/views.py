@@ -103,6 +103,27 @@ class LabelState:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PrivacyStatus:
+    """Erasures done, activities purged by retention, and customer-list rows that still list
+    someone syncd must not collect (``syncd quarantine`` says where)."""
+
+    erasures: int = 0
+    purged: int = 0
+    last_purge: datetime | None = None
+    rows_listing_suppressed: int = 0
+
+    def summary(self) -> str:
+        last = self.last_purge.isoformat(timespec="seconds") if self.last_purge else "never"
+        text = f"erasures={self.erasures} purged_by_retention={self.purged} last_purge={last}"
+        if self.rows_listing_suppressed:
+            text += (
+                f" WORKBOOK ROWS STILL LIST {self.rows_listing_suppressed} suppressed or erased people "
+                "(not imported; syncd quarantine shows where)"
+            )
+        return text
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One erasure or retention purge: when, who, how many. No personal data."""
 

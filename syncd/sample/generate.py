@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from syncd.sample.people import CONTACTS, LINES, QUIET, SUBJECTS
+from syncd.sample.people import CONTACTS, LINES, QUIET, SUBJECTS, Contact
 
 DATA = Path(__file__).parent / "data"
 SEED = 20261120
@@ -234,14 +234,25 @@ def _special_cases(mail: Mailboxes, rng: random.Random) -> None:
     mail.deliver("bob", "INBOX", b"\x00\x01this is not a message\r\n\xff\xfe garbage without headers\r\n", when)
 
 
+_CITIES = {"hr": "Zagreb", "pl": "Warszawa", "se": "Stockholm", "rs": "Beograd"}
+_CONSENT = ("da", "contract", "legitimate interest", None)
+
+
+def _details(number: int, contact: Contact) -> tuple[str | None, datetime, str | None]:
+    """City, birth date and consent for a sample contact, the same on every run."""
+    tld = (contact.website or contact.email).rsplit(".", 1)[-1]
+    born = datetime(1960 + number * 7 % 35, 1 + number * 5 % 12, 1 + number * 11 % 28)
+    return _CITIES.get(tld), born, _CONSENT[number % len(_CONSENT)] if contact.person else None
+
+
 def _workbook(path: Path) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "Customers"
-    sheet.append(["Company", "Contact", "Email", "Phone", "Website", "Account owner"])
-    for contact in CONTACTS + QUIET:
+    sheet.append(["Company", "Contact", "Email", "Phone", "Website", "Account owner", "City", "Born", "Consent"])
+    for number, contact in enumerate(CONTACTS + QUIET):
         sheet.append(
             [
                 contact.company or None,
@@ -250,8 +261,15 @@ def _workbook(path: Path) -> None:
                 contact.phone or None,
                 contact.website or None,
                 f"{contact.owner}@{OUR_DOMAIN}",
+                *_details(number, contact),
             ]
         )
+    # The same person entered twice (no accents, no email, typed as text): one duplicate
+    # cluster on Review, found from city and birth date, not from the name alone.
+    first = CONTACTS[0]
+    city, born, _consent = _details(0, first)
+    sheet.append([first.company, "Ivana Horvat", None, None, None, f"{first.owner}@{OUR_DOMAIN}", city,
+                  born.strftime("%d.%m.%Y"), None])  # fmt: skip
     workbook.properties.created = workbook.properties.modified = datetime(2026, 11, 1)
     workbook.save(path)
 
@@ -346,6 +364,9 @@ email = "Email"
 phone = "Phone"
 domain = "Website"
 owner = "Account owner"
+city = "City"
+birth_date = "Born"
+consent = "Consent"
 
 [[sources]]
 name = "orders"

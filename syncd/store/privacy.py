@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from syncd.model.views import AuditEntry, ExportSheet, PersonExport
+from syncd.model.views import AuditEntry, ExportSheet, PersonExport, PrivacyStatus
 from syncd.store.bulk import chunks
 from syncd.store.engine import StoreError, StorePart, utcnow
 from syncd.store.schema import (
@@ -126,6 +126,21 @@ class Privacy(StorePart):
     def suppression_digests(self) -> frozenset[str]:
         with self.session() as s:
             return frozenset(s.scalars(select(SuppressionRow.digest)))
+
+    def status(self) -> PrivacyStatus:
+        """What `syncd status` says of erasure and retention."""
+        with self.session() as s:
+            audit = list(s.scalars(select(AuditRow)))
+            rows = s.scalar(
+                select(func.count()).select_from(QuarantineRow).where(QuarantineRow.item_key.startswith("suppressed:"))
+            )
+        return PrivacyStatus(
+            erasures=sum(1 for a in audit if a.action == "forget"),
+            purged=sum(int(a.counts.get("activities", 0)) + int(a.counts.get("unmatched", 0)) for a in audit
+                       if a.action == "retention"),
+            last_purge=max((a.at for a in audit if a.action == "retention"), default=None),
+            rows_listing_suppressed=rows or 0,
+        )  # fmt: skip
 
     def audit(self) -> list[AuditEntry]:
         with self.session() as s:

@@ -67,6 +67,12 @@ class Connector(ABC):
         what the change lists (labels syncd wrote)."""
         return set()
 
+    def delete_contacts(self, names: dict[str, str]) -> set[str]:
+        """Delete contacts this source wrote (``write_contacts``) for customers that were
+        erased: ``names`` maps the customer key to the contact's display name; returns the
+        keys done (a contact already gone counts as done). Only syncd's own contacts."""
+        return set(names)
+
     def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:
         """Create or update one contact per customer whose notes hold its recent timeline
         (Outlook contacts). ``notes`` maps a stable customer key to the note; returns the

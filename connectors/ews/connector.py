@@ -359,16 +359,10 @@ class EwsConnector(Connector):
             written.add(key)
         return written
 
-    def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:
-        """A contact per customer in the Customers folder under Contacts, its body holding the timeline."""
-        from exchangelib import Contact
+    def _customer_contacts(self, account: Any) -> tuple[Any, dict[str, Any]]:
+        """syncd's own contacts folder (made on first use) and its contacts by display name."""
         from exchangelib.folders import Folder, FolderCollection
-        from exchangelib.indexed_properties import EmailAddress
 
-        written: set[str] = set()
-        if not notes:
-            return written
-        account = self.session.account()
         with self.session.mapped("open the customer contacts folder"):
             parent = folder_by_path(account, "contacts")
             children = list(FolderCollection(account=account, folders=[parent]).find_folders(depth="Shallow"))
@@ -388,6 +382,30 @@ class EwsConnector(Connector):
                 for c in folder.all().only("display_name", "categories")
                 if not isinstance(c, Exception)
             }
+        return folder, existing
+
+    def delete_contacts(self, names: dict[str, str]) -> set[str]:
+        """syncd's contacts of erased customers, moved to Deleted Items (DeleteItem)."""
+        if not names:
+            return set()
+        _folder, existing = self._customer_contacts(self.session.account())
+        for name in names.values():
+            found = existing.get(name.casefold())
+            if found is not None:
+                with self.session.mapped("delete a customer contact"):
+                    found.move_to_trash()
+        return set(names)
+
+    def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:
+        """A contact per customer in the Customers folder under Contacts, its body holding the timeline."""
+        from exchangelib import Contact
+        from exchangelib.indexed_properties import EmailAddress
+
+        written: set[str] = set()
+        if not notes:
+            return written
+        account = self.session.account()
+        folder, existing = self._customer_contacts(account)
         for key, note in sorted(notes.items()):
             emails = [EmailAddress(email=e, label=f"EmailAddress{n + 1}") for n, e in enumerate(note.emails[:3])]
             found = existing.get(note.name.casefold())

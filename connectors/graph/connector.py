@@ -118,5 +118,8 @@ class GraphConnector(Connector):
     def write_back(self, labels: dict[str, LabelChange]) -> set[str]:
         return self.writer.categories(labels)
 
+    def delete_contacts(self, names: dict[str, str]) -> set[str]:
+        return self.writer.delete_contacts(self.account.contacts_folder, names)
+
     def write_contacts(self, notes: dict[str, CustomerNote]) -> set[str]:
         return self.writer.contacts(self.account.contacts_folder, notes)

@@ -113,6 +113,26 @@ class GraphWriter:
             written.add(key)
         return written
 
+    def delete_contacts(self, folder: str, names: dict[str, str]) -> set[str]:
+        """Delete syncd's contacts of erased customers from its own ``folder`` (found by
+        display name, as ``contacts`` writes them); Outlook keeps them in Deleted Items."""
+        if not names:
+            return set()
+        folder_id = self._contact_folder(folder, create=True)
+        existing: dict[str, list[str]] = {}
+        for page in self.client.pages(
+            f"{self.user}/contactFolders/{folder_id}/contacts", params={"$select": "displayName", "$top": "500"}
+        ):
+            for contact in page.get("value") or []:
+                existing.setdefault(str(contact.get("displayName", "")).casefold(), []).append(str(contact["id"]))
+        for name in names.values():
+            for contact_id in existing.get(name.casefold(), []):
+                try:
+                    self.client.request("DELETE", f"{self.user}/contacts/{quote(contact_id, safe='')}")
+                except NotFound:
+                    pass  # deleted meanwhile
+        return set(names)
+
     def _contact_folder(self, name: str, create: bool) -> str:
         found = self.client.get(
             f"{self.user}/contactFolders", params={"$filter": f"displayName eq '{odata_quote(name)}'"}

@@ -260,6 +260,9 @@ def label_changes(
 def _write_contacts(run: PassContext, connector: Connector, name: str, source_id: int, history: int) -> int:
     """Contacts whose rendered timeline changed since last written (hash kept in outputs)."""
     zone = ZoneInfo(run.config.service.timezone)
+    erased = run.store.sources.contacts_to_delete(source_id)
+    if erased:
+        run.store.sources.contacts_deleted(source_id, sorted(connector.delete_contacts(erased)))
     notes: dict[str, CustomerNote] = {}
     hashes: dict[str, str] = {}
     for customer in run.store.reads.customer_timelines(source_id, history):

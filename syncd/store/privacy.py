@@ -38,12 +38,14 @@ from syncd.store.schema import (
     LinkRow,
     ManualRuleRow,
     OccurrenceRow,
+    OutputRow,
     QuarantineRow,
     SkippedRow,
+    SourceRow,
     StoreSecretRow,
     SuppressionRow,
 )
-from syncd.store.sources import RENDERED
+from syncd.store.sources import CONTACT_CLEANUP, RENDERED
 
 log = logging.getLogger("syncd.store")
 
@@ -96,6 +98,17 @@ def _take_labels_back(s: Session, occurrences: Sequence[OccurrenceRow]) -> None:
     for o in occurrences:
         if o.labels_written and o.labels_written.startswith(RENDERED) and o.labels_written[1:]:
             s.add(LabelCleanupRow(source_id=o.source_id, item_key=o.item_key, labels=o.labels_written[1:]))
+
+
+def _take_contacts_back(s: Session, customer_id: int, name: str) -> None:
+    """The contacts syncd wrote for the person (``write_customer_contacts``) are deleted by
+    each source's next write-back; until then the name waits in ``label_cleanups``."""
+    sources = {source_name: source_id for source_id, source_name in s.execute(select(SourceRow.id, SourceRow.name))}
+    for path in list(s.scalars(select(OutputRow.path).where(OutputRow.path.startswith("contact:")))):
+        _kind, source_name, key = path.split(":", 2)
+        if key == str(customer_id) and source_name in sources:
+            s.add(LabelCleanupRow(source_id=sources[source_name], item_key=f"{CONTACT_CLEANUP}{key}", labels=name))
+            s.execute(delete(OutputRow).where(OutputRow.path == path))
 
 
 def _mentions(column: Any, needles: Sequence[str]) -> ColumnElement[bool]:
@@ -229,6 +242,7 @@ class Privacy(StorePart):
                 if emails:
                     gone = s.execute(delete(model).where(_mentions(column, emails)))
                     done.other_rows += int(getattr(gone, "rowcount", 0) or 0)
+            _take_contacts_back(s, customer_id, person.name)
             s.execute(delete(CustomerMergeRow).where(CustomerMergeRow.merged_id == customer_id))
             s.execute(delete(IdentityRow).where(IdentityRow.customer_id == customer_id))
             s.execute(delete(LinkRow).where(LinkRow.customer_id == customer_id))

@@ -27,6 +27,8 @@ from syncd.store.schema import (
 
 #: Marks labels_written as rendered labels (keywords, categories); older rows hold names.
 RENDERED = "\x01"
+#: label_cleanups rows with this key prefix are contacts to delete, not labels to take off.
+CONTACT_CLEANUP = "contact:"
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,8 @@ class SourceStates(StorePart):
             ):
                 wanted[occurrence_id].append(name)
             for cleanup in s.scalars(select(LabelCleanupRow).where(LabelCleanupRow.source_id == source_id)):
-                states[cleanup.item_key] = LabelState((), tuple(cleanup.labels.split("\n")))
+                if not cleanup.item_key.startswith(CONTACT_CLEANUP):
+                    states[cleanup.item_key] = LabelState((), tuple(cleanup.labels.split("\n")))
         for occurrence_id, occurrence in occurrences.items():
             names = tuple(sorted(set(wanted.get(occurrence_id, ()))))
             written = occurrence.labels_written
@@ -237,5 +240,26 @@ class SourceStates(StorePart):
                 s.execute(
                     delete(LabelCleanupRow).where(
                         LabelCleanupRow.source_id == source_id, LabelCleanupRow.item_key == key
+                    )
+                )
+
+    def contacts_to_delete(self, source_id: int) -> dict[str, str]:
+        """Contacts syncd wrote for erased people: customer key -> the contact's display name."""
+        with self.session() as s:
+            return {
+                row.item_key.removeprefix(CONTACT_CLEANUP): row.labels
+                for row in s.scalars(
+                    select(LabelCleanupRow).where(
+                        LabelCleanupRow.source_id == source_id, LabelCleanupRow.item_key.startswith(CONTACT_CLEANUP)
+                    )
+                )
+            }
+
+    def contacts_deleted(self, source_id: int, keys: Sequence[str]) -> None:
+        with self.session() as s, s.begin():
+            for key in keys:
+                s.execute(
+                    delete(LabelCleanupRow).where(
+                        LabelCleanupRow.source_id == source_id, LabelCleanupRow.item_key == CONTACT_CLEANUP + key
                     )
                 )

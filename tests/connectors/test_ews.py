@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.doubles.ews_double import EwsDouble
-from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
+from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync, with_a_person
 from support.helpers import run_syncd, write_config
 
 PASSWORD = "Ews-Pw-LEAKCHECK-4d2e"
@@ -383,3 +383,28 @@ def test_bodies_are_asked_for_only_with_keep_bodies(ews_double: EwsDouble, tmp_p
     assert "item:TextBody" in asked
     bodies = rows(kept, "select body from activities where message_id = 'offer@adriaticfoods.hr'")
     assert bodies and bodies[0][0]
+
+
+def test_forget_moves_the_contact_syncd_wrote_to_deleted_items_and_takes_back_its_category(
+    ews_double: EwsDouble, tmp_path: Path
+) -> None:
+    """DeleteItem with DeleteType MoveToDeletedItems for syncd's own contact of the erased
+    person; the category it put on their mail comes off, the user's stays."""
+    items = seed(ews_double)
+    path = config(
+        tmp_path,
+        ews_source(
+            ews_double, tmp_path, "alice", ALICE, write_categories=True, write_contacts=True, category_people=True
+        ),
+    )
+    with_a_person(tmp_path, path)
+    sync(path)
+    customers = ews_double.folder(ALICE, "Customers")
+    assert {c["DisplayName"] for c in customers.items.values()} == {"Adriatic Foods d.o.o.", "Ivana Horvat"}
+    inbox = ews_double.folder(ALICE, "inbox")
+    assert "Ivana Horvat" in inbox.items[items["offer"]["id"]]["Categories"]
+    assert run_syncd("forget", "ivana@adriaticfoods.hr", "--yes", "-c", str(path)).returncode == 0
+    sync(path)
+    assert {c["DisplayName"] for c in customers.items.values()} == {"Adriatic Foods d.o.o."}
+    assert [kind for _box, _id, kind in ews_double.deleted] == ["MoveToDeletedItems"]
+    assert inbox.items[items["offer"]["id"]]["Categories"] == ["Follow up"]

@@ -13,9 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
+import sqlalchemy as sa
 
 from support.doubles.graph_double import GraphDouble
-from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync
+from support.exchange import ALICE, BOB, NOW, config, iso, live_activities, rows, sync, with_a_person
 from support.helpers import run_syncd
 
 SECRET = "Graph-Secret-LEAKCHECK-93c1"
@@ -440,3 +441,35 @@ def test_graph_login_command_signs_in_once_and_the_next_sync_runs_silently(
     assert stat.S_IMODE((tmp_path / "state" / "tokens" / "alice.msal.json").stat().st_mode) == 0o600
     sync(path)
     assert "offer@adriaticfoods.hr" in live_activities(tmp_path)
+
+
+def test_forget_deletes_the_contact_syncd_wrote_and_takes_back_its_category(
+    graph_double: GraphDouble, tmp_path: Path
+) -> None:
+    """Erasure reaches Outlook: the contact syncd wrote for the person goes ("Delete
+    contact", 204), and so does the category it put on their mail; the user's own category
+    and the company's contact stay."""
+    seed(graph_double)
+    path = config(
+        tmp_path,
+        graph_source(
+            graph_double, tmp_path, "alice", ALICE, write_categories=True, write_contacts=True, category_people=True
+        ),
+    )
+    with_a_person(tmp_path, path)
+    sync(path)
+    box = graph_double.mailbox(ALICE)
+    folder = next(f for f in box.contact_folders.values() if f["displayName"] == "Customers")
+    assert {c["displayName"] for c in folder["contacts"].values()} == {"Adriatic Foods d.o.o.", "Ivana Horvat"}
+    offer = next(i for i in box.folders["inbox"].items.values() if i["subject"] == "Offer for olive oil")
+    assert "Ivana Horvat" in offer["categories"]
+    forget = run_syncd("forget", "ivana@adriaticfoods.hr", "--yes", "-c", str(path))
+    assert forget.returncode == 0, forget.stderr
+    sync(path)
+    assert {c["displayName"] for c in folder["contacts"].values()} == {"Adriatic Foods d.o.o."}
+    assert len(graph_double.recorded("DELETE", "/contacts/")) == 1
+    assert offer["categories"] == ["Follow up"]  # hers taken back (her own mail), the user's kept
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'state' / 'syncd.db'}")
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(*) from label_cleanups")).scalar_one() == 0
+    engine.dispose()

@@ -54,3 +54,14 @@ def live_activities(root: Path) -> dict[str, tuple[str, str]]:
     return {
         m: (k, s) for m, k, s in rows(root, "select message_id, kind, subject from activities where gone_at is null")
     }
+
+
+def with_a_person(tmp_path: Path, path: Path) -> None:
+    """The customer list of ``config`` with Ivana Horvat as a person at Adriatic Foods."""
+    book = openpyxl.Workbook()
+    book.active.append(["Company", "Website", "Contact", "E-mail"])
+    book.active.append(["Adriatic Foods d.o.o.", "adriaticfoods.hr", "Ivana Horvat", "ivana@adriaticfoods.hr"])
+    book.save(tmp_path / "customers.xlsx")
+    path.write_text(
+        path.read_text().replace('domain = "Website"', 'domain = "Website"\nperson = "Contact"\nemail = "E-mail"')
+    )

@@ -72,6 +72,7 @@ class EwsDouble:
         self.busy: set[str] = set()
         #: mailbox -> BackOffMilliseconds of the next ErrorServerBusy SOAP faults, one per request
         self.busy_faults: dict[str, list[int]] = {}
+        self.deleted: list[tuple[str, str, str]] = []  # (mailbox, item id, DeleteType) of DeleteItem
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -490,6 +491,20 @@ class EwsDouble:
                     "<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>",
                 )
             )
+        return "".join(messages)
+
+    def _op_DeleteItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802
+        """DeleteItem (MoveToDeletedItems from move_to_trash): the item leaves its folder."""
+        messages = []
+        for item_id in _children(elem, f"{{{M}}}ItemIds"):
+            found = self._find_item(mailbox, item_id.get("Id", ""))
+            if found is None:
+                messages.append(_error("DeleteItem", "ErrorItemNotFound", "not found"))
+                continue
+            folder, item = found
+            del folder.items[item["id"]]
+            self.deleted.append((mailbox, item["id"], elem.get("DeleteType", "")))
+            messages.append(_success("DeleteItem", ""))
         return "".join(messages)
 
     def _op_CreateItem(self, elem: ET.Element, mailbox: str) -> str:  # noqa: N802

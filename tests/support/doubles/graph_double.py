@@ -698,9 +698,13 @@ class GraphDouble:
             if rest == "contacts":
                 return self._list(list(box.default_contacts.values()), query, f"{user}/contacts")
             if m := re.fullmatch(r"contacts/([^/]+)", rest):
-                contact = next(
-                    c for f in box.contact_folders.values() for i, c in f["contacts"].items() if i == m.group(1)
-                )
+                holder = next((f for f in box.contact_folders.values() if m.group(1) in f["contacts"]), None)
+                if holder is None:
+                    return 404, {}, {"error": {"code": "ErrorItemNotFound", "message": "The item was not found."}}
+                contact = holder["contacts"][m.group(1)]
+                if method == "DELETE":  # "Delete contact": 204 No Content
+                    del holder["contacts"][m.group(1)]
+                    return 204, {}, None
                 if method == "PATCH":
                     contact.update(body)
                 return 200, {}, contact

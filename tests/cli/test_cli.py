@@ -157,3 +157,13 @@ def test_explain_names_the_rule_and_evidence_of_each_link_and_the_rules_that_fai
     assert "rule domain failed: no company has unknown-firm.example" in unlinked.stdout
     missing = run_syncd("explain", "A000000000", "-c", config)
     assert missing.returncode == 4 and "no activity" in missing.stderr
+
+
+def test_help_lists_the_privacy_commands_and_their_exit_codes() -> None:
+    from support.helpers import run_syncd
+
+    shown = run_syncd("--help").stdout
+    for command in ("export", "forget", "audit"):
+        assert f"\n    {command} " in shown, command
+    assert "4    nothing found (timeline: no such customer; export, forget: no such person, or several)" in shown
+    assert "without --yes only shows what would go" in " ".join(shown.split())

@@ -93,7 +93,9 @@ def cmd_forget(args: argparse.Namespace, config: Config, opened: Any) -> int:
         print("nothing was changed; run again with --yes to erase")
         return EXIT_OK
     print(f"erased #{person.id}: {counts}")
-    print("the timeline, archive and per-owner workbooks and contact notes are rewritten without them on the next pass")
+    print(
+        "the timeline and per-owner workbooks (and their published copies) and contact notes are rewritten without them on the next pass"
+    )
     return EXIT_OK
 
 

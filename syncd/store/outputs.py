@@ -51,7 +51,7 @@ class OutputState(StorePart):
                 s.add(StoreFlagRow(name=name, set_at=utcnow()))
 
     def forget_hashes(self) -> None:
-        """Every output is written again on the next pass (after an erasure: timeline, archive
+        """Every output is written again on the next pass (after an erasure: timeline, published
         and per-owner workbooks and every contact note, without the erased person)."""
         with self.session() as s, s.begin():
             s.execute(update(OutputRow).values(content_hash=None))

@@ -94,7 +94,8 @@ def cmd_forget(args: argparse.Namespace, config: Config, opened: Any) -> int:
         return EXIT_OK
     print(f"erased #{person.id}: {counts}")
     print(
-        "the timeline and per-owner workbooks (and their published copies) and contact notes are rewritten without them on the next pass"
+        "the timeline and per-owner workbooks (and their published copies) and contact notes "
+        "are rewritten without them on the next pass"
     )
     return EXIT_OK
 

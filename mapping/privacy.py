@@ -45,9 +45,10 @@ class Suppression:
         return bool(self.digests) and digest(self.salt, "email", address) in self.digests
 
     def customer(self, record: CustomerRecord) -> bool:
-        """A customer record listing a suppressed address, or an erased person by name."""
-        if any(self.email(e) for e in record.emails):
-            return True
+        """A customer record listing a suppressed address, or, for a row without any address,
+        an erased person by name (a namesake with an address of their own is not held back)."""
+        if record.emails:
+            return any(self.email(e) for e in record.emails)
         return (
             record.kind == CustomerKind.PERSON
             and bool(self.digests)

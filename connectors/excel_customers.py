@@ -44,6 +44,7 @@ _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 #: value of each (but a birth date is a person's).
 DETAIL_FIELDS = ("street", "postcode", "city", "country", "birth_date", "tax_id", "website")
 COMPANY_DETAILS = ("street", "postcode", "city", "country", "tax_id", "website")
+DETAIL_LIMIT, SCOPE_LIMIT = 500, 255  # the store's column widths (PostgreSQL refuses more)
 _BASES = {
     "consent": "consent",
     "yes": "consent",
@@ -206,7 +207,7 @@ class ExcelCustomersConnector(Connector):
                     }
                 for detail in COMPANY_DETAILS:
                     if values.get(detail) and detail not in entry["details"]:
-                        entry["details"][detail] = values[detail]
+                        entry["details"][detail] = values[detail][:DETAIL_LIMIT]
                 for domain in _SPLIT_EMAILS.split(values.get("domain", "")):
                     if domain:
                         entry["domains"][domain] = None
@@ -286,7 +287,7 @@ class ExcelCustomersConnector(Connector):
                         )
                     )
         return CustomerDetails(
-            **{f: values.get(f, "") for f in DETAIL_FIELDS if f != "birth_date"}, birth_date=birth_date
+            **{f: values.get(f, "")[:DETAIL_LIMIT] for f in DETAIL_FIELDS if f != "birth_date"}, birth_date=birth_date
         )
 
     def _consent(
@@ -330,7 +331,7 @@ class ExcelCustomersConnector(Connector):
             return None
         return ConsentStatement(
             basis=basis,
-            scope=values.get("consent_scope", ""),
+            scope=values.get("consent_scope", "")[:SCOPE_LIMIT],
             given_on=dates.get("consent_date"),
             withdrawn_on=dates.get("consent_withdrawn"),
         )

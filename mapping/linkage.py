@@ -116,6 +116,11 @@ def _web(text: str) -> str:
     return (registrable_domain(host) or host) if "." in host else ""
 
 
+def _digits(day: date | None) -> str:
+    """``19850312``; always eight digits (strftime gives a year 985 three)."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}" if day else ""
+
+
 def prepare(profile: CustomerProfile) -> Prepared:
     details = profile.details
     if profile.kind == "person":
@@ -142,7 +147,7 @@ def prepare(profile: CustomerProfile) -> Prepared:
         postcode=_NOT_ALNUM.sub("", transliterate(details.postcode)),
         city=" ".join(_NOT_ALNUM.split(transliterate(details.city))).strip(),
         birth=details.birth_date,
-        birth_digits=details.birth_date.strftime("%Y%m%d") if details.birth_date else "",
+        birth_digits=_digits(details.birth_date),
         tax=_tax(details.tax_id),
         web=_web(details.website),
         phones=frozenset(p[-9:] for p in (re.sub(r"\D", "", p) for p in profile.phones) if len(p) >= 6),

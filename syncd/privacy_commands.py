@@ -81,7 +81,9 @@ def cmd_forget(args: argparse.Namespace, config: Config, opened: Any) -> int:
             return EXIT_NOT_FOUND
         salt = store.privacy.salt()
         emails = [value for cid, kind, value in store.reads.identity_rows() if cid == person.id and kind == "email"]
-        digests = [("email", digest(salt, "email", e)) for e in emails] + [("name", digest(salt, "name", person.name))]
+        names = dict.fromkeys([person.name, *store.privacy.merged_names(person.id)])
+        digests = [("email", digest(salt, "email", e)) for e in emails]
+        digests += [("name", digest(salt, "name", name)) for name in names]
         actor = getpass.getuser()
         erasure = store.privacy.forget(person.id, digests, actor, dry_run=not args.yes)
         # The outputs are rewritten without them on the next pass: forget every output's hash.

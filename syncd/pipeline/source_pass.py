@@ -91,10 +91,11 @@ def _without_text(record: ActivityRecord) -> ActivityRecord:
     return replace(record, snippet="", body=None)
 
 
-def suppressed_row(record: CustomerRecord) -> Problem:
+def suppressed_row(record: CustomerRecord, salt: bytes) -> Problem:
     """A customer-list row naming someone syncd must not collect: quarantined by its place
-    in the sheet, under a key and reason that do not say who it is."""
-    key = "suppressed:" + hashlib.blake2b(record.key.encode(), digest_size=10).hexdigest()
+    in the sheet, under a key (keyed with the store's salt, so it cannot be tested against
+    guessed addresses) and a reason that do not say who it is."""
+    key = "suppressed:" + hashlib.blake2b(record.key.encode(), key=salt[:64], digest_size=10).hexdigest()
     return Problem(
         key=key,
         reason="this row lists a person syncd must not collect (suppressed, or erased with syncd forget); "
@@ -116,6 +117,9 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
         connector = make_connector(config, source, run.budgets)
         state = store.sources.sync_state(source_id)
         lost_before: dict[str, int] = {}
+        # Rows held back as suppressed are quarantined by the pipeline, not listed by the
+        # connector: the listing's removals must not clear the ones read again this pass.
+        suppressed_now: set[str] = set()
         holding = False  # once a removal is held, no cursor of this source moves this pass
         for batch in read_ahead(connector.read(state), name=f"read-{name}"):
             ingest = Ingest(
@@ -131,11 +135,15 @@ def sync_source(run: PassContext, source: SourceSettings, confirm_removals: bool
                 else:
                     customer = normalize_customer(record, config.matching.default_phone_region)
                     if run.policy.suppression and run.policy.suppression.customer(customer):
-                        ingest.problems.append(suppressed_row(customer))
+                        problem = suppressed_row(customer, run.policy.suppression.salt)
+                        suppressed_now.add(problem.key)
+                        ingest.problems.append(problem)
                     else:
                         ingest.customers.append(customer)
             if config.matching.auto_create_contacts != "none" and ingest.activities:
                 ingest.correspondents = correspondent_counts(ingest.activities, run.policy)
+            if suppressed_now and batch.removed:
+                batch = replace(batch, removed=tuple(k for k in batch.removed if k not in suppressed_now))
             if batch.removed:
                 # Removals split over several batches of one folder add up: ten pages of 10% are all of it.
                 impact = store.sources.removal_impact(source_id, batch.folder, batch.removed)

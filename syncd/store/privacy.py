@@ -112,7 +112,9 @@ def _take_contacts_back(s: Session, customer_id: int, name: str) -> None:
 
 
 def _mentions(column: Any, needles: Sequence[str]) -> ColumnElement[bool]:
-    return or_(*(func.lower(cast(column, Text)).contains(n.lower()) for n in needles))
+    """Text columns containing any needle, literally (``_`` and ``%`` in an address are not
+    wildcards)."""
+    return or_(*(func.lower(cast(column, Text)).contains(n.lower(), autoescape=True) for n in needles))
 
 
 def _person_keys(s: Session, customer_id: int) -> tuple[CustomerRow, list[IdentityRow], list[str], list[str]]:
@@ -155,6 +157,17 @@ class Privacy(StorePart):
             rows_listing_suppressed=rows or 0,
         )  # fmt: skip
 
+    def merged_names(self, customer_id: int) -> list[str]:
+        """Names of the records merged into this customer (the same person, spelt otherwise)."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(CustomerRow.name)
+                    .join(CustomerMergeRow, CustomerMergeRow.merged_id == CustomerRow.id)
+                    .where(CustomerMergeRow.into_id == customer_id)
+                )
+            )
+
     def audit(self) -> list[AuditEntry]:
         with self.session() as s:
             return [
@@ -184,8 +197,8 @@ class Privacy(StorePart):
                 )
             for chunk in chunks(sorted(linked | mentioned)):
                 for activity in s.scalars(select(ActivityRow).where(ActivityRow.id.in_(chunk))):
-                    # Shared when another person takes part; a link to their own company alone
-                    # does not make it anyone else's mail.
+                    # Shared when another person or another company takes part; a link to their
+                    # own company alone does not make it anyone else's mail.
                     others = s.scalar(
                         select(func.count())
                         .select_from(LinkRow)
@@ -193,7 +206,7 @@ class Privacy(StorePart):
                         .where(
                             LinkRow.activity_id == activity.id,
                             LinkRow.customer_id != customer_id,
-                            CustomerRow.kind == "person",
+                            or_(CustomerRow.kind == "person", CustomerRow.id != (person.company_id or 0)),
                         )
                     )
                     occurrences = list(s.scalars(select(OccurrenceRow).where(OccurrenceRow.activity_id == activity.id)))
@@ -234,14 +247,21 @@ class Privacy(StorePart):
                 return done
             s.execute(delete(ManualRuleRow).where(ManualRuleRow.id.in_(rules.scalar_subquery())))
             s.execute(delete(QuarantineRow).where(QuarantineRow.id.in_(quarantine.scalar_subquery())))
-            for model, column in (
-                (CorrespondentRow, CorrespondentRow.address),
-                (SkippedRow, SkippedRow.item_key),
-                (CustomerMergeRow, CustomerMergeRow.source_key),
+            keys = [f"person:{e}" for e in emails]
+            for model, column, values in (
+                (CorrespondentRow, CorrespondentRow.address, emails),
+                (SkippedRow, SkippedRow.item_key, keys),
+                (CustomerMergeRow, CustomerMergeRow.source_key, keys),
             ):
-                if emails:
-                    gone = s.execute(delete(model).where(_mentions(column, emails)))
+                if values:
+                    gone = s.execute(delete(model).where(column.in_(values)))
                     done.other_rows += int(getattr(gone, "rowcount", 0) or 0)
+            # Records merged into the person are the same person: they go too.
+            merged = list(s.scalars(select(CustomerMergeRow.merged_id).where(CustomerMergeRow.into_id == customer_id)))
+            if merged:
+                s.execute(delete(CustomerMergeRow).where(CustomerMergeRow.into_id == customer_id))
+                s.execute(delete(CustomerRow).where(CustomerRow.id.in_(merged), CustomerRow.gone_at.is_not(None)))
+                done.customers += len(merged)
             _take_contacts_back(s, customer_id, person.name)
             s.execute(delete(CustomerMergeRow).where(CustomerMergeRow.merged_id == customer_id))
             s.execute(delete(IdentityRow).where(IdentityRow.customer_id == customer_id))

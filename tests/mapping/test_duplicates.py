@@ -194,3 +194,11 @@ def test_two_thousand_distinct_customers_give_no_suggestion() -> None:
     names = [r.name for r in rows]
     assert len(names) - len(set(names)) > 100  # namesakes are there to be mistaken
     assert clusters(bench.profiles_of(rows)) == []
+
+
+def test_a_birth_year_typed_with_three_digits_is_compared_not_a_crash() -> None:
+    profiles = [
+        person(1, "Ana Kovač", street="Ilica 1", postcode="10000", birth_date=date(985, 3, 12)),
+        person(2, "Ana Kovač", street="Ilica 1", postcode="10000", birth_date=date(1985, 3, 12)),
+    ]
+    assert groups(profiles) == {(1, 2)}  # one digit apart: close, and the address agrees

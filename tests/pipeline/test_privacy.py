@@ -154,6 +154,23 @@ def test_customers_only_stores_no_strangers_mail_and_suppression_holds_in_mail_a
         store.close()
     status = run_syncd("status", "-c", str(config))
     assert "quarantined=1" in status.stdout
+    # The workbook changes twice more: the row's entry stays, it is not cleared by the listing.
+    for extra in (
+        ["Baltic Ltd", "Piotr Nowak", "piotr@baltic.example"],
+        ["Nordic AB", "Erik Berg", "erik@nordic.example"],
+    ):
+        CUSTOMERS.append(extra)
+        try:
+            customers_sheet(tmp_path / "customers.xlsx", CUSTOMERS)
+        finally:
+            CUSTOMERS.pop()
+        sync(config)
+        store = opened(config)
+        try:
+            assert len([q for q in store.reads.quarantine() if q.key.startswith("suppressed:")]) == 1
+            assert store.privacy.status().rows_listing_suppressed == 1
+        finally:
+            store.close()
 
 
 def test_suppressed_people_are_never_auto_created_as_contacts(tmp_path: Path, store_url: str) -> None:

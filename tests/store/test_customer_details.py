@@ -38,3 +38,49 @@ def test_details_are_kept_on_both_insert_paths_and_a_merge_fills_what_the_surviv
         tax_id="HR123",
         website="ana.example",
     )
+
+
+def test_forget_matches_addresses_literally_and_takes_records_merged_into_the_person(store: Store) -> None:
+    """``john_doe`` is not a pattern that matches ``john.doe``; a duplicate merged into the
+    erased person is the same person and goes too."""
+    from syncd.model.records import ActivityKind, ActivityRecord, LinkSpec, Participant
+
+    sheet = store.sources.source_id("customers", "excel_customers")
+    mail = store.sources.source_id("mail", "maildir")
+    people = [
+        CustomerRecord("p:1", CustomerKind.PERSON, "John Doe", emails=("john_doe@x.example",), version="1"),
+        CustomerRecord("p:2", CustomerKind.PERSON, "Jon Doe", version="1"),
+        CustomerRecord("p:3", CustomerKind.PERSON, "John Dee", emails=("john.doe@x.example",), version="1"),
+    ]
+    store.batches.commit(sheet, Ingest(customers=people), no_links)
+    ids = {c.name: c.id for c in store.reads.customers()}
+    store.review.merge_customers(ids["Jon Doe"], ids["John Doe"])
+
+    def by_address(participants, hints):  # type: ignore[no-untyped-def]
+        owner = {"john_doe@x.example": ids["John Doe"], "john.doe@x.example": ids["John Dee"]}
+        return [LinkSpec(owner[p.email], "email", 1.0, "") for p in participants if p.email in owner]
+
+    from datetime import datetime, timezone
+
+    mails = [
+        ActivityRecord(
+            key=str(n),
+            kind=ActivityKind.EMAIL,
+            occurred_at=datetime(2026, 11, 1, tzinfo=timezone.utc),
+            subject=f"Mail {n}",
+            participants=(Participant(address),),
+            message_id=f"m{n}@x.example",
+        )
+        for n, address in ((1, "john_doe@x.example"), (2, "john.doe@x.example"))
+    ]
+    store.batches.commit(mail, Ingest(activities=mails), by_address)
+    exported = store.privacy.person_export(ids["John Doe"]).as_plain()
+    assert [a["Subject"] for a in exported["Activities"]] == ["Mail 1"]
+    erased = store.privacy.forget(ids["John Doe"], [], "test")
+    assert erased.activities_deleted == 1 and erased.customers == 2
+    assert [a.subject for a in store.reads.activities()] == ["Mail 2"]
+    with store.session() as s:
+        from sqlalchemy import text
+
+        names = {n for (n,) in s.execute(text("select name from customers"))}
+    assert names == {"John Dee"}

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from itertools import combinations
 
 from syncd.mapping.fuzzy import name_score
 from syncd.mapping.linkage import link
@@ -74,8 +75,7 @@ def dismissed_pairs(dismissed: Iterable[str]) -> set[tuple[int, int]]:
     """(low, high) pairs an admin said are different customers."""
     pairs: set[tuple[int, int]] = set()
     for ref in dismissed:
-        ids = sorted(parse_merge_ref(ref) or ())
-        pairs.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
+        pairs.update(combinations(sorted(parse_merge_ref(ref) or ()), 2))
     return pairs
 
 

@@ -387,7 +387,6 @@ class Linkage:
 
     pairs: list[LinkedPair] = field(default_factory=list)
     apart: set[tuple[int, int]] = field(default_factory=set)  # (low id, high id)
-    compared: int = 0
 
 
 _LABELS = {
@@ -437,7 +436,6 @@ def link(profiles: Iterable[CustomerProfile], threshold: float = MATCH_PROBABILI
                 compared.append((a, b, vector))
             elif against != "a name alone":
                 outcome.apart.add((a.id, b.id) if a.id < b.id else (b.id, a.id))
-        outcome.compared += len(compared)
         if not compared:
             continue
         # Estimated on the pairs without evidence against, so the latent class is "same

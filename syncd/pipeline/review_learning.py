@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import combinations
 
 from syncd.mapping.duplicates import pair_ref, parse_merge_ref
 from syncd.mapping.matcher import CustomerIndex, MatchPolicy
@@ -108,7 +109,7 @@ def answer_merge(store: Store, entry: ReviewEntry) -> int:
     """An admin's answer to a merge suggestion on Review: merge all, a subset, or none."""
     plan = merge_plan(entry.ref, entry.customer_text)
     if plan is None:
-        for a, b in _pairs(parse_merge_ref(entry.ref) or ()):
+        for a, b in combinations(parse_merge_ref(entry.ref) or (), 2):
             store.review.dismiss_suggestion(pair_ref(a, b), entry.customer_text)
         store.review.drop_pending(entry.ref)
         return 0
@@ -130,7 +131,3 @@ def answer_merge(store: Store, entry: ReviewEntry) -> int:
         done += 1
     store.review.drop_pending(entry.ref)
     return done
-
-
-def _pairs(ids: tuple[int, ...]) -> list[tuple[int, int]]:
-    return [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]]

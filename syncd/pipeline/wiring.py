@@ -51,27 +51,33 @@ def is_customer_source(config: Config, source: SourceSettings) -> bool:
     return config.kinds.get(source.kind).capabilities.customers
 
 
+def _addresses_and_domains(entries: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """A validated address-or-@domain list (``ana@x.hr``, ``@x.hr``) as (addresses, domains)."""
+    return (
+        frozenset(e for e in entries if not e.startswith("@")),
+        frozenset(e[1:] for e in entries if e.startswith("@")),
+    )
+
+
 def match_policy(config: Config) -> MatchPolicy:
     own: set[str] = set()
     for source in config.sources:
         own.update(source.own_addresses())
-    blocklist = config.matching.blocklist
+    blocked_addresses, blocked_domains = _addresses_and_domains(config.matching.blocklist)
+    suppressed_addresses, suppressed_domains = _addresses_and_domains(config.privacy.suppress)
     return MatchPolicy(
         internal_domains=frozenset(config.matching.internal_domains),
         own_addresses=frozenset(own),
         free_mail_domains=packaged_free_mail_domains() | frozenset(config.matching.extra_free_mail_domains),
         exclude_automated=config.matching.exclude_automated,
-        blocked_addresses=frozenset(e for e in blocklist if not e.startswith("@")),
-        blocked_domains=frozenset(e[1:] for e in blocklist if e.startswith("@")),
+        blocked_addresses=blocked_addresses,
+        blocked_domains=blocked_domains,
         block_whole_item=config.matching.blocklist_drops == "item",
         fold_plus_addresses=config.matching.fold_plus_addresses,
         default_phone_region=config.matching.default_phone_region,
         fuzzy_auto_link=config.matching.fuzzy_auto_link,
         fuzzy_suggest=config.matching.fuzzy_suggest,
-        suppression=Suppression(
-            addresses=frozenset(e for e in config.privacy.suppress if not e.startswith("@")),
-            domains=frozenset(e[1:] for e in config.privacy.suppress if e.startswith("@")),
-        ),
+        suppression=Suppression(addresses=suppressed_addresses, domains=suppressed_domains),
         private_marks=frozenset(m.strip().casefold().lstrip("$") for m in config.privacy.private_categories),
     )
 

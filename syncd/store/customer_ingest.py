@@ -62,12 +62,7 @@ def record_consent(
     if statement is None:
         return False
     latest = s.scalar(select(ConsentRow).where(ConsentRow.customer_id == customer_id).order_by(ConsentRow.id.desc()))
-    if latest is not None and (latest.basis, latest.scope, latest.given_on, latest.withdrawn_on) == (
-        statement.basis,
-        statement.scope,
-        statement.given_on,
-        statement.withdrawn_on,
-    ):
+    if latest is not None and consent_of(latest) == statement:
         return False
     s.add(
         ConsentRow(
@@ -273,5 +268,9 @@ def latest_consent(s: Session) -> dict[int, ConsentStatement]:
     """Each customer's latest consent statement."""
     found: dict[int, ConsentStatement] = {}
     for row in s.scalars(select(ConsentRow).order_by(ConsentRow.id)):
-        found[row.customer_id] = ConsentStatement(row.basis, row.scope, row.given_on, row.withdrawn_on)
+        found[row.customer_id] = consent_of(row)
     return found
+
+
+def consent_of(row: ConsentRow) -> ConsentStatement:
+    return ConsentStatement(row.basis, row.scope, row.given_on, row.withdrawn_on)

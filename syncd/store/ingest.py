@@ -135,7 +135,7 @@ class Batches(StorePart):
                 elif outcome == "updated":
                     result.activities_updated += 1
             for skip in ingest.skipped:
-                _record_skip(s, source_id, skip, now)
+                record_skip(s, source_id, skip, now)
                 result.skipped += 1
             for problem in ingest.problems:
                 _record_problem(s, source_id, problem, now)
@@ -181,7 +181,7 @@ def _clear_other_outcomes(s: Session, source_id: int, keys: Sequence[str]) -> No
         s.execute(delete(QuarantineRow).where(QuarantineRow.source_id == source_id, QuarantineRow.item_key.in_(chunk)))
 
 
-def _record_skip(s: Session, source_id: int, skip: Skip, now: datetime) -> None:
+def record_skip(s: Session, source_id: int, skip: Skip, now: datetime) -> None:
     row = s.scalar(select(SkippedRow).where(SkippedRow.source_id == source_id, SkippedRow.item_key == skip.key))
     if row is None:
         s.add(SkippedRow(source_id=source_id, item_key=skip.key, reason=skip.reason, version=skip.version, at=now))

@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from syncd.model.views import AuditEntry, ExportSheet, PersonExport, PrivacyStatus
 from syncd.store.bulk import chunks
 from syncd.store.engine import StoreError, StorePart, utcnow
+from syncd.store.ingest import Skip, record_skip
 from syncd.store.schema import (
     ActivityRow,
     AuditRow,
@@ -65,32 +66,16 @@ class Erasure:
     quarantine: int = 0
     other_rows: int = 0
     suppressions: int = 0
-    occurrences: list[tuple[int, str]] = field(default_factory=list)  # (source id, item key) to relabel
 
     def counts(self) -> dict[str, int]:
-        return {
-            "customers": self.customers,
-            "identities": self.identities,
-            "activities_deleted": self.activities_deleted,
-            "activities_scrubbed": self.activities_scrubbed,
-            "rules": self.rules,
-            "quarantine": self.quarantine,
-            "other_rows": self.other_rows,
-            "suppressions": self.suppressions,
-        }
+        return asdict(self)
 
 
 def _tombstone(s: Session, occurrences: Sequence[OccurrenceRow], reason: str, now: datetime) -> None:
     """Deleted items stay known to their source by key and version only, so an incremental
     read does not fetch them again (a full re-sync meets the suppression digests)."""
     for o in occurrences:
-        existing = s.scalar(
-            select(SkippedRow).where(SkippedRow.source_id == o.source_id, SkippedRow.item_key == o.item_key)
-        )
-        if existing is None:
-            s.add(SkippedRow(source_id=o.source_id, item_key=o.item_key, reason=reason, version=o.version, at=now))
-        else:
-            existing.reason, existing.version, existing.at = reason, o.version, now
+        record_skip(s, o.source_id, Skip(o.item_key, reason, o.version), now)
 
 
 def _take_labels_back(s: Session, occurrences: Sequence[OccurrenceRow]) -> None:
@@ -210,7 +195,6 @@ class Privacy(StorePart):
                         )
                     )
                     occurrences = list(s.scalars(select(OccurrenceRow).where(OccurrenceRow.activity_id == activity.id)))
-                    done.occurrences += [(o.source_id, o.item_key) for o in occurrences]
                     if others:
                         done.activities_scrubbed += 1
                         if not dry_run:

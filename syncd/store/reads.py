@@ -29,7 +29,7 @@ from syncd.model.views import (
     StoreStatus,
 )
 from syncd.store.bulk import chunks
-from syncd.store.customer_ingest import details_of, latest_consent
+from syncd.store.customer_ingest import consent_of, details_of, latest_consent
 from syncd.store.engine import StorePart, one_snapshot, utcnow
 from syncd.store.links import participants_from_json
 from syncd.store.schema import (
@@ -182,12 +182,8 @@ class Reads(StorePart):
     def consent_history(self, customer_id: int) -> list[ConsentStatement]:
         """Every statement of the customer's basis, oldest first."""
         with self.session() as s:
-            return [
-                ConsentStatement(r.basis, r.scope, r.given_on, r.withdrawn_on)
-                for r in s.scalars(
-                    select(ConsentRow).where(ConsentRow.customer_id == customer_id).order_by(ConsentRow.id)
-                )
-            ]
+            history = select(ConsentRow).where(ConsentRow.customer_id == customer_id).order_by(ConsentRow.id)
+            return [consent_of(r) for r in s.scalars(history)]
 
     @staticmethod
     def _emails(s: Any, customer_ids: list[int] | None = None) -> dict[int, list[str]]:
